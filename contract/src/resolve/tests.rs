@@ -1,0 +1,302 @@
+use std::path::Path;
+
+use super::*;
+use crate::load::Objects;
+
+fn resolve_yaml(yaml: &str) -> Resolution {
+    let mut objects = Objects::default();
+    objects.add_text(Path::new("test.yaml"), yaml).unwrap();
+    assert!(
+        objects.broken_pipelines.is_empty(),
+        "{:?}",
+        objects.broken_pipelines
+    );
+    resolve(&objects.pipelines, &SecretStore::new(&objects.secrets), 7)
+}
+
+fn only_error(yaml: &str) -> PipelineError {
+    let r = resolve_yaml(yaml);
+    assert_eq!(r.statuses.len(), 1);
+    r.statuses[0].result.clone().unwrap_err()
+}
+
+fn pipeline(output: &str) -> String {
+    format!(
+        "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata:\n  name: backend\nspec:\n  output:\n    otlp:\n{}",
+        output.lines().map(|l| format!("      {l}\n")).collect::<String>()
+    )
+}
+
+/// Scenario: Kyma's documented example with an endpoint, basic auth and a header from a Secret.
+/// Guarantees: it resolves; defaults (grpc, gzip, TLS) apply; the secret values land in headers.
+#[test]
+fn kyma_example_with_secrets_resolves() {
+    let yaml = r#"
+apiVersion: telemetry.kyma-project.io/v1beta1
+kind: TracePipeline
+metadata:
+  name: backend
+spec:
+  output:
+    otlp:
+      endpoint:
+        valueFrom:
+          secretKeyRef: {name: backend, namespace: default, key: endpoint}
+      authentication:
+        basic:
+          user: {valueFrom: {secretKeyRef: {name: backend, namespace: default, key: user}}}
+          password: {valueFrom: {secretKeyRef: {name: backend, namespace: default, key: password}}}
+      headers:
+        - name: Authorization-Token
+          prefix: Bearer
+          valueFrom: {secretKeyRef: {name: backend, namespace: default, key: token}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: backend, namespace: default}
+data:
+  endpoint: b3RlbC5leGFtcGxlLmNvbTo0MzE3   # otel.example.com:4317
+  user: dXNlcg==                          # user
+stringData:
+  password: pass
+  token: abc
+"#;
+    let r = resolve_yaml(yaml);
+    assert_eq!(
+        r.statuses,
+        vec![PipelineStatus {
+            name: "backend".into(),
+            result: Ok(())
+        }]
+    );
+    let p = &r.snapshot.pipelines[0];
+    assert_eq!(r.snapshot.version, 7);
+    assert_eq!(p.output.protocol, Protocol::Grpc);
+    assert_eq!(p.output.compression, Compression::Gzip);
+    assert_eq!(p.output.url, "https://otel.example.com:4317");
+    assert!(!p.output.tls.insecure);
+    let headers: Vec<(&str, &str)> = p
+        .output
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            ("Authorization", "Basic dXNlcjpwYXNz"),
+            ("Authorization-Token", "Bearer abc")
+        ]
+    );
+    assert_eq!(p.exporter_id(), "otlp_grpc/tracepipeline-backend");
+}
+
+/// Scenario: HTTP endpoints with and without `path`, and a plain-text gRPC endpoint.
+/// Guarantees: `/v1/traces` is appended unless `path` replaces it (query kept); `http://` implies insecure.
+#[test]
+fn endpoint_urls_follow_kyma() {
+    let http = resolve_yaml(&pipeline(
+        "protocol: http\nendpoint: {value: 'https://b.example:4318/prefix/'}",
+    ));
+    assert_eq!(
+        http.snapshot.pipelines[0].output.url,
+        "https://b.example:4318/prefix/v1/traces"
+    );
+    let path = resolve_yaml(&pipeline(
+        "protocol: http\nendpoint: {value: 'http://b:4318'}\npath: /custom/traces?x=1",
+    ));
+    let out = &path.snapshot.pipelines[0].output;
+    assert_eq!(out.url, "http://b:4318/custom/traces?x=1");
+    assert!(out.tls.insecure);
+    let grpc = resolve_yaml(&pipeline("endpoint: {value: 'http://10.0.0.1:4317'}"));
+    assert_eq!(grpc.snapshot.pipelines[0].output.url, "http://10.0.0.1:4317");
+    let insecure = resolve_yaml(&pipeline(
+        "endpoint: {value: 'collector.ns:4317'}\ntls: {insecure: true}",
+    ));
+    assert_eq!(
+        insecure.snapshot.pipelines[0].output.url,
+        "http://collector.ns:4317"
+    );
+}
+
+/// Scenario: each endpoint rule Kyma enforces is broken once.
+/// Guarantees: `EndpointInvalid` on the endpoint field with Kyma's message.
+#[test]
+fn endpoint_rules() {
+    for (output, message) in [
+        ("endpoint: {value: 'collector.ns'}", "missing port"),
+        (
+            "endpoint: {value: 'https://collector.ns:4317/v1'}",
+            "gRPC endpoints cannot contain paths",
+        ),
+        (
+            "protocol: http\nendpoint: {value: 'collector.ns:4318'}",
+            "missing or unsupported protocol scheme",
+        ),
+        (
+            "protocol: http\nendpoint: {value: 'ftp://collector.ns'}",
+            "missing or unsupported protocol scheme",
+        ),
+    ] {
+        let e = only_error(&pipeline(output));
+        assert_eq!(e.reason, Reason::EndpointInvalid, "{output}");
+        assert_eq!(e.field, "spec.output.otlp.endpoint");
+        assert_eq!(
+            e.message,
+            format!("OTLP output endpoint invalid: {message}"),
+            "{output}"
+        );
+    }
+}
+
+/// Scenario: the CEL rules of the CRD are violated one at a time.
+/// Guarantees: `SpecInvalid` naming the field and Kyma's message.
+#[test]
+fn cel_rules() {
+    for (output, field, message) in [
+        (
+            "endpoint: {value: x, valueFrom: {secretKeyRef: {name: a, namespace: b, key: c}}}",
+            "spec.output.otlp.endpoint",
+            "Only one of 'value' or 'valueFrom' can be set",
+        ),
+        (
+            "endpoint: {}",
+            "spec.output.otlp.endpoint",
+            "'endpoint' must have 'value' or 'valueFrom' set",
+        ),
+        (
+            "endpoint: {value: 'c:4317'}\npath: /x",
+            "spec.output.otlp.path",
+            "Path is only available with HTTP protocol",
+        ),
+        (
+            "endpoint: {value: 'c:4317'}\ntls: {cert: {value: x}}",
+            "spec.output.otlp.tls",
+            "Can define either both 'cert' and 'key', or neither",
+        ),
+        (
+            "endpoint: {value: 'c:4317'}\nheaders: [{name: a}]",
+            "spec.output.otlp.headers[0]",
+            "Header must have 'value' or 'valueFrom' set",
+        ),
+        (
+            "endpoint: {value: 'c:4317'}\nauthentication: {basic: {user: {value: u}, password: {}}}",
+            "spec.output.otlp.authentication.basic.password",
+            "'password' must have 'value' or 'valueFrom' set",
+        ),
+        (
+            "endpoint: {valueFrom: {secretKeyRef: {name: a, key: c}}}",
+            "spec.output.otlp.endpoint.valueFrom.secretKeyRef",
+            "Secret reference is missing field/s: namespace",
+        ),
+        (
+            "protocol: udp\nendpoint: {value: 'c:4317'}",
+            "spec.output.otlp.protocol",
+            "Unsupported value: \"udp\": supported values: \"grpc\", \"http\"",
+        ),
+    ] {
+        let e = only_error(&pipeline(output));
+        assert_eq!(
+            (e.reason, e.field.as_str(), e.message.as_str()),
+            (Reason::SpecInvalid, field, message),
+            "{output}"
+        );
+    }
+}
+
+/// Scenario: a referenced Secret, or one of its keys, does not exist.
+/// Guarantees: `ReferencedSecretMissing` with Kyma's message and no secret value in it.
+#[test]
+fn missing_secret_and_key() {
+    let e = only_error(&pipeline(
+        "endpoint: {valueFrom: {secretKeyRef: {name: gone, namespace: ns, key: k}}}",
+    ));
+    assert_eq!(e.reason, Reason::ReferencedSecretMissing);
+    assert_eq!(
+        e.message,
+        "One or more referenced Secrets are missing: Secret 'gone' of Namespace 'ns'"
+    );
+    let yaml = format!(
+        "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: ns}}\nstringData: {{other: topsecret}}\n",
+        pipeline("endpoint: {valueFrom: {secretKeyRef: {name: s, namespace: ns, key: k}}}")
+    );
+    let e = only_error(&yaml);
+    assert_eq!(e.reason, Reason::ReferencedSecretMissing);
+    assert!(
+        e.message.contains("Key 'k' in Secret 's' of Namespace 'ns'"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("topsecret"));
+}
+
+/// Scenario: one valid and one broken pipeline in the same file.
+/// Guarantees: the valid one is in the snapshot; the broken one is reported by name.
+#[test]
+fn valid_pipelines_survive_broken_ones() {
+    let yaml = format!(
+        "{}---\n{}",
+        pipeline("endpoint: {value: 'a:4317'}").replace("name: backend", "name: good"),
+        pipeline("endpoint: {value: 'a'}").replace("name: backend", "name: bad")
+    );
+    let r = resolve_yaml(&yaml);
+    assert_eq!(
+        r.snapshot
+            .pipelines
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["good"]
+    );
+    assert_eq!(r.statuses[0].name, "bad");
+    assert_eq!(
+        r.statuses[0].result.as_ref().unwrap_err().reason,
+        Reason::EndpointInvalid
+    );
+}
+
+/// Scenario: v1alpha1 objects, which lack `compression`.
+/// Guarantees: accepted without it; rejected with it.
+#[test]
+fn v1alpha1_is_served() {
+    let yaml = pipeline("endpoint: {value: 'a:4317'}").replace("v1beta1", "v1alpha1");
+    assert!(resolve_yaml(&yaml).statuses[0].result.is_ok());
+    let with = pipeline("endpoint: {value: 'a:4317'}\ncompression: zstd").replace("v1beta1", "v1alpha1");
+    assert_eq!(only_error(&with).field, "spec.output.otlp.compression");
+}
+
+/// Scenario: a misspelled field in the spec.
+/// Guarantees: the document is reported with the path of the unknown field, not silently ignored.
+#[test]
+fn unknown_fields_are_reported_with_their_path() {
+    let yaml = pipeline("endpoint: {value: 'a:4317'}\nprotocoll: http");
+    let mut objects = Objects::default();
+    objects.add_text(Path::new("p.yaml"), &yaml).unwrap();
+    assert_eq!(objects.broken_pipelines.len(), 1);
+    let broken = &objects.broken_pipelines[0];
+    assert_eq!(broken.name, "backend");
+    assert_eq!(broken.field, "spec.output.otlp.protocoll");
+    assert!(broken.message.contains("protocoll"), "{}", broken.message);
+}
+
+/// Scenario: TLS material given inline with literal `\n`, as users paste it.
+/// Guarantees: newlines are restored; the key is redacted in Debug output.
+#[test]
+fn tls_pem_newlines() {
+    let r = resolve_yaml(&pipeline(
+        "endpoint: {value: 'a:4317'}\ntls:\n  cert: {value: '-----BEGIN CERTIFICATE-----\\nAAA'}\n  key: {value: 'KEYDATA'}",
+    ));
+    let tls = &r.snapshot.pipelines[0].output.tls;
+    assert_eq!(tls.cert_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\nAAA"));
+    assert!(!format!("{tls:?}").contains("KEYDATA"));
+}
+
+#[test]
+fn explicit_port_reads_the_authority() {
+    assert_eq!(explicit_port("https://a:443"), Some(443));
+    assert_eq!(explicit_port("https://a"), None);
+    assert_eq!(explicit_port("a:4317"), Some(4317));
+    assert_eq!(explicit_port("http://[::1]:4317/x"), Some(4317));
+    assert_eq!(explicit_port("http://[::1]/x"), None);
+    assert_eq!(explicit_port("http://u:p@h:1"), Some(1));
+}

@@ -1,0 +1,171 @@
+//! The resolved configuration a gateway runs: every secret reference replaced by its value, every default
+//! applied, every rule checked. A gateway never sees a `TracePipeline`, only this.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One immutable, versioned configuration for the data plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Increases with every change; lets a gateway tell a newer snapshot from a replay.
+    pub version: u64,
+    /// Valid pipelines, sorted by name.
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// One valid TracePipeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineConfig {
+    /// The TracePipeline's name.
+    pub name: String,
+    /// The backend.
+    pub output: OtlpOutputConfig,
+}
+
+/// Wire protocol towards the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// OTLP/gRPC, `TraceService/Export`.
+    #[default]
+    Grpc,
+    /// OTLP/HTTP protobuf, `POST <url>`.
+    Http,
+}
+
+/// Payload compression towards the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Uncompressed.
+    None,
+    /// gzip, Kyma's default.
+    #[default]
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+/// A resolved OTLP output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtlpOutputConfig {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Absolute URL. gRPC: `scheme://host:port` (the scheme says whether TLS is used); HTTP: the full
+    /// request URL including `/v1/traces` or the configured path.
+    pub url: String,
+    /// Compression.
+    pub compression: Compression,
+    /// Request headers in order, `Authorization` from basic auth included.
+    pub headers: Vec<(String, Sensitive)>,
+    /// TLS settings.
+    pub tls: TlsConfig,
+}
+
+/// Resolved TLS settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// Plain text; true when the endpoint is `http://` or `tls.insecure` is set.
+    pub insecure: bool,
+    /// Skip server certificate verification.
+    pub insecure_skip_verify: bool,
+    /// CA bundle, PEM.
+    pub ca_pem: Option<String>,
+    /// Client certificate, PEM.
+    pub cert_pem: Option<String>,
+    /// Client key, PEM.
+    pub key_pem: Option<Sensitive>,
+}
+
+/// A secret value: serialised as is (a snapshot carries credentials), but never printed by `Debug` or
+/// `Display`, so it cannot leak into a log line by accident.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sensitive(String);
+
+// === impl Sensitive ===
+
+impl Sensitive {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+// === impl Compression ===
+
+impl Compression {
+    /// The `grpc-encoding` / `Content-Encoding` token, if any.
+    pub fn encoding(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Gzip => Some("gzip"),
+            Self::Zstd => Some("zstd"),
+        }
+    }
+}
+
+// === impl Protocol ===
+
+impl Protocol {
+    /// The exporter id prefix the OpenTelemetry Collector uses, kept so dashboards keep working.
+    pub fn exporter_kind(self) -> &'static str {
+        match self {
+            Self::Grpc => "otlp_grpc",
+            Self::Http => "otlp_http",
+        }
+    }
+}
+
+// === impl PipelineConfig ===
+
+impl PipelineConfig {
+    /// `otlp_grpc/tracepipeline-<name>`: the `exporter` label value of the Collector's metrics.
+    pub fn exporter_id(&self) -> String {
+        format!(
+            "{}/tracepipeline-{}",
+            self.output.protocol.exporter_kind(),
+            self.name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: a header value and a client key are formatted for a log line.
+    /// Guarantees: neither value appears; serialisation still carries them.
+    #[test]
+    fn sensitive_values_never_print() {
+        let tls = TlsConfig {
+            key_pem: Some(Sensitive::new("PRIVATE")),
+            ..Default::default()
+        };
+        let header = ("Authorization".to_string(), Sensitive::new("Basic c2VjcmV0"));
+        let printed = format!("{tls:?} {header:?} {}", header.1);
+        assert!(
+            !printed.contains("PRIVATE") && !printed.contains("c2VjcmV0"),
+            "{printed}"
+        );
+        assert!(serde_json::to_string(&tls).unwrap().contains("PRIVATE"));
+    }
+}

@@ -1,0 +1,218 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a failure here is a broken test
+//! Test support shared by unit tests, integration tests and benchmarks: proptest strategies for OTLP
+//! requests, a deterministic request generator, and helpers that flatten requests for comparison.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use prost::Message;
+
+/// One span with the context it was sent in, for order-preserving comparisons across re-batching.
+pub type FlatSpan = (
+    Option<Resource>,
+    String,
+    Option<InstrumentationScope>,
+    String,
+    Span,
+);
+
+/// Every span of the requests, in order, with its resource and scope.
+pub fn flatten<'a>(requests: impl IntoIterator<Item = &'a ExportTraceServiceRequest>) -> Vec<FlatSpan> {
+    let mut out = Vec::new();
+    for req in requests {
+        for rs in &req.resource_spans {
+            for ss in &rs.scope_spans {
+                for s in &ss.spans {
+                    out.push((
+                        rs.resource.clone(),
+                        rs.schema_url.clone(),
+                        ss.scope.clone(),
+                        ss.schema_url.clone(),
+                        s.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decodes an encoded request with prost.
+pub fn decode(bytes: &[u8]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest::decode(bytes).expect("valid request")
+}
+
+fn any_value() -> impl Strategy<Value = AnyValue> {
+    let leaf = prop_oneof![
+        ".{0,12}".prop_map(any_value::Value::StringValue),
+        any::<bool>().prop_map(any_value::Value::BoolValue),
+        any::<i64>().prop_map(any_value::Value::IntValue),
+        any::<f64>()
+            .prop_filter("NaN never compares equal", |f| !f.is_nan())
+            .prop_map(any_value::Value::DoubleValue),
+        vec(any::<u8>(), 0..8).prop_map(any_value::Value::BytesValue),
+    ]
+    .prop_map(|v| AnyValue { value: Some(v) });
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..3).prop_map(|values| AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue { values }))
+            }),
+            vec(("[a-z.]{1,8}", inner), 0..3).prop_map(|kvs| AnyValue {
+                value: Some(any_value::Value::KvlistValue(KeyValueList {
+                    values: kvs
+                        .into_iter()
+                        .map(|(key, v)| KeyValue {
+                            key,
+                            value: Some(v),
+                            key_strindex: 0
+                        })
+                        .collect()
+                }))
+            }),
+        ]
+    })
+}
+
+fn attributes(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
+    vec(("[a-z.]{1,10}", proptest::option::of(any_value())), 0..max).prop_map(|kvs| {
+        kvs.into_iter()
+            .map(|(key, value)| KeyValue {
+                key,
+                value,
+                key_strindex: 0,
+            })
+            .collect()
+    })
+}
+
+fn span_strategy() -> impl Strategy<Value = Span> {
+    (
+        vec(any::<u8>(), 16),
+        vec(any::<u8>(), 8),
+        "[a-zA-Z /]{0,16}",
+        any::<u64>(),
+        0..6i32,
+        attributes(5),
+        proptest::option::of((".{0,8}", 0..3i32)),
+        vec(
+            (any::<u64>(), "[a-z]{0,6}", attributes(2)).prop_map(|(t, name, attributes)| span::Event {
+                time_unix_nano: t,
+                name,
+                attributes,
+                dropped_attributes_count: 0,
+            }),
+            0..2,
+        ),
+    )
+        .prop_map(
+            |(trace_id, span_id, name, start, kind, attributes, status, events)| Span {
+                trace_id,
+                span_id,
+                name,
+                kind,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start.wrapping_add(1000),
+                attributes,
+                events,
+                status: status.map(|(message, code)| Status { message, code }),
+                ..Default::default()
+            },
+        )
+}
+
+/// Random valid requests: several resources and scopes, some empty, a few spans each.
+pub fn request_strategy() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    let scope = (
+        proptest::option::of(("[a-z.]{0,8}", "[0-9.]{0,5}", attributes(2))),
+        vec(span_strategy(), 0..6),
+        "[a-z:/.]{0,6}",
+    )
+        .prop_map(|(scope, spans, schema_url)| ScopeSpans {
+            scope: scope.map(|(name, version, attributes)| InstrumentationScope {
+                name,
+                version,
+                attributes,
+                dropped_attributes_count: 0,
+            }),
+            spans,
+            schema_url,
+        });
+    let resource = (
+        proptest::option::of(attributes(6)),
+        vec(scope, 0..4),
+        "[a-z:/.]{0,6}",
+    )
+        .prop_map(|(attrs, scope_spans, schema_url)| ResourceSpans {
+            resource: attrs.map(|attributes| Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_spans,
+            schema_url,
+        });
+    vec(resource, 0..4).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
+}
+
+/// A deterministic request like the load test's: `resources` resources, `spans` spans in total,
+/// `attrs` string attributes of `attr_len` characters per span. Used by benchmarks and tests.
+pub fn sample_request(
+    resources: usize,
+    spans: usize,
+    attrs: usize,
+    attr_len: usize,
+) -> ExportTraceServiceRequest {
+    let resources = resources.max(1);
+    let value: String = "x".repeat(attr_len);
+    let resource_spans = (0..resources)
+        .map(|r| {
+            let n = spans / resources + usize::from(r < spans % resources);
+            ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", &format!("svc-{r}")),
+                        kv("k8s.pod.ip", &format!("10.0.0.{}", r % 250 + 1)),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "bench".into(),
+                        ..Default::default()
+                    }),
+                    spans: (0..n)
+                        .map(|i| Span {
+                            trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                            name: format!("span-{i}"),
+                            kind: 2,
+                            start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+                            end_time_unix_nano: 1_700_000_000_000_100_000 + i as u64,
+                            attributes: (0..attrs).map(|a| kv(&format!("attr.{a}"), &value)).collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }
+}
+
+/// A string attribute.
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        key_strindex: 0,
+    }
+}

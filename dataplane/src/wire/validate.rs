@@ -1,0 +1,241 @@
+//! Checks an encoded `ExportTraceServiceRequest` against the OTLP trace schema with prost's rules, without
+//! allocating: a request passes here exactly when `prost::Message::decode` would accept it. The schema
+//! tables list, for each message, the fields prost knows and their kinds; unknown fields are skipped
+//! as prost skips them.
+
+use super::{
+    WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP, WIRE_VARINT, WireError,
+    read_varint,
+};
+
+/// prost's recursion limit: how deep messages (and groups) may nest below the request.
+pub const MAX_DEPTH: usize = 100;
+
+/// What a known field holds.
+#[derive(Clone, Copy)]
+enum Kind {
+    Message(&'static Schema),
+    String,
+    Bytes,
+    Varint,
+    Fixed64,
+    Fixed32,
+}
+
+/// Known fields of one message, by number.
+struct Schema(&'static [(u32, Kind)]);
+
+static REQUEST: Schema = Schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
+static RESOURCE_SPANS: Schema = Schema(&[
+    (1, Kind::Message(&RESOURCE)),
+    (2, Kind::Message(&SCOPE_SPANS)),
+    (3, Kind::String),
+]);
+static RESOURCE: Schema = Schema(&[
+    (1, Kind::Message(&KEY_VALUE)),
+    (2, Kind::Varint),
+    (3, Kind::Message(&ENTITY_REF)),
+]);
+static ENTITY_REF: Schema = Schema(&[
+    (1, Kind::String),
+    (2, Kind::String),
+    (3, Kind::String),
+    (4, Kind::String),
+]);
+static SCOPE_SPANS: Schema = Schema(&[
+    (1, Kind::Message(&SCOPE)),
+    (2, Kind::Message(&SPAN)),
+    (3, Kind::String),
+]);
+static SCOPE: Schema = Schema(&[
+    (1, Kind::String),
+    (2, Kind::String),
+    (3, Kind::Message(&KEY_VALUE)),
+    (4, Kind::Varint),
+]);
+static KEY_VALUE: Schema = Schema(&[
+    (1, Kind::String),
+    (2, Kind::Message(&ANY_VALUE)),
+    (3, Kind::Varint),
+]);
+static ANY_VALUE: Schema = Schema(&[
+    (1, Kind::String),
+    (2, Kind::Varint),
+    (3, Kind::Varint),
+    (4, Kind::Fixed64),
+    (5, Kind::Message(&ARRAY_VALUE)),
+    (6, Kind::Message(&KEY_VALUE_LIST)),
+    (7, Kind::Bytes),
+    (8, Kind::Varint),
+]);
+static ARRAY_VALUE: Schema = Schema(&[(1, Kind::Message(&ANY_VALUE))]);
+static KEY_VALUE_LIST: Schema = Schema(&[(1, Kind::Message(&KEY_VALUE))]);
+static SPAN: Schema = Schema(&[
+    (1, Kind::Bytes),
+    (2, Kind::Bytes),
+    (3, Kind::String),
+    (4, Kind::Bytes),
+    (5, Kind::String),
+    (6, Kind::Varint),
+    (7, Kind::Fixed64),
+    (8, Kind::Fixed64),
+    (9, Kind::Message(&KEY_VALUE)),
+    (10, Kind::Varint),
+    (11, Kind::Message(&EVENT)),
+    (12, Kind::Varint),
+    (13, Kind::Message(&LINK)),
+    (14, Kind::Varint),
+    (15, Kind::Message(&STATUS)),
+    (16, Kind::Fixed32),
+]);
+static EVENT: Schema = Schema(&[
+    (1, Kind::Fixed64),
+    (2, Kind::String),
+    (3, Kind::Message(&KEY_VALUE)),
+    (4, Kind::Varint),
+]);
+static LINK: Schema = Schema(&[
+    (1, Kind::Bytes),
+    (2, Kind::Bytes),
+    (3, Kind::String),
+    (4, Kind::Message(&KEY_VALUE)),
+    (5, Kind::Varint),
+    (6, Kind::Fixed32),
+]);
+static STATUS: Schema = Schema(&[(2, Kind::String), (3, Kind::Varint)]);
+
+// === impl Schema ===
+
+impl Schema {
+    fn kind(&self, number: u32) -> Option<Kind> {
+        // Tables are tiny; a linear scan beats a map here.
+        self.0.iter().find(|(n, _)| *n == number).map(|(_, k)| *k)
+    }
+}
+
+// === impl Kind ===
+
+impl Kind {
+    fn wire(self) -> u8 {
+        match self {
+            Self::Message(_) | Self::String | Self::Bytes => WIRE_LEN,
+            Self::Varint => WIRE_VARINT,
+            Self::Fixed64 => WIRE_FIXED64,
+            Self::Fixed32 => WIRE_FIXED32,
+        }
+    }
+}
+
+// === free functions ===
+
+/// Validates a whole request.
+pub(crate) fn validate_request(buf: &[u8]) -> Result<(), WireError> {
+    validate_message(buf, &REQUEST, MAX_DEPTH)
+}
+
+/// `budget` is prost's remaining recursion count for the fields of this message.
+fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), WireError> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let (number, wire) = read_key(buf, &mut pos)?;
+        let Some(kind) = schema.kind(number) else {
+            skip_unknown(buf, &mut pos, number, wire, budget)?;
+            continue;
+        };
+        if wire != kind.wire() {
+            return Err(WireError(format!(
+                "invalid wire type: {wire} (expected {}) for field {number}",
+                kind.wire()
+            )));
+        }
+        match kind {
+            Kind::Message(inner) => {
+                if budget == 0 {
+                    return Err(WireError("recursion limit reached".into()));
+                }
+                validate_message(read_len(buf, &mut pos)?, inner, budget - 1)?;
+            }
+            Kind::String => {
+                if std::str::from_utf8(read_len(buf, &mut pos)?).is_err() {
+                    return Err(WireError(format!(
+                        "invalid string value in field {number}: data is not UTF-8 encoded"
+                    )));
+                }
+            }
+            Kind::Bytes => {
+                read_len(buf, &mut pos)?;
+            }
+            Kind::Varint => {
+                read_varint(buf, &mut pos)?;
+            }
+            Kind::Fixed64 => advance(buf, &mut pos, 8)?,
+            Kind::Fixed32 => advance(buf, &mut pos, 4)?,
+        }
+    }
+    Ok(())
+}
+
+/// Skips an unknown field exactly as prost's `skip_field` does, recursion budget included.
+fn skip_unknown(buf: &[u8], pos: &mut usize, number: u32, wire: u8, budget: usize) -> Result<(), WireError> {
+    if budget == 0 {
+        return Err(WireError("recursion limit reached".into()));
+    }
+    match wire {
+        WIRE_VARINT => {
+            read_varint(buf, pos)?;
+        }
+        WIRE_FIXED64 => advance(buf, pos, 8)?,
+        WIRE_FIXED32 => advance(buf, pos, 4)?,
+        WIRE_LEN => {
+            read_len(buf, pos)?;
+        }
+        WIRE_START_GROUP => loop {
+            let (inner, inner_wire) = read_key(buf, pos)?;
+            if inner_wire == WIRE_END_GROUP {
+                if inner != number {
+                    return Err(WireError("unexpected end group tag".into()));
+                }
+                break;
+            }
+            skip_unknown(buf, pos, inner, inner_wire, budget - 1)?;
+        },
+        _ => return Err(WireError("unexpected end group tag".into())),
+    }
+    Ok(())
+}
+
+/// Reads a key with prost's checks, in prost's order.
+fn read_key(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), WireError> {
+    let key = read_varint(buf, pos)?;
+    if key > u64::from(u32::MAX) {
+        return Err(WireError(format!("invalid key value: {key}")));
+    }
+    let wire = (key & 7) as u8;
+    if wire > WIRE_FIXED32 {
+        return Err(WireError(format!("invalid wire type value: {wire}")));
+    }
+    let number = (key >> 3) as u32;
+    if number == 0 {
+        return Err(WireError("invalid tag value: 0".into()));
+    }
+    Ok((number, wire))
+}
+
+fn read_len<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], WireError> {
+    let len = read_varint(buf, pos)?;
+    let start = *pos;
+    if len > (buf.len() - start) as u64 {
+        return Err(WireError("buffer underflow: a field is truncated".into()));
+    }
+    let len = len as usize;
+    *pos += len;
+    Ok(&buf[start..start + len])
+}
+
+fn advance(buf: &[u8], pos: &mut usize, n: usize) -> Result<(), WireError> {
+    if buf.len() - *pos < n {
+        return Err(WireError("buffer underflow: a field is truncated".into()));
+    }
+    *pos += n;
+    Ok(())
+}
