@@ -1,1 +1,200 @@
-fn main() {}
+//! `otlp-gateway` binary: flags, logging, signals. Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use otlp_gateway::batch::BatchLimits;
+use otlp_gateway::export::{ExportSettings, RetryPolicy};
+use otlp_gateway::pipeline::PipelineSettings;
+use otlp_gateway::{Gateway, GatewayConfig};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit code for a configuration that cannot start (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn defaults() -> GatewayConfig {
+    GatewayConfig::default()
+}
+
+fn hd(d: std::time::Duration) -> humantime::Duration {
+    d.into()
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Node-local OTLP trace gateway: receives OTLP over gRPC and HTTP, batches per TracePipeline and
+/// exports to each pipeline's backend.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TracePipeline and Secret YAML: a file or a directory; re-read when it changes.
+    #[arg(long, env = "OTLP_GATEWAY_PIPELINES", default_value_os_t = defaults().pipelines)]
+    pipelines: PathBuf,
+    /// OTLP/gRPC listen address.
+    #[arg(long, default_value_t = defaults().otlp_grpc_addr)]
+    otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address.
+    #[arg(long, default_value_t = defaults().otlp_http_addr)]
+    otlp_http_addr: SocketAddr,
+    /// Health endpoints (/healthz, /readyz, /status).
+    #[arg(long, default_value_t = defaults().health_addr)]
+    health_addr: SocketAddr,
+    /// Prometheus metrics (/metrics).
+    #[arg(long, default_value_t = defaults().metrics_addr)]
+    metrics_addr: SocketAddr,
+    /// Largest request accepted, in bytes after decompression (413 / RESOURCE_EXHAUSTED above it).
+    #[arg(long, default_value_t = defaults().max_request_bytes)]
+    max_request_bytes: usize,
+    /// How often the pipelines path is checked for changes.
+    #[arg(long, default_value_t = hd(defaults().reload_interval))]
+    reload_interval: humantime::Duration,
+    /// Time to drain queues on SIGTERM/SIGINT before giving up on what is left.
+    #[arg(long, default_value_t = hd(defaults().shutdown_grace))]
+    shutdown_grace: humantime::Duration,
+    /// Queue capacity per pipeline, in spans.
+    #[arg(long, default_value_t = defaults().pipeline.queue_capacity_spans)]
+    queue_capacity_spans: usize,
+    /// Concurrent exports per pipeline.
+    #[arg(long, default_value_t = defaults().pipeline.max_in_flight_exports)]
+    max_in_flight_exports: usize,
+    /// Most spans per exported batch.
+    #[arg(long, default_value_t = defaults().pipeline.batch.max_spans)]
+    batch_max_spans: usize,
+    /// Most bytes per exported batch (before compression).
+    #[arg(long, default_value_t = defaults().pipeline.batch.max_bytes)]
+    batch_max_bytes: usize,
+    /// A batch is sent after this long even if it is not full.
+    #[arg(long, default_value_t = hd(defaults().pipeline.batch.flush_interval))]
+    batch_timeout: humantime::Duration,
+    /// Time allowed for one export attempt.
+    #[arg(long, default_value_t = hd(defaults().pipeline.export.timeout))]
+    export_timeout: humantime::Duration,
+    /// First retry delay.
+    #[arg(long, default_value_t = hd(defaults().pipeline.export.retry.initial_interval))]
+    retry_initial_interval: humantime::Duration,
+    /// Largest retry delay.
+    #[arg(long, default_value_t = hd(defaults().pipeline.export.retry.max_interval))]
+    retry_max_interval: humantime::Duration,
+    /// Give up on a batch after this long; 0s retries forever.
+    #[arg(long, default_value_t = hd(defaults().pipeline.export.retry.max_elapsed))]
+    retry_max_elapsed: humantime::Duration,
+    /// gzip level for exports (1 fastest .. 9 smallest).
+    #[arg(long, default_value_t = defaults().pipeline.export.gzip_level, value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
+    /// zstd level for exports.
+    #[arg(long, default_value_t = defaults().pipeline.export.zstd_level)]
+    zstd_level: i32,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `otlp_gateway=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
+}
+
+// === impl Args ===
+
+impl Args {
+    fn config(&self) -> GatewayConfig {
+        let d = defaults();
+        GatewayConfig {
+            otlp_grpc_addr: self.otlp_grpc_addr,
+            otlp_http_addr: self.otlp_http_addr,
+            health_addr: self.health_addr,
+            metrics_addr: self.metrics_addr,
+            max_request_bytes: self.max_request_bytes,
+            pipelines: self.pipelines.clone(),
+            reload_interval: self.reload_interval.into(),
+            shutdown_grace: self.shutdown_grace.into(),
+            pipeline: PipelineSettings {
+                queue_capacity_spans: self.queue_capacity_spans,
+                max_in_flight_exports: self.max_in_flight_exports,
+                batch: BatchLimits {
+                    max_spans: self.batch_max_spans,
+                    max_bytes: self.batch_max_bytes,
+                    flush_interval: self.batch_timeout.into(),
+                },
+                export: ExportSettings {
+                    retry: RetryPolicy {
+                        initial_interval: self.retry_initial_interval.into(),
+                        max_interval: self.retry_max_interval.into(),
+                        max_elapsed: self.retry_max_elapsed.into(),
+                        ..d.pipeline.export.retry
+                    },
+                    timeout: self.export_timeout.into(),
+                    gzip_level: self.gzip_level,
+                    zstd_level: self.zstd_level,
+                },
+            },
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format, &args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let gateway = match Gateway::start(args.config()).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        terminated().await;
+        tracing::info!("signal received: draining");
+        let report = gateway.shutdown().await;
+        let lost: u64 = report.dropped.iter().map(|(_, n)| n).sum();
+        tracing::info!(undelivered_spans = lost, "stopped");
+        ExitCode::SUCCESS
+    })
+}

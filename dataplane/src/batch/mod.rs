@@ -190,6 +190,7 @@ impl Batcher {
                         start,
                         end,
                     });
+                    piece_bytes += field_len(scope_content_len(fixed, end - start));
                     piece_spans += taken;
                     remaining -= taken;
                     start = end;

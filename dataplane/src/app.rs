@@ -1,0 +1,219 @@
+//! Composition: binds the listeners, starts the config source and the pipelines, and stops them in
+//! order: readiness off, listeners closed (in-flight requests finish and are queued), batches flushed,
+//! queues drained for up to the grace period, and whatever is left counted and logged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, Health, Role};
+use crate::metrics::Metrics;
+use crate::pipeline::{PipelineSettings, Router};
+use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
+use crate::reload::FileSource;
+
+/// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
+/// Everything the gateway process needs. Each default is defined here once; the CLI reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayConfig {
+    /// OTLP/gRPC listen address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address.
+    pub otlp_http_addr: SocketAddr,
+    /// Health endpoints.
+    pub health_addr: SocketAddr,
+    /// Prometheus metrics.
+    pub metrics_addr: SocketAddr,
+    /// Largest request accepted, after decompression.
+    pub max_request_bytes: usize,
+    /// TracePipeline/Secret YAML file or directory.
+    pub pipelines: PathBuf,
+    /// How often the pipelines path is re-read.
+    pub reload_interval: Duration,
+    /// Time allowed to drain queues on shutdown.
+    pub shutdown_grace: Duration,
+    /// Per-pipeline settings.
+    pub pipeline: PipelineSettings,
+}
+
+/// Starting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Bound OTLP/gRPC address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub otlp_http_addr: SocketAddr,
+    /// Bound health address.
+    pub health_addr: SocketAddr,
+    /// Bound metrics address.
+    pub metrics_addr: SocketAddr,
+    /// Metric families, for in-process tests.
+    pub metrics: Metrics,
+    health: Arc<Health>,
+    router: Arc<Router>,
+    stop_receivers: CancellationToken,
+    stop_admin: CancellationToken,
+    receivers: JoinSet<()>,
+    admin: JoinSet<()>,
+    grace: Duration,
+}
+
+/// What shutdown could not deliver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Spans dropped, per exporter, with a non-zero count.
+    pub dropped: Vec<(String, u64)>,
+}
+
+// === impl GatewayConfig ===
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        Self {
+            otlp_grpc_addr: any(4317),
+            otlp_http_addr: any(4318),
+            health_addr: any(13133),
+            metrics_addr: any(8888),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            pipelines: PathBuf::from("/etc/otlp-gateway/pipelines"),
+            reload_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(25),
+            pipeline: PipelineSettings::default(),
+        }
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Binds every listener, loads the configuration once, and starts serving.
+    pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let grpc_listener = bind(config.otlp_grpc_addr).await?;
+        let http_listener = bind(config.otlp_http_addr).await?;
+        let health_listener = bind(config.health_addr).await?;
+        let metrics_listener = bind(config.metrics_addr).await?;
+        let local = |l: &TcpListener, fallback| l.local_addr().unwrap_or(fallback);
+        let otlp_grpc_addr = local(&grpc_listener, config.otlp_grpc_addr);
+        let otlp_http_addr = local(&http_listener, config.otlp_http_addr);
+        let health_addr = local(&health_listener, config.health_addr);
+        let metrics_addr = local(&metrics_listener, config.metrics_addr);
+
+        let metrics = Metrics::default();
+        let registry = Arc::new(metrics.registry());
+        let health = Arc::new(Health::default());
+        let router = Arc::new(Router::new(config.pipeline, metrics.clone()));
+        let ingest = Arc::new(Ingest::new(Arc::clone(&router), &metrics));
+        let stop_receivers = CancellationToken::new();
+        let stop_admin = CancellationToken::new();
+
+        let mut admin = JoinSet::new();
+        admin.spawn(admin::serve(
+            health_listener,
+            Role::Health,
+            Arc::clone(&health),
+            Arc::clone(&registry),
+            stop_admin.clone(),
+        ));
+        admin.spawn(admin::serve(
+            metrics_listener,
+            Role::Metrics,
+            Arc::clone(&health),
+            Arc::clone(&registry),
+            stop_admin.clone(),
+        ));
+
+        let mut source = FileSource::new(
+            config.pipelines.clone(),
+            Arc::clone(&router),
+            Arc::clone(&health),
+            metrics.clone(),
+        );
+        source.poll();
+        admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
+
+        let mut receivers = JoinSet::new();
+        let service = TraceService::new(Arc::clone(&ingest), config.max_request_bytes);
+        let stop = stop_receivers.clone();
+        receivers.spawn(async move {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            let result = tonic::transport::Server::builder()
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        });
+        receivers.spawn(http::serve(
+            http_listener,
+            ingest,
+            config.max_request_bytes,
+            stop_receivers.clone(),
+        ));
+        health.set_listening();
+        tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, pipelines = %config.pipelines.display(), "otlp-gateway started");
+
+        Ok(Self {
+            otlp_grpc_addr,
+            otlp_http_addr,
+            health_addr,
+            metrics_addr,
+            metrics,
+            health,
+            router,
+            stop_receivers,
+            stop_admin,
+            receivers,
+            admin,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// Stops in order and reports what could not be delivered.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.health.set_draining();
+        self.stop_receivers.cancel();
+        while self.receivers.join_next().await.is_some() {}
+        let reports = self.router.shutdown(self.grace).await;
+        self.stop_admin.cancel();
+        while self.admin.join_next().await.is_some() {}
+        let dropped: Vec<(String, u64)> = reports
+            .into_iter()
+            .filter(|r| r.dropped_spans > 0)
+            .map(|r| (r.exporter_id, r.dropped_spans))
+            .collect();
+        for (exporter, spans) in &dropped {
+            tracing::error!(%exporter, spans, "spans not delivered before the shutdown grace period ended");
+        }
+        ShutdownReport { dropped }
+    }
+}

@@ -1,0 +1,472 @@
+//! OTLP export to one backend, over gRPC or HTTP, with Kyma's output semantics.
+//!
+//! Both protocols run on one hyper client with rustls, so TLS, mTLS, `insecureSkipVerify`, headers and
+//! connection pooling behave the same whichever protocol a pipeline uses. gRPC is framed here (five
+//! bytes of prefix) rather than through tonic's client: tonic fixes gzip at level 6 and would copy the
+//! batch through its codec buffer, while the CPU budget per span needs the level chosen and the
+//! already-encoded batch sent as it is.
+
+pub mod retry;
+pub mod tls;
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tracegw_contract::{OtlpOutputConfig, Protocol};
+
+use crate::batch::Batch;
+use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoding};
+
+pub use retry::RetryPolicy;
+
+/// The gRPC method path.
+const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// Responses larger than this are refused, as the OTLP specification recommends.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Idle pooled connections are closed after this.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// gRPC status codes that OTLP says to retry; RESOURCE_EXHAUSTED only with RetryInfo.
+const GRPC_RETRYABLE: [i32; 6] = [1, 4, 10, 11, 14, 15];
+const GRPC_RESOURCE_EXHAUSTED: i32 = 8;
+const USER_AGENT: &str = concat!("otlp-gateway/", env!("CARGO_PKG_VERSION"));
+
+/// Export settings shared by every pipeline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExportSettings {
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Time allowed for one attempt.
+    pub timeout: Duration,
+    /// gzip level (0–9).
+    pub gzip_level: u32,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+/// Sends encoded batches to one backend.
+#[derive(Clone, Debug)]
+pub struct Exporter {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: Uri,
+    protocol: Protocol,
+    encoding: Encoding,
+    headers: HeaderMap,
+    settings: ExportSettings,
+}
+
+/// The exporter cannot be built from this configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The URL is not usable as an HTTP URI.
+    #[error("invalid endpoint URL: {0}")]
+    Url(String),
+    /// A header name or value is not valid in HTTP.
+    #[error("invalid header '{0}'")]
+    Header(String),
+}
+
+/// One failed attempt. Retryability is data: the pipeline decides from it whether to try again.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Worth retrying: throttling, unavailability, a broken connection, a timeout.
+    #[error("{message}")]
+    Retryable {
+        /// What happened.
+        message: String,
+        /// The delay the backend asked for, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: the backend refused the data.
+    #[error("{message}")]
+    Permanent {
+        /// What happened.
+        message: String,
+    },
+}
+
+/// A batch the backend took; `rejected` spans of it were refused in a partial success.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Spans the backend rejected.
+    pub rejected: u64,
+    /// The backend's message, if any.
+    pub message: String,
+}
+
+// === impl ExportSettings ===
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            // The Collector's exporter default.
+            timeout: Duration::from_secs(5),
+            gzip_level: DEFAULT_GZIP_LEVEL,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
+}
+
+// === impl ExportError ===
+
+impl ExportError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+
+    fn retryable(message: impl Into<String>) -> Self {
+        Self::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+// === impl Exporter ===
+
+impl Exporter {
+    /// Builds the client for one output. Fails on unusable TLS material or headers.
+    pub fn new(config: &OtlpOutputConfig, settings: ExportSettings) -> Result<Self, BuildError> {
+        Self::with_source(config, settings, None)
+    }
+
+    /// Like [`Exporter::new`], with connections made from `source` (the load generator uses this to
+    /// look like many pods on 127.0.0.x).
+    pub fn with_source(
+        config: &OtlpOutputConfig,
+        settings: ExportSettings,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, BuildError> {
+        let tls = tls::client_config(&config.tls)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_local_address(source);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector = match config.protocol {
+            Protocol::Grpc => builder.enable_http2().wrap_connector(http),
+            Protocol::Http => builder.enable_all_versions().wrap_connector(http),
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        client.pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        if config.protocol == Protocol::Grpc {
+            client.http2_only(true);
+        }
+        let client = client.build(connector);
+
+        let url = match config.protocol {
+            Protocol::Grpc => format!("{}{GRPC_EXPORT_PATH}", config.url.trim_end_matches('/')),
+            Protocol::Http => config.url.clone(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| BuildError::Url(e.to_string()))?;
+        let encoding = Encoding::from(config.compression);
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::Header(name.clone()))?;
+            let mut value =
+                HeaderValue::from_str(value.expose()).map_err(|_| BuildError::Header(name.to_string()))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        headers.insert(http::header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        match config.protocol {
+            Protocol::Grpc => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+                headers.insert(
+                    "grpc-accept-encoding",
+                    HeaderValue::from_static("gzip,zstd,identity"),
+                );
+                if encoding != Encoding::Identity {
+                    headers.insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+                }
+                if let Ok(v) = HeaderValue::from_str(&format!("{}m", settings.timeout.as_millis())) {
+                    headers.insert("grpc-timeout", v);
+                }
+            }
+            Protocol::Http => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+                if encoding != Encoding::Identity {
+                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding.as_str()));
+                }
+            }
+        }
+        Ok(Self {
+            client,
+            uri,
+            protocol: config.protocol,
+            encoding,
+            headers,
+            settings,
+        })
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.settings.retry
+    }
+
+    /// Compresses and frames a batch once; every attempt sends the same bytes.
+    pub fn encode(&self, batch: &Batch) -> Bytes {
+        let payload = compression::compress(
+            self.encoding,
+            &batch.chunks,
+            batch.len,
+            self.settings.gzip_level,
+            self.settings.zstd_level,
+        );
+        match self.protocol {
+            Protocol::Http => payload,
+            Protocol::Grpc => {
+                let mut framed = BytesMut::with_capacity(payload.len() + 5);
+                framed.put_u8(u8::from(self.encoding != Encoding::Identity));
+                framed.put_u32(payload.len() as u32);
+                framed.put_slice(&payload);
+                framed.freeze()
+            }
+        }
+    }
+
+    /// One attempt, bounded by the per-attempt timeout.
+    pub async fn send(&self, body: Bytes) -> Result<Delivered, ExportError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        let attempt = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                ExportError::retryable(format!("cannot reach {}: {}", self.authority(), error_chain(&e)))
+            })?;
+            let (parts, body) = response.into_parts();
+            let collected = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ExportError::retryable(format!("reading the response failed: {e}")))?;
+            let trailers = collected.trailers().cloned();
+            let data = collected.to_bytes();
+            match self.protocol {
+                Protocol::Http => http_outcome(parts.status, &parts.headers, data),
+                Protocol::Grpc => grpc_outcome(parts.status, &parts.headers, trailers.as_ref(), data),
+            }
+        };
+        match tokio::time::timeout(self.settings.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(ExportError::retryable(format!(
+                "no answer from {} within {:?}",
+                self.authority(),
+                self.settings.timeout
+            ))),
+        }
+    }
+
+    fn authority(&self) -> &str {
+        self.uri.authority().map_or("backend", |a| a.as_str())
+    }
+}
+
+// === free functions ===
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Parses `Retry-After`: seconds or an HTTP-date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn partial(data: &[u8]) -> Delivered {
+    match ExportTraceServiceResponse::decode(data) {
+        Ok(ExportTraceServiceResponse {
+            partial_success: Some(p),
+        }) => Delivered {
+            rejected: u64::try_from(p.rejected_spans).unwrap_or(0),
+            message: p.error_message,
+        },
+        _ => Delivered::default(),
+    }
+}
+
+/// A short, printable excerpt of an error body: the `google.rpc.Status` message, or the text.
+fn body_message(data: &[u8]) -> String {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+    }
+    if let Ok(s) = RpcStatus::decode(data)
+        && !s.message.is_empty()
+    {
+        return s.message;
+    }
+    let text = String::from_utf8_lossy(data);
+    text.chars().take(256).collect()
+}
+
+fn http_outcome(status: StatusCode, headers: &HeaderMap, data: Bytes) -> Result<Delivered, ExportError> {
+    if status.is_success() {
+        return Ok(partial(&data));
+    }
+    let message = format!("HTTP {status}: {}", body_message(&data));
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => Err(ExportError::Retryable {
+            message,
+            retry_after: retry_after(headers),
+        }),
+        _ => Err(ExportError::permanent(message)),
+    }
+}
+
+fn grpc_outcome(
+    status: StatusCode,
+    headers: &HeaderMap,
+    trailers: Option<&HeaderMap>,
+    mut data: Bytes,
+) -> Result<Delivered, ExportError> {
+    if status != StatusCode::OK {
+        let message = format!("gRPC transport answered HTTP {status}");
+        return match status.as_u16() {
+            429 | 502 | 503 | 504 => Err(ExportError::Retryable {
+                message,
+                retry_after: retry_after(headers),
+            }),
+            _ => Err(ExportError::permanent(message)),
+        };
+    }
+    // Trailers-only responses carry the status in the headers.
+    let status = trailers
+        .and_then(tonic::Status::from_header_map)
+        .or_else(|| tonic::Status::from_header_map(headers));
+    let Some(status) = status else {
+        return Err(ExportError::retryable("gRPC response without grpc-status"));
+    };
+    let code = status.code() as i32;
+    if code != 0 {
+        use tonic_types::StatusExt as _;
+        let delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
+        let message = format!("gRPC {:?}: {}", status.code(), status.message());
+        return if GRPC_RETRYABLE.contains(&code) || (code == GRPC_RESOURCE_EXHAUSTED && delay.is_some()) {
+            Err(ExportError::Retryable {
+                message,
+                retry_after: delay,
+            })
+        } else {
+            Err(ExportError::permanent(message))
+        };
+    }
+    if data.len() < 5 {
+        return Ok(Delivered::default());
+    }
+    let compressed = data.get_u8() == 1;
+    let len = data.get_u32() as usize;
+    let message = data.slice(..len.min(data.len()));
+    let message = if compressed {
+        let encoding = headers
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Encoding::parse)
+            .unwrap_or(Encoding::Identity);
+        compression::decompress(encoding, &message, MAX_RESPONSE_BYTES).unwrap_or_default()
+    } else {
+        message
+    };
+    Ok(partial(&message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: HTTP answers a backend can give.
+    /// Guarantees: only 429/502/503/504 are retried; Retry-After is read in seconds and as a date.
+    #[test]
+    fn http_status_mapping() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        match http_outcome(StatusCode::TOO_MANY_REQUESTS, &h, Bytes::new()) {
+            Err(ExportError::Retryable { retry_after, .. }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            other => panic!("{other:?}"),
+        }
+        for code in [400u16, 401, 403, 404, 413, 500] {
+            let r = http_outcome(
+                StatusCode::from_u16(code).unwrap(),
+                &HeaderMap::new(),
+                Bytes::from_static(b"nope"),
+            );
+            assert!(matches!(r, Err(ExportError::Permanent { .. })), "{code}");
+        }
+        let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&when).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(55) && d <= Duration::from_secs(60),
+            "{d:?}"
+        );
+    }
+
+    /// Scenario: a 200 answer carrying a partial success.
+    /// Guarantees: the rejected count and message are reported, not treated as a failure.
+    #[test]
+    fn partial_success_is_read() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+        let body = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let d = http_outcome(StatusCode::OK, &HeaderMap::new(), Bytes::from(body)).unwrap();
+        assert_eq!(
+            d,
+            Delivered {
+                rejected: 3,
+                message: "too old".into()
+            }
+        );
+    }
+}

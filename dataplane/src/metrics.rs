@@ -1,0 +1,250 @@
+//! The gateway's own metrics, under the OpenTelemetry Collector's names and labels so that Kyma's
+//! dashboards, self-monitor relabelling and alert rules keep working unchanged.
+//!
+//! Queue size and capacity are counted in spans (the Collector's `items` sizer).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// `receiver` and `transport` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    /// Always `otlp`.
+    pub receiver: String,
+    /// `grpc` or `http`.
+    pub transport: String,
+}
+
+/// `exporter` label: `otlp_grpc/tracepipeline-<name>`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterLabels {
+    /// Exporter id.
+    pub exporter: String,
+}
+
+/// Request outcome labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Always `otlp`.
+    pub receiver: String,
+    /// `grpc` or `http`.
+    pub transport: String,
+    /// `success`, `refused` (back-pressure) or `failure` (bad request).
+    pub outcome: String,
+}
+
+/// Reload outcome label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+/// Every metric family of the gateway; cloning shares them.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Spans taken in by at least one pipeline.
+    pub receiver_accepted_spans: Family<ReceiverLabels, Counter>,
+    /// Spans refused because no pipeline could take them (the client is told to retry).
+    pub receiver_refused_spans: Family<ReceiverLabels, Counter>,
+    /// Spans in requests that could not be parsed.
+    pub receiver_failed_spans: Family<ReceiverLabels, Counter>,
+    /// Requests by outcome.
+    pub receiver_requests: Family<RequestLabels, Counter>,
+    /// Spans the backend accepted.
+    pub exporter_sent_spans: Family<ExporterLabels, Counter>,
+    /// Spans given up on: permanent errors, retries exhausted, rejected in a partial success, or still
+    /// unsent when shutdown's grace period ended.
+    pub exporter_send_failed_spans: Family<ExporterLabels, Counter>,
+    /// Spans dropped because the pipeline's queue was full.
+    pub exporter_enqueue_failed_spans: Family<ExporterLabels, Counter>,
+    /// Spans waiting in the pipeline: queued, batching or being exported.
+    pub exporter_queue_size: Family<ExporterLabels, Gauge>,
+    /// Queue capacity in spans.
+    pub exporter_queue_capacity: Family<ExporterLabels, Gauge>,
+    /// Export attempts that failed and were retried.
+    pub exporter_retries: Family<ExporterLabels, Counter>,
+    /// Config reloads by result.
+    pub config_reloads: Family<ResultLabels, Counter>,
+    /// Version of the snapshot in force.
+    pub config_version: Gauge,
+    /// Pipelines running.
+    pub pipelines_running: Gauge,
+    /// Pipelines rejected by validation.
+    pub pipelines_invalid: Gauge,
+}
+
+/// A pipeline's handles, resolved once so the hot path never looks up a label set.
+#[derive(Clone, Debug)]
+pub struct ExporterMetrics {
+    /// See [`Metrics::exporter_sent_spans`].
+    pub sent: Counter,
+    /// See [`Metrics::exporter_send_failed_spans`].
+    pub send_failed: Counter,
+    /// See [`Metrics::exporter_enqueue_failed_spans`].
+    pub enqueue_failed: Counter,
+    /// See [`Metrics::exporter_queue_size`]; also the queue's accounting.
+    pub queue_size: Gauge,
+    /// See [`Metrics::exporter_retries`].
+    pub retries: Counter,
+}
+
+/// A transport's handles.
+#[derive(Clone, Debug)]
+pub struct ReceiverMetrics {
+    /// Accepted spans.
+    pub accepted: Counter,
+    /// Refused spans.
+    pub refused: Counter,
+    /// Spans in unparseable requests (counted when the count is known, i.e. for JSON).
+    pub failed: Counter,
+    /// Successful requests.
+    pub requests_success: Counter,
+    /// Refused requests.
+    pub requests_refused: Counter,
+    /// Malformed or oversized requests.
+    pub requests_failure: Counter,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Registers every family in a new registry.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register(
+            "otelcol_receiver_accepted_spans",
+            "Spans accepted by the receiver.",
+            self.receiver_accepted_spans.clone(),
+        );
+        r.register(
+            "otelcol_receiver_refused_spans",
+            "Spans refused by the receiver (back-pressure).",
+            self.receiver_refused_spans.clone(),
+        );
+        r.register(
+            "otelcol_receiver_failed_spans",
+            "Spans in requests that failed to parse.",
+            self.receiver_failed_spans.clone(),
+        );
+        r.register(
+            "otelcol_receiver_requests",
+            "Receiver requests by outcome.",
+            self.receiver_requests.clone(),
+        );
+        r.register(
+            "otelcol_exporter_sent_spans",
+            "Spans successfully sent to the backend.",
+            self.exporter_sent_spans.clone(),
+        );
+        r.register(
+            "otelcol_exporter_send_failed_spans",
+            "Spans that failed to be sent to the backend.",
+            self.exporter_send_failed_spans.clone(),
+        );
+        r.register(
+            "otelcol_exporter_enqueue_failed_spans",
+            "Spans dropped because the sending queue was full.",
+            self.exporter_enqueue_failed_spans.clone(),
+        );
+        r.register(
+            "otelcol_exporter_queue_size",
+            "Spans in the sending queue.",
+            self.exporter_queue_size.clone(),
+        );
+        r.register(
+            "otelcol_exporter_queue_capacity",
+            "Capacity of the sending queue, in spans.",
+            self.exporter_queue_capacity.clone(),
+        );
+        r.register(
+            "otlp_gateway_exporter_retries",
+            "Export attempts that failed and were retried.",
+            self.exporter_retries.clone(),
+        );
+        r.register(
+            "otlp_gateway_config_reloads",
+            "Configuration reloads by result.",
+            self.config_reloads.clone(),
+        );
+        r.register(
+            "otlp_gateway_config_version",
+            "Version of the configuration snapshot in force.",
+            self.config_version.clone(),
+        );
+        r.register(
+            "otlp_gateway_pipelines_running",
+            "Pipelines running.",
+            self.pipelines_running.clone(),
+        );
+        r.register(
+            "otlp_gateway_pipelines_invalid",
+            "Pipelines rejected by validation.",
+            self.pipelines_invalid.clone(),
+        );
+        r
+    }
+
+    /// Handles for one exporter, with its capacity recorded.
+    pub fn exporter(&self, exporter_id: &str, capacity_spans: usize) -> ExporterMetrics {
+        let labels = ExporterLabels {
+            exporter: exporter_id.to_string(),
+        };
+        self.exporter_queue_capacity
+            .get_or_create(&labels)
+            .set(i64::try_from(capacity_spans).unwrap_or(i64::MAX));
+        ExporterMetrics {
+            sent: self.exporter_sent_spans.get_or_create_owned(&labels),
+            send_failed: self.exporter_send_failed_spans.get_or_create_owned(&labels),
+            enqueue_failed: self.exporter_enqueue_failed_spans.get_or_create_owned(&labels),
+            queue_size: self.exporter_queue_size.get_or_create_owned(&labels),
+            retries: self.exporter_retries.get_or_create_owned(&labels),
+        }
+    }
+
+    /// Handles for one transport.
+    pub fn receiver(&self, transport: &str) -> ReceiverMetrics {
+        let labels = ReceiverLabels {
+            receiver: "otlp".into(),
+            transport: transport.into(),
+        };
+        let request = |outcome: &str| {
+            self.receiver_requests.get_or_create_owned(&RequestLabels {
+                receiver: "otlp".into(),
+                transport: transport.into(),
+                outcome: outcome.into(),
+            })
+        };
+        ReceiverMetrics {
+            accepted: self.receiver_accepted_spans.get_or_create_owned(&labels),
+            refused: self.receiver_refused_spans.get_or_create_owned(&labels),
+            failed: self.receiver_failed_spans.get_or_create_owned(&labels),
+            requests_success: request("success"),
+            requests_refused: request("refused"),
+            requests_failure: request("failure"),
+        }
+    }
+
+    /// Counts a reload.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+}
+
+/// Renders a registry in the Prometheus/OpenMetrics text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail; an error would only mean an unencodable metric name.
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
