@@ -1,9 +1,7 @@
 //! `loadtest`: a load generator and a verifying OTLP sink for `otlp-gateway`.
 
-mod generate;
-mod sink;
-
 use clap::{Parser, Subcommand};
+use loadtest::{generate, sink};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,21 +19,6 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Send OTLP spans at a rate or as fast as possible.
     Generate(generate::GenerateArgs),
-}
-
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[tokio::main]

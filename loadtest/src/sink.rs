@@ -24,6 +24,9 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Largest request the sink takes.
+const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
 /// How the sink behaves.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SinkArgs {
@@ -164,8 +167,42 @@ impl ExportSink for Sink {
 
 // === free functions ===
 
-/// Runs the sink until SIGINT/SIGTERM or `max_runtime`. Prints its addresses as one JSON line first.
-pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
+/// A sink serving in this process.
+#[derive(Debug)]
+pub struct SinkHandle {
+    /// Bound OTLP/gRPC address.
+    pub grpc: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub http: SocketAddr,
+    /// Bound `/stats` address.
+    pub stats_addr: SocketAddr,
+    sink: Arc<Sink>,
+    stop: CancellationToken,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl SinkHandle {
+    /// Counters as JSON: requests, spans, unique_spans, duplicates, refused_requests, latency_us.
+    pub fn stats(&self) -> serde_json::Value {
+        self.sink.stats()
+    }
+
+    /// Stops serving and waits for the servers to finish.
+    pub async fn stop(mut self) -> serde_json::Value {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.sink.stats()
+    }
+}
+
+impl Drop for SinkHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Binds and starts serving on the current tokio runtime.
+pub async fn start(args: SinkArgs) -> anyhow::Result<SinkHandle> {
     let grpc = TcpListener::bind(args.grpc_addr).await.context("bind gRPC")?;
     let http = TcpListener::bind(args.http_addr).await.context("bind HTTP")?;
     let stats = TcpListener::bind(args.stats_addr).await.context("bind stats")?;
@@ -190,30 +227,28 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
         latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3)?),
         dump,
     });
-    println!(
-        "{}",
-        json!({"grpc": grpc.local_addr()?.to_string(), "http": http.local_addr()?.to_string(), "stats": stats.local_addr()?.to_string()})
-    );
+    let (grpc_addr, http_addr, stats_addr) = (grpc.local_addr()?, http.local_addr()?, stats.local_addr()?);
     let stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let grpc_stop = stop.clone();
-    let service = TraceService::new(Arc::clone(&sink), 256 * 1024 * 1024);
-    let grpc_task = tokio::spawn(async move {
+    let service = TraceService::new(Arc::clone(&sink), MAX_REQUEST_BYTES);
+    tasks.spawn(async move {
         let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let _ = tonic::transport::Server::builder()
             .max_concurrent_streams(1024)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, grpc_stop.cancelled_owned())
-            .await
+            .await;
     });
-    let http_task = tokio::spawn(otlp_gateway::receiver::http::serve(
+    tasks.spawn(otlp_gateway::receiver::http::serve(
         http,
         Arc::clone(&sink),
-        256 * 1024 * 1024,
+        MAX_REQUEST_BYTES,
         stop.clone(),
     ));
     let stats_sink = Arc::clone(&sink);
     let stats_stop = stop.clone();
-    let stats_task = tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
             let stream = tokio::select! {
                 _ = stats_stop.cancelled() => return,
@@ -233,15 +268,29 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
             });
         }
     });
+    Ok(SinkHandle {
+        grpc: grpc_addr,
+        http: http_addr,
+        stats_addr,
+        sink,
+        stop,
+        tasks,
+    })
+}
+
+/// Runs the sink until SIGINT/SIGTERM or `max_runtime`. Prints its addresses as one JSON line first
+/// and its final counters on stderr.
+pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let max: Duration = args.max_runtime.into();
+    let handle = start(args).await?;
+    println!(
+        "{}",
+        json!({"grpc": handle.grpc.to_string(), "http": handle.http.to_string(), "stats": handle.stats_addr.to_string()})
+    );
     tokio::select! {
         _ = crate::terminated() => {}
         _ = tokio::time::sleep(max) => {}
     }
-    stop.cancel();
-    let _ = grpc_task.await;
-    let _ = http_task.await;
-    let _ = stats_task.await;
-    eprintln!("{}", sink.stats());
+    eprintln!("{}", handle.stop().await);
     Ok(())
 }

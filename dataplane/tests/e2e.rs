@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `otlp-gateway` binary: spans sent with the OpenTelemetry Python SDK (gRPC
-//! and HTTP/protobuf) and raw OTLP/JSON, through the gateway, to real OTLP receivers (`loadtest sink`).
+//! and HTTP/protobuf) and raw OTLP/JSON, through the gateway, to real OTLP receivers (the load test's
+//! verifying sink).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -108,17 +109,17 @@ fn json_request(ids: &[(&str, &str)]) -> String {
 /// Scenario: two pipelines (gRPC and HTTP exporters) fed by the Python SDK over gRPC and HTTP/protobuf,
 /// and by a raw OTLP/JSON request with upper-case hex ids.
 /// Guarantees: each backend receives every span exactly once with its content unchanged.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spans_arrive_once_and_unchanged_in_every_pipeline() {
     let dir = tempdir();
-    let a = Sink::start(dir.path(), "a", &[]);
-    let b = Sink::start(dir.path(), "b", &[]);
+    let a = Sink::start(dir.path(), "a", &[]).await;
+    let b = Sink::start(dir.path(), "b", &[]).await;
     let yaml = pipeline("grpc-out", "grpc", &format!("http://{}", a.grpc))
         + &pipeline("http-out", "http", &format!("http://{}", b.http));
-    let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms"]);
+    let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms"]).await;
 
-    let grpc_spans = send_with_python("grpc", gw.grpc, 120, "py-grpc");
-    let http_spans = send_with_python("http", gw.http, 80, "py-http");
+    let grpc_spans = send_with_python("grpc", gw.grpc, 120, "py-grpc").await;
+    let http_spans = send_with_python("http", gw.http, 80, "py-http").await;
     let json_ids = [
         ("0AF7651916CD43DD8448EB211C80319C", "B7AD6B7169203331"),
         ("0af7651916cd43dd8448eb211c80319c", "00F067AA0BA902B7"),
@@ -137,7 +138,8 @@ async fn spans_arrive_once_and_unchanged_in_every_pipeline() {
     for sink in [&a, &b] {
         wait_until("all spans at the backend", Duration::from_secs(20), || {
             sink.spans_received() >= expected
-        });
+        })
+        .await;
         let received = sink.spans();
         let sent: Vec<Value> = grpc_spans.iter().chain(&http_spans).cloned().collect();
         assert_same_spans(&sent, &received);
@@ -173,10 +175,10 @@ async fn spans_arrive_once_and_unchanged_in_every_pipeline() {
 
 /// Scenario: one pipeline's backend is down (nothing listens), the other is healthy.
 /// Guarantees: the healthy backend still gets every span; the dead one's spans wait in its own queue.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_backend_does_not_hold_up_the_others() {
     let dir = tempdir();
-    let healthy = Sink::start(dir.path(), "healthy", &[]);
+    let healthy = Sink::start(dir.path(), "healthy", &[]).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -187,17 +189,20 @@ async fn a_dead_backend_does_not_hold_up_the_others() {
         dir.path(),
         &yaml,
         &["--batch-timeout", "100ms", "--retry-initial-interval", "200ms"],
-    );
-    let sent = send_with_python("grpc", gw.grpc, 150, "py");
+    )
+    .await;
+    let sent = send_with_python("grpc", gw.grpc, 150, "py").await;
     wait_until("healthy backend has everything", Duration::from_secs(20), || {
         healthy.spans_received() >= 150
-    });
+    })
+    .await;
     assert_same_spans(&sent, &healthy.spans());
     wait_until(
         "retries towards the dead backend",
         Duration::from_secs(10),
         || gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_grpc/tracepipeline-dead\"}") > 0.0,
-    );
+    )
+    .await;
     assert_eq!(
         gw.metric("otelcol_exporter_queue_size{exporter=\"otlp_grpc/tracepipeline-dead\"}"),
         150.0
@@ -212,15 +217,16 @@ async fn a_dead_backend_does_not_hold_up_the_others() {
 /// gzip bomb over HTTP; garbage and oversized messages over gRPC.
 /// Guarantees: 400/415/413/405 and INVALID_ARGUMENT/RESOURCE_EXHAUSTED with readable messages, and the
 /// gateway stays up and keeps serving.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     let dir = tempdir();
-    let sink = Sink::start(dir.path(), "sink", &[]);
+    let sink = Sink::start(dir.path(), "sink", &[]).await;
     let gw = Gateway::start(
         dir.path(),
         &pipeline("p", "grpc", &format!("http://{}", sink.grpc)),
         &["--max-request-bytes", "65536", "--batch-timeout", "100ms"],
-    );
+    )
+    .await;
     let url = gw.url("/v1/traces");
     let proto = [("content-type", "application/x-protobuf")];
 
@@ -331,20 +337,21 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
 
     let (status, _) = get(&format!("http://{}/healthz", gw.health)).await.unwrap();
     assert_eq!(status, 200);
-    let sent = send_with_python("http", gw.http, 5, "after-abuse");
+    let sent = send_with_python("http", gw.http, 5, "after-abuse").await;
     wait_until("spans after bad requests", Duration::from_secs(20), || {
         sink.spans_received() >= 5
-    });
+    })
+    .await;
     assert_same_spans(&sent, &sink.spans());
 }
 
 /// Scenario: a backend that takes 3 s per export, one export at a time, and a 200-span queue.
 /// Guarantees: once the queue is full, HTTP clients get 503 with Retry-After and gRPC clients
 /// UNAVAILABLE with RetryInfo; refused spans are counted, not silently lost.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_refuses_with_retry_hints() {
     let dir = tempdir();
-    let slow = Sink::start(dir.path(), "slow", &["--delay", "3s"]);
+    let slow = Sink::start(dir.path(), "slow", &["--delay", "3s"]).await;
     let gw = Gateway::start(
         dir.path(),
         &pipeline("slow", "grpc", &format!("http://{}", slow.grpc)),
@@ -358,7 +365,8 @@ async fn a_full_queue_refuses_with_retry_hints() {
             "--batch-timeout",
             "10ms",
         ],
-    );
+    )
+    .await;
     let body = prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(1, 100, 2, 8));
     let mut refused = None;
     for _ in 0..10 {
@@ -419,28 +427,30 @@ async fn a_full_queue_refuses_with_retry_hints() {
 /// new header (a changed config) and a second pipeline appears.
 /// Guarantees: the first backend receives every span the generator had accepted, exactly once; the
 /// second pipeline starts receiving; no restart.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_reload_while_spans_flow_loses_nothing() {
     let dir = tempdir();
-    let a = Sink::start(dir.path(), "a", &[]);
-    let b = Sink::start(dir.path(), "b", &[]);
+    let a = Sink::start(dir.path(), "a", &[]).await;
+    let b = Sink::start(dir.path(), "b", &[]).await;
     let v1 = pipeline("main", "grpc", &format!("http://{}", a.grpc));
-    let gw = Gateway::start(dir.path(), &v1, &["--batch-timeout", "200ms"]);
+    let gw = Gateway::start(dir.path(), &v1, &["--batch-timeout", "200ms"]).await;
+    #[derive(clap::Parser)]
+    struct GenerateCli {
+        #[command(flatten)]
+        args: loadtest::generate::GenerateArgs,
+    }
     let endpoint = gw.grpc.to_string();
-    let generator = move || {
-        std::process::Command::new(loadtest_bin())
-            .args([
-                "generate",
-                "--endpoint",
-                &endpoint,
-                "--rate",
-                "2000",
-                "--duration",
-                "4s",
-            ])
-            .args(["--spans-per-request", "20", "--concurrency", "4"])
-            .output()
-    };
+    let argv = [
+        "generate",
+        "--endpoint",
+        &endpoint,
+        "--rate",
+        "2000",
+        "--duration",
+        "4s",
+    ];
+    let extra = ["--spans-per-request", "20", "--concurrency", "4"];
+    let args = <GenerateCli as clap::Parser>::parse_from(argv.into_iter().chain(extra)).args;
     let reload = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let v2 = v1.replace(
@@ -449,10 +459,8 @@ async fn hot_reload_while_spans_flow_loses_nothing() {
         ) + &pipeline("second", "http", &format!("http://{}", b.http));
         std::fs::write(&gw.pipelines, v2).unwrap();
     };
-    let (out, ()) = tokio::join!(tokio::task::spawn_blocking(generator), reload);
-    let out = out.unwrap().unwrap();
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (report, ()) = tokio::join!(loadtest::generate::run(args), reload);
+    let report = report.unwrap();
     let sent = report["sent_spans"].as_u64().unwrap();
     assert!(sent >= 6000, "{report}");
     assert_eq!(report["refused_spans"], 0);
@@ -460,7 +468,8 @@ async fn hot_reload_while_spans_flow_loses_nothing() {
         "every accepted span at backend a",
         Duration::from_secs(20),
         || a.stats()["unique_spans"].as_u64() >= Some(sent),
-    );
+    )
+    .await;
     let stats = a.stats();
     assert_eq!(stats["unique_spans"].as_u64(), Some(sent), "{stats}");
     assert_eq!(stats["duplicates"], 0, "{stats}");
@@ -475,16 +484,17 @@ async fn hot_reload_while_spans_flow_loses_nothing() {
 
 /// Scenario: SIGTERM while a batch waits for its 60 s timeout.
 /// Guarantees: the batch is flushed and delivered before the process exits with status 0.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_flushes_pending_batches() {
     let dir = tempdir();
-    let sink = Sink::start(dir.path(), "sink", &[]);
+    let sink = Sink::start(dir.path(), "sink", &[]).await;
     let mut gw = Gateway::start(
         dir.path(),
         &pipeline("p", "http", &format!("http://{}", sink.http)),
         &["--batch-timeout", "60s"],
-    );
-    let sent = send_with_python("grpc", gw.grpc, 42, "shutdown");
+    )
+    .await;
+    let sent = send_with_python("grpc", gw.grpc, 42, "shutdown").await;
     assert_eq!(sink.spans_received(), 0);
     let status = gw.proc.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
@@ -495,14 +505,14 @@ async fn sigterm_flushes_pending_batches() {
 /// Scenario: a file with one valid pipeline, one that references a missing Secret and one with a bad
 /// endpoint.
 /// Guarantees: the valid one runs; the others are reported by name with the field and Kyma's reason.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_pipelines_are_reported_and_valid_ones_run() {
     let dir = tempdir();
-    let sink = Sink::start(dir.path(), "sink", &[]);
+    let sink = Sink::start(dir.path(), "sink", &[]).await;
     let yaml = pipeline("good", "grpc", &format!("http://{}", sink.grpc))
         + &pipeline("no-port", "grpc", "collector.example")
         + "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {name: no-secret}\nspec:\n  output:\n    otlp:\n      endpoint:\n        valueFrom: {secretKeyRef: {name: gone, namespace: ns, key: url}}\n";
-    let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms"]);
+    let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms"]).await;
     let status = gw.status();
     let by_name = |n: &str| {
         status["pipelines"]
@@ -527,9 +537,75 @@ async fn invalid_pipelines_are_reported_and_valid_ones_run() {
         log.contains("\"pipeline\":\"no-secret\"") && log.contains("ReferencedSecretMissing"),
         "{log}"
     );
-    let sent = send_with_python("grpc", gw.grpc, 10, "valid");
+    let sent = send_with_python("grpc", gw.grpc, 10, "valid").await;
     wait_until("valid pipeline delivers", Duration::from_secs(20), || {
         sink.spans_received() >= 10
-    });
+    })
+    .await;
     assert_same_spans(&sent, &sink.spans());
+}
+
+/// Scenario: the backend answers 503 with Retry-After for its first 2 seconds, then recovers.
+/// Guarantees: the gateway retries and delivers every span exactly once; retries are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retryable_failures_are_retried_until_the_backend_recovers() {
+    let dir = tempdir();
+    let flaky = Sink::start(dir.path(), "flaky", &["--down-for", "2s"]).await;
+    let gw = Gateway::start(
+        dir.path(),
+        &pipeline("flaky", "http", &format!("http://{}", flaky.http)),
+        &["--batch-timeout", "50ms", "--retry-initial-interval", "100ms"],
+    )
+    .await;
+    let sent = send_with_python("grpc", gw.grpc, 30, "retry").await;
+    wait_until("delivery after recovery", Duration::from_secs(20), || {
+        flaky.spans_received() >= 30
+    })
+    .await;
+    assert_same_spans(&sent, &flaky.spans());
+    assert!(flaky.stats()["refused_requests"].as_u64().unwrap() > 0);
+    assert!(
+        gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_http/tracepipeline-flaky\"}") > 0.0
+    );
+    assert_eq!(
+        gw.metric("otelcol_exporter_send_failed_spans_total{exporter=\"otlp_http/tracepipeline-flaky\"}"),
+        0.0
+    );
+}
+
+/// Scenario: the backend rejects every request as invalid (not retryable); the pipeline uses basic
+/// auth and a header from a Secret.
+/// Guarantees: batches are dropped without retries and counted as send failures; the credentials never
+/// appear in the gateway's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permanent_failures_are_counted_and_secrets_stay_out_of_logs() {
+    let dir = tempdir();
+    let rejecting = Sink::start(dir.path(), "rejecting", &["--reject-fraction", "1.0"]).await;
+    let yaml = format!(
+        "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {{name: strict}}\nspec:\n  output:\n    otlp:\n      endpoint: {{value: 'http://{}'}}\n      authentication:\n        basic:\n          user: {{value: admin}}\n          password: {{valueFrom: {{secretKeyRef: {{name: creds, namespace: ns, key: pw}}}}}}\n      headers:\n        - name: X-Api-Key\n          valueFrom: {{secretKeyRef: {{name: creds, namespace: ns, key: token}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: creds, namespace: ns}}\nstringData: {{pw: hunter2-password, token: tok-4f9a1c}}\n",
+        rejecting.grpc
+    );
+    let gw = Gateway::start(
+        dir.path(),
+        &yaml,
+        &["--batch-timeout", "50ms", "--log-level", "debug"],
+    )
+    .await;
+    send_with_python("http", gw.http, 25, "rejected").await;
+    let failed = "otelcol_exporter_send_failed_spans_total{exporter=\"otlp_grpc/tracepipeline-strict\"}";
+    wait_until("failures counted", Duration::from_secs(20), || {
+        gw.metric(failed) >= 25.0
+    })
+    .await;
+    assert_eq!(gw.metric(failed), 25.0);
+    assert_eq!(
+        gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_grpc/tracepipeline-strict\"}"),
+        0.0
+    );
+    assert_eq!(rejecting.spans_received(), 0);
+    let log = gw.proc.log_text();
+    assert!(log.contains("dropping batch"), "{log}");
+    for secret in ["hunter2-password", "tok-4f9a1c", "YWRtaW46aHVudGVyMi1wYXNzd29yZA"] {
+        assert!(!log.contains(secret), "secret {secret} leaked into the log");
+    }
 }

@@ -1,12 +1,14 @@
-//! Harness for end-to-end tests: runs the real `otlp-gateway` and `loadtest sink` binaries as child
-//! processes on 127.0.0.1, talks to them over real sockets, and kills them when a test ends.
+//! Harness for end-to-end tests: runs the real `otlp-gateway` binary as a child process and the load
+//! test's verifying sink in-process, on 127.0.0.1, talking over real sockets; kills what it started
+//! when a test ends.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use clap::Parser;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,19 +61,9 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn loadtest_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_loadtest"))
-}
-
-/// The gateway binary sits next to the loadtest binary; `cargo test --workspace` builds both.
+/// Cargo builds this package's binary for its integration tests, so it is never stale.
 pub fn gateway_bin() -> PathBuf {
-    let path = loadtest_bin().with_file_name("otlp-gateway");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p otlp-gateway`) first",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_otlp-gateway"))
 }
 
 /// The Python with the OpenTelemetry SDK: `OTLP_TEST_PYTHON`, else the workspace's `.venv`.
@@ -87,57 +79,49 @@ pub fn python() -> PathBuf {
     venv
 }
 
-pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
         assert!(
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// A running sink.
+/// Parses `loadtest sink` flags.
+#[derive(Parser)]
+struct SinkCli {
+    #[command(flatten)]
+    args: loadtest::sink::SinkArgs,
+}
+
+/// The verifying sink, serving in this process.
 pub struct Sink {
-    pub proc: Proc,
+    pub handle: loadtest::sink::SinkHandle,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
-    pub stats_addr: SocketAddr,
     pub dump: PathBuf,
 }
 
 impl Sink {
-    pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Self {
+    pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> Self {
         let dump = dir.join(format!("{name}.jsonl"));
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(loadtest_bin())
-            .arg("sink")
-            .arg("--dump")
-            .arg(&dump)
-            .args(["--max-runtime", "10m"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addrs: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("sink said {line:?}: {e}"));
-        let addr = |k: &str| addrs[k].as_str().unwrap().parse().unwrap();
+        let mut argv = vec!["sink".to_string(), "--dump".into(), dump.display().to_string()];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let args = SinkCli::parse_from(argv).args;
+        let handle = loadtest::sink::start(args).await.unwrap();
         Self {
-            grpc: addr("grpc"),
-            http: addr("http"),
-            stats_addr: addr("stats"),
+            grpc: handle.grpc,
+            http: handle.http,
+            handle,
             dump,
-            proc: Proc { child, log },
         }
     }
 
     pub fn stats(&self) -> Value {
-        serde_json::from_slice(&blocking_get(format!("http://{}/stats", self.stats_addr))).unwrap()
+        self.handle.stats()
     }
 
     pub fn spans_received(&self) -> u64 {
@@ -181,7 +165,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Writes `yaml` as the pipelines file and starts the gateway on ephemeral ports.
-    pub fn start(dir: &Path, yaml: &str, extra: &[&str]) -> Self {
+    pub async fn start(dir: &Path, yaml: &str, extra: &[&str]) -> Self {
         let pipelines = dir.join("pipelines.yaml");
         std::fs::write(&pipelines, yaml).unwrap();
         let log = dir.join("gateway.log");
@@ -211,7 +195,8 @@ impl Gateway {
                 .find(|v| v["message"] == "otlp-gateway started")
                 .unwrap_or(Value::Null);
             !started.is_null()
-        });
+        })
+        .await;
         let addr = |k: &str| started[k].as_str().unwrap().parse().unwrap();
         Self {
             grpc: addr("otlp_grpc_addr"),
@@ -247,13 +232,19 @@ impl Gateway {
 }
 
 /// Runs the Python SDK sender; returns the spans it reports as sent.
-pub fn send_with_python(protocol: &str, endpoint: SocketAddr, count: usize, service: &str) -> Vec<Value> {
-    let script = workspace_root().join("loadtest/tests/otel_send.py");
-    let out = Command::new(python())
+pub async fn send_with_python(
+    protocol: &str,
+    endpoint: SocketAddr,
+    count: usize,
+    service: &str,
+) -> Vec<Value> {
+    let script = workspace_root().join("dataplane/tests/otel_send.py");
+    let out = tokio::process::Command::new(python())
         .arg(&script)
         .args(["--protocol", protocol, "--endpoint", &endpoint.to_string()])
         .args(["--count", &count.to_string(), "--service", service])
         .output()
+        .await
         .unwrap();
     assert!(
         out.status.success(),

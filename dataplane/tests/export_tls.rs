@@ -1,0 +1,235 @@
+//! The exporter against a real TLS server on 127.0.0.1 (rustls, certificates made by rcgen for the
+//! test): CA pinning, mTLS, `insecureSkipVerify`, and both OTLP protocols over TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use otlp_gateway::batch::Batch;
+use otlp_gateway::export::{BuildError, ExportError, ExportSettings, Exporter};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, Sensitive, TlsConfig};
+
+struct Pki {
+    ca_pem: String,
+    server_cert: CertificateDer<'static>,
+    server_key: PrivateKeyDer<'static>,
+    client_cert_pem: String,
+    client_key_pem: String,
+    ca_der: CertificateDer<'static>,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["gateway".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca)
+        .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        ca_der: ca.der().clone(),
+        server_cert: server.der().clone(),
+        server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        client_cert_pem: client.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
+}
+
+/// A TLS server answering every request with an empty OTLP success; counts requests that presented a
+/// client certificate.
+async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if require_client_cert {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca_der.clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let with_cert = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&with_cert);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let has_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                let grpc_service =
+                    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let counter = Arc::clone(&counter);
+                        async move {
+                            let grpc = req
+                                .headers()
+                                .get("content-type")
+                                .is_some_and(|v| v == "application/grpc");
+                            let _ = req.into_body().collect().await;
+                            if has_cert {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                            }
+                            let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                            if grpc {
+                                resp.headers_mut()
+                                    .insert("content-type", "application/grpc".parse().unwrap());
+                                // Trailers-only success.
+                                resp.headers_mut().insert("grpc-status", "0".parse().unwrap());
+                            } else {
+                                resp.headers_mut()
+                                    .insert("content-type", "application/x-protobuf".parse().unwrap());
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), grpc_service)
+                    .await;
+            });
+        }
+    });
+    (addr, with_cert)
+}
+
+fn output(protocol: Protocol, addr: SocketAddr, tls: TlsConfig) -> OtlpOutputConfig {
+    let url = match protocol {
+        Protocol::Grpc => format!("https://{addr}"),
+        Protocol::Http => format!("https://{addr}/v1/traces"),
+    };
+    OtlpOutputConfig {
+        protocol,
+        url,
+        compression: Compression::Gzip,
+        headers: vec![],
+        tls,
+    }
+}
+
+async fn send(config: &OtlpOutputConfig) -> Result<(), ExportError> {
+    let exporter = Exporter::new(config, ExportSettings::default()).unwrap();
+    let body = Bytes::from(prost::Message::encode_to_vec(
+        &otlp_gateway::testing::sample_request(1, 3, 1, 4),
+    ));
+    let batch = Batch {
+        len: body.len(),
+        chunks: vec![body],
+        spans: 3,
+    };
+    exporter.send(exporter.encode(&batch)).await.map(|_| ())
+}
+
+/// Scenario: a backend that requires client certificates; the pipeline has the CA, cert and key.
+/// Guarantees: both protocols connect, verify the server against the CA only, and present the client
+/// certificate.
+#[tokio::test]
+async fn mtls_with_pinned_ca() {
+    let pki = pki();
+    let (addr, with_cert) = server(&pki, true).await;
+    let tls = TlsConfig {
+        ca_pem: Some(pki.ca_pem.clone()),
+        cert_pem: Some(pki.client_cert_pem.clone()),
+        key_pem: Some(Sensitive::new(pki.client_key_pem.clone())),
+        ..Default::default()
+    };
+    for protocol in [Protocol::Http, Protocol::Grpc] {
+        send(&output(protocol, addr, tls.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+    }
+    assert_eq!(with_cert.load(Ordering::SeqCst), 2);
+}
+
+/// Scenario: the backend requires a client certificate and the pipeline has none.
+/// Guarantees: the export fails (retryable: it is a connection failure), nothing is sent.
+#[tokio::test]
+async fn mtls_without_client_cert_fails() {
+    let pki = pki();
+    let (addr, with_cert) = server(&pki, true).await;
+    let tls = TlsConfig {
+        ca_pem: Some(pki.ca_pem.clone()),
+        ..Default::default()
+    };
+    let err = send(&output(Protocol::Http, addr, tls)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(with_cert.load(Ordering::SeqCst), 0);
+}
+
+/// Scenario: a server certificate from a private CA, the pipeline without that CA, then with
+/// `insecureSkipVerify`.
+/// Guarantees: verification against the system roots fails; skip-verify connects.
+#[tokio::test]
+async fn unknown_ca_fails_unless_verification_is_skipped() {
+    let pki = pki();
+    let (addr, _) = server(&pki, false).await;
+    let err = send(&output(Protocol::Grpc, addr, TlsConfig::default()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot reach"), "{err}");
+    let skip = TlsConfig {
+        insecure_skip_verify: true,
+        ..Default::default()
+    };
+    send(&output(Protocol::Grpc, addr, skip.clone())).await.unwrap();
+    send(&output(Protocol::Http, addr, skip)).await.unwrap();
+}
+
+/// Scenario: TLS material that does not parse, and a certificate with a key that is not a key.
+/// Guarantees: building the exporter fails with a TLS error naming what is wrong.
+#[test]
+fn unusable_pem_is_a_build_error() {
+    let pki = pki();
+    let bad_ca = TlsConfig {
+        ca_pem: Some("not a pem".into()),
+        ..Default::default()
+    };
+    let err = Exporter::new(
+        &output(Protocol::Http, "127.0.0.1:1".parse().unwrap(), bad_ca),
+        ExportSettings::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, BuildError::Tls(_)) && err.to_string().contains("CA"),
+        "{err}"
+    );
+    let bad_key = TlsConfig {
+        cert_pem: Some(pki.client_cert_pem.clone()),
+        key_pem: Some(Sensitive::new(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )),
+        ..Default::default()
+    };
+    let err = Exporter::new(
+        &output(Protocol::Http, "127.0.0.1:1".parse().unwrap(), bad_key),
+        ExportSettings::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, BuildError::Tls(_)), "{err}");
+}
