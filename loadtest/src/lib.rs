@@ -2,6 +2,7 @@
 //! and through the `loadtest` binary.
 
 pub mod generate;
+pub mod run;
 pub mod sink;
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,7 +1,7 @@
 //! `loadtest`: a load generator and a verifying OTLP sink for `otlp-gateway`.
 
 use clap::{Parser, Subcommand};
-use loadtest::{generate, sink};
+use loadtest::{generate, run, sink};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,6 +19,8 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Send OTLP spans at a rate or as fast as possible.
     Generate(generate::GenerateArgs),
+    /// Run a measured scenario: forwarder, sinks and generator; prints a table and one JSON line.
+    Run(run::RunArgs),
 }
 
 #[tokio::main]
@@ -28,6 +30,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Generate(args) => {
             let report = generate::run(args).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Run(args) => {
+            let result = run::run(args).await?;
+            eprint!("{}", run::table(&result));
+            println!("{result}");
             Ok(())
         }
     }

@@ -1,0 +1,402 @@
+//! `loadtest run SCENARIO`: one measured run. Starts the forwarder under test (our gateway, or rotel
+//! with `--peer rotel`) as a process, the sinks and the generator in this process, samples the
+//! forwarder's CPU time and RSS from /proc, and prints a table and one JSON line.
+//!
+//! Everything runs on one machine, so the generator and sinks compete with the forwarder for cores;
+//! CPU per span is the forwarder's own CPU time divided by the spans it delivered, which that
+//! competition does not inflate much, while throughput figures are bounded by the machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::generate::{self, GenerateArgs};
+use crate::sink::{self, SinkArgs, SinkHandle};
+
+/// Which forwarder to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    /// Our `otlp-gateway`.
+    Gateway,
+    /// rotel's `rotel-agent` (PyPI `rotel`), always exporting gzip over gRPC.
+    Rotel,
+}
+
+/// Named scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// One pipeline, uncompressed gRPC export.
+    Single,
+    /// One pipeline, gzip export at the gateway's default level.
+    Gzip,
+    /// Three pipelines, each to its own backend.
+    Multi3,
+    /// Five pipelines, each to its own backend.
+    Multi5,
+    /// One pipeline whose backend answers 503 to 70 % of requests (Kyma's backpressure test).
+    Backpressure,
+    /// Two pipelines: one backend down, one healthy.
+    DeadBackend,
+}
+
+/// Flags of `loadtest run`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Forwarder under test.
+    #[arg(long, value_enum, default_value_t = Peer::Gateway)]
+    pub peer: Peer,
+    /// Offered load in spans/s; 0 sends as fast as possible.
+    #[arg(long, default_value_t = 100_000)]
+    pub rate: u64,
+    /// How long to send.
+    #[arg(long, default_value = "10s")]
+    pub duration: humantime::Duration,
+    /// Spans per request.
+    #[arg(long, default_value_t = 100)]
+    pub spans_per_request: usize,
+    /// Attributes per span.
+    #[arg(long, default_value_t = 10)]
+    pub attributes: usize,
+    /// Bytes per attribute value.
+    #[arg(long, default_value_t = 16)]
+    pub attribute_bytes: usize,
+    /// Requests in flight from the generator.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Generator protocol: grpc or http.
+    #[arg(long, default_value = "grpc")]
+    pub protocol: String,
+    /// Source addresses 127.0.0.x used by the generator.
+    #[arg(long, default_value_t = 1)]
+    pub sources: usize,
+    /// The gateway binary; defaults to `otlp-gateway` next to this binary.
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+    /// The rotel agent binary; defaults to `rotel-agent` on PATH.
+    #[arg(long, default_value = "rotel-agent")]
+    pub rotel_bin: PathBuf,
+    /// Batch timeout given to the forwarder.
+    #[arg(long, default_value = "200ms")]
+    pub batch_timeout: humantime::Duration,
+    /// Extra flags for the gateway.
+    #[arg(long, allow_hyphen_values = true, num_args = 0..)]
+    pub gateway_args: Vec<String>,
+}
+
+/// Samples of the forwarder's resource use.
+#[derive(Debug, Default)]
+struct Usage {
+    cpu_start: f64,
+    cpu_end: f64,
+    rss_samples_kib: Vec<u64>,
+}
+
+// === impl Usage ===
+
+impl Usage {
+    fn rss_peak_mib(&self) -> f64 {
+        self.rss_samples_kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0
+    }
+
+    fn rss_mean_mib(&self) -> f64 {
+        if self.rss_samples_kib.is_empty() {
+            return 0.0;
+        }
+        self.rss_samples_kib.iter().sum::<u64>() as f64 / self.rss_samples_kib.len() as f64 / 1024.0
+    }
+}
+
+// === free functions ===
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may contain spaces; fields after the closing parenthesis are fixed.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("stime")?.parse()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Ok((utime + stime) / 100.0)
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+fn default_gateway_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name("otlp-gateway"))
+}
+
+fn pipeline_yaml(name: &str, endpoint: &str, compression: &str) -> String {
+    format!(
+        "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata:\n  name: {name}\nspec:\n  output:\n    otlp:\n      compression: {compression}\n      endpoint:\n        value: {endpoint}\n---\n"
+    )
+}
+
+async fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    Ok(l.local_addr()?)
+}
+
+async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("forwarder did not listen on {addr} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn sink_args(fail_fraction: f64) -> SinkArgs {
+    SinkArgs {
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        stats_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        dump: None,
+        fail_fraction,
+        reject_fraction: 0.0,
+        delay: Duration::ZERO.into(),
+        down_for: Duration::ZERO.into(),
+        max_runtime: Duration::from_secs(3600).into(),
+    }
+}
+
+/// Runs one scenario and returns its result as JSON.
+pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
+    let dir = tempfile_dir()?;
+    let (pipelines, fail_fraction, dead) = match args.scenario {
+        Scenario::Single | Scenario::Gzip => (1, 0.0, false),
+        Scenario::Multi3 => (3, 0.0, false),
+        Scenario::Multi5 => (5, 0.0, false),
+        Scenario::Backpressure => (1, 0.7, false),
+        Scenario::DeadBackend => (2, 0.0, true),
+    };
+    let compression = if args.scenario == Scenario::Gzip {
+        "gzip"
+    } else {
+        "none"
+    };
+    let mut sinks: Vec<SinkHandle> = Vec::new();
+    for _ in 0..pipelines {
+        sinks.push(sink::start(sink_args(fail_fraction)).await?);
+    }
+    let dead_addr = free_port().await?;
+    let grpc = free_port().await?;
+    let http = free_port().await?;
+
+    let mut child = match args.peer {
+        Peer::Gateway => {
+            let mut yaml = String::new();
+            for (i, s) in sinks.iter().enumerate() {
+                let target = if dead && i == 0 { dead_addr } else { s.grpc };
+                yaml += &pipeline_yaml(&format!("p{i}"), &format!("http://{target}"), compression);
+            }
+            let file = dir.join("pipelines.yaml");
+            std::fs::write(&file, yaml)?;
+            let bin = match &args.gateway_bin {
+                Some(b) => b.clone(),
+                None => default_gateway_bin()?,
+            };
+            let batch_timeout = args.batch_timeout.to_string();
+            tokio::process::Command::new(&bin)
+                .arg("--pipelines")
+                .arg(&file)
+                .args([
+                    "--otlp-grpc-addr",
+                    &grpc.to_string(),
+                    "--otlp-http-addr",
+                    &http.to_string(),
+                ])
+                .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+                .args(["--batch-timeout", &batch_timeout, "--log-level", "warn"])
+                .args(&args.gateway_args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?
+        }
+        Peer::Rotel => {
+            if pipelines != 1 || dead {
+                bail!("--peer rotel runs the single-backend scenarios (single, gzip, backpressure)");
+            }
+            tokio::process::Command::new(&args.rotel_bin)
+                .arg("start")
+                .args([
+                    "--otlp-grpc-endpoint",
+                    &grpc.to_string(),
+                    "--otlp-http-endpoint",
+                    &http.to_string(),
+                ])
+                .args([
+                    "--exporter",
+                    "otlp",
+                    "--otlp-exporter-endpoint",
+                    &format!("http://{}", sinks[0].grpc),
+                ])
+                .args(["--otlp-exporter-batch-timeout", &args.batch_timeout.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", args.rotel_bin.display()))?
+        }
+    };
+    let pid = child.id().context("forwarder exited at once")?;
+    let target = if args.protocol == "http" { http } else { grpc };
+    wait_for_port(target, Duration::from_secs(20)).await?;
+    // Let the forwarder finish starting (config load, connection set-up) before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let generate_args = GenerateArgs {
+        protocol: args.protocol.clone(),
+        endpoint: target.to_string(),
+        rate: args.rate,
+        duration: args.duration,
+        total_spans: 0,
+        spans_per_request: args.spans_per_request,
+        attributes: args.attributes,
+        attribute_bytes: args.attribute_bytes,
+        resources: 1,
+        sources: args.sources,
+        concurrency: args.concurrency,
+        compression: "none".into(),
+        first_seq: 1,
+    };
+    let mut usage = Usage {
+        cpu_start: cpu_seconds(pid)?,
+        ..Usage::default()
+    };
+    let started = Instant::now();
+    let sampler = {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = s.cancelled() => return samples,
+                    _ = tick.tick() => if let Ok(kib) = rss_kib(pid) { samples.push(kib) },
+                }
+            }
+        });
+        (stop, task)
+    };
+    let report = generate::run(generate_args).await?;
+    let sent = report["sent_spans"].as_u64().unwrap_or(0);
+    let healthy: Vec<&SinkHandle> = sinks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(dead && *i == 0))
+        .map(|(_, s)| s)
+        .collect();
+    // Wait for delivery to settle: every healthy sink has all spans, or nothing moves for 3 s.
+    let settle_deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = 0;
+    let mut still_since = Instant::now();
+    loop {
+        let unique: u64 = healthy
+            .iter()
+            .map(|s| s.stats()["unique_spans"].as_u64().unwrap_or(0))
+            .sum();
+        if fail_fraction == 0.0 && unique >= sent * healthy.len() as u64 {
+            break;
+        }
+        if unique != last {
+            last = unique;
+            still_since = Instant::now();
+        }
+        if still_since.elapsed() > Duration::from_secs(3) || Instant::now() > settle_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    usage.cpu_end = cpu_seconds(pid)?;
+    sampler.0.cancel();
+    usage.rss_samples_kib = sampler.1.await.unwrap_or_default();
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let stats: Vec<Value> = healthy.iter().map(|s| s.stats()).collect();
+    let received_unique: u64 = stats
+        .iter()
+        .map(|s| s["unique_spans"].as_u64().unwrap_or(0))
+        .sum();
+    let duplicates: u64 = stats.iter().map(|s| s["duplicates"].as_u64().unwrap_or(0)).sum();
+    let lost = (sent * healthy.len() as u64).saturating_sub(received_unique);
+    let cpu = usage.cpu_end - usage.cpu_start;
+    let per_span_us = if sent > 0 { cpu * 1e6 / sent as f64 } else { 0.0 };
+    let latency = &stats
+        .first()
+        .map(|s| s["latency_us"].clone())
+        .unwrap_or(Value::Null);
+    let result = json!({
+        "scenario": format!("{:?}", args.scenario).to_lowercase(),
+        "peer": format!("{:?}", args.peer).to_lowercase(),
+        "pipelines": pipelines,
+        "offered_spans_per_s": args.rate,
+        "achieved_spans_per_s": report["spans_per_s"],
+        "refused_spans": report["refused_spans"],
+        "sent_spans": sent,
+        "delivered_unique_spans": received_unique,
+        "lost_spans": lost,
+        "duplicated_spans": duplicates,
+        "forwarder_cpu_s": cpu,
+        "forwarder_cpu_us_per_span": per_span_us,
+        "forwarder_cores_used": cpu / wall,
+        "rss_peak_mib": usage.rss_peak_mib(),
+        "rss_mean_mib": usage.rss_mean_mib(),
+        "latency_p50_us": latency["p50"],
+        "latency_p99_us": latency["p99"],
+        "latency_p999_us": latency["p999"],
+    });
+    for s in sinks {
+        s.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(result)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "loadtest-run-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A human-readable table of a result.
+pub fn table(result: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Object(map) = result {
+        for (k, v) in map {
+            out.push_str(&format!("{k:<28} {v}\n"));
+        }
+    }
+    out
+}
