@@ -98,11 +98,11 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements((5 * SPANS_PER_REQUEST) as u64));
     for level in [1u32, 6] {
         group.bench_function(BenchmarkId::new("gzip", level), |b| {
-            b.iter(|| compress(Encoding::Gzip, &batch, len, level, 1).len())
+            b.iter(|| compress(Encoding::Gzip, &batch, len, level, 1).unwrap().len())
         });
     }
     group.bench_function(BenchmarkId::new("zstd", 1), |b| {
-        b.iter(|| compress(Encoding::Zstd, &batch, len, 1, 1).len())
+        b.iter(|| compress(Encoding::Zstd, &batch, len, 1, 1).unwrap().len())
     });
     group.finish();
     let _ = total_bytes;

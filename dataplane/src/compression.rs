@@ -124,41 +124,59 @@ fn read_limited(reader: impl Read, input_len: usize, limit: usize) -> Result<Byt
     Ok(out.into_inner().freeze())
 }
 
-/// Compresses the concatenation of `chunks`.
-pub fn compress(encoding: Encoding, chunks: &[Bytes], len: usize, gzip_level: u32, zstd_level: i32) -> Bytes {
+/// Compresses the concatenation of `chunks`. Compressing into memory only fails if the compressor
+/// cannot allocate its state.
+pub fn compress(
+    encoding: Encoding,
+    chunks: &[Bytes],
+    len: usize,
+    gzip_level: u32,
+    zstd_level: i32,
+) -> std::io::Result<Bytes> {
+    if encoding == Encoding::Identity
+        && let [only] = chunks
+    {
+        return Ok(only.clone());
+    }
+    compress_into(
+        encoding,
+        chunks,
+        BytesMut::with_capacity(len),
+        gzip_level,
+        zstd_level,
+    )
+    .map(BytesMut::freeze)
+}
+
+/// Appends the compressed concatenation of `chunks` to `out`.
+pub fn compress_into(
+    encoding: Encoding,
+    chunks: &[Bytes],
+    mut out: BytesMut,
+    gzip_level: u32,
+    zstd_level: i32,
+) -> std::io::Result<BytesMut> {
     match encoding {
         Encoding::Identity => {
-            if let [only] = chunks {
-                return only.clone();
-            }
-            let mut out = BytesMut::with_capacity(len);
             for c in chunks {
                 out.extend_from_slice(c);
             }
-            out.freeze()
+            Ok(out)
         }
         Encoding::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(
-                BytesMut::with_capacity(len / 3 + 64).writer(),
-                flate2::Compression::new(gzip_level),
-            );
-            // Writing into memory cannot fail.
+            let mut enc = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(gzip_level));
             for c in chunks {
-                let _ = enc.write_all(c);
+                enc.write_all(c)?;
             }
-            enc.finish().map(|w| w.into_inner().freeze()).unwrap_or_default()
+            Ok(enc.finish()?.into_inner())
         }
         Encoding::Zstd => {
-            let Ok(mut enc) =
-                zstd::stream::write::Encoder::new(BytesMut::with_capacity(len / 3 + 64).writer(), zstd_level)
-            else {
-                return compress(Encoding::Identity, chunks, len, gzip_level, zstd_level);
-            };
-            let _ = enc.include_checksum(false);
+            let mut enc = zstd::stream::write::Encoder::new(out.writer(), zstd_level)?;
+            enc.include_checksum(false)?;
             for c in chunks {
-                let _ = enc.write_all(c);
+                enc.write_all(c)?;
             }
-            enc.finish().map(|w| w.into_inner().freeze()).unwrap_or_default()
+            Ok(enc.finish()?.into_inner())
         }
     }
 }
@@ -181,9 +199,10 @@ mod tests {
                 data.len(),
                 6,
                 3,
-            );
+            )
+            .unwrap();
             assert_eq!(decompress(enc, &packed, 200_000).unwrap(), data);
-            let bomb = compress(enc, &[Bytes::from(vec![0u8; 1 << 20])], 1 << 20, 9, 19);
+            let bomb = compress(enc, &[Bytes::from(vec![0u8; 1 << 20])], 1 << 20, 9, 19).unwrap();
             assert!(
                 matches!(
                     decompress(enc, &bomb, 64 * 1024),

@@ -92,6 +92,9 @@ struct Args {
     /// zstd level for exports.
     #[arg(long, default_value_t = defaults().pipeline.export.zstd_level)]
     zstd_level: i32,
+    /// Runtime worker threads; 0 uses one per available core.
+    #[arg(long, default_value_t = 0)]
+    worker_threads: usize,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -175,7 +178,11 @@ async fn terminated() {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format, &args.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.worker_threads > 0 {
+        builder.worker_threads(args.worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");

@@ -317,18 +317,24 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
         spans: 1,
     };
     let plain = client(Compression::None);
-    match plain.send(plain.encode(&batch(vec![0x0a, 0xff, 0x01]))).await {
+    match plain
+        .send(plain.encode(&batch(vec![0x0a, 0xff, 0x01])).unwrap())
+        .await
+    {
         Err(ExportError::Permanent { message }) => assert!(message.contains("InvalidArgument"), "{message}"),
         other => panic!("{other:?}"),
     }
-    match plain.send(plain.encode(&batch(vec![0u8; 100_000]))).await {
+    match plain
+        .send(plain.encode(&batch(vec![0u8; 100_000])).unwrap())
+        .await
+    {
         Err(ExportError::Permanent { message }) => {
             assert!(message.contains("ResourceExhausted"), "{message}")
         }
         other => panic!("{other:?}"),
     }
     let gzip = client(Compression::Gzip);
-    match gzip.send(gzip.encode(&batch(vec![0u8; 8 << 20]))).await {
+    match gzip.send(gzip.encode(&batch(vec![0u8; 8 << 20])).unwrap()).await {
         Err(ExportError::Permanent { message }) => {
             assert!(message.contains("ResourceExhausted"), "{message}")
         }
@@ -408,7 +414,7 @@ async fn a_full_queue_refuses_with_retry_hints() {
         chunks: vec![body.into()],
         spans: 100,
     };
-    match grpc.send(grpc.encode(&batch)).await {
+    match grpc.send(grpc.encode(&batch).unwrap()).await {
         Err(ExportError::Retryable { message, retry_after }) => {
             assert!(message.contains("Unavailable"), "{message}");
             assert_eq!(retry_after, Some(Duration::from_secs(1)));

@@ -143,7 +143,7 @@ async fn send(config: &OtlpOutputConfig) -> Result<(), ExportError> {
         chunks: vec![body],
         spans: 3,
     };
-    exporter.send(exporter.encode(&batch)).await.map(|_| ())
+    exporter.send(exporter.encode(&batch).unwrap()).await.map(|_| ())
 }
 
 /// Scenario: a backend that requires client certificates; the pipeline has the CA, cert and key.

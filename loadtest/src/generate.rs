@@ -261,7 +261,11 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
                     chunks: vec![body],
                     spans: per_request as usize,
                 };
-                match exporter.send(exporter.encode(&batch)).await {
+                let result = match exporter.encode(&batch) {
+                    Ok(body) => exporter.send(body).await,
+                    Err(e) => Err(e),
+                };
+                match result {
                     Ok(_) => {
                         counters.sent_spans.fetch_add(per_request, Ordering::Relaxed);
                         counters.sent_requests.fetch_add(1, Ordering::Relaxed);

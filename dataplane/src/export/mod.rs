@@ -11,7 +11,7 @@ pub mod tls;
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -34,6 +34,8 @@ const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceSer
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Idle pooled connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Compressed flag and message length in front of every gRPC message.
+const GRPC_FRAME_HEADER_BYTES: usize = 5;
 /// gRPC status codes that OTLP says to retry; RESOURCE_EXHAUSTED only with RetryInfo.
 const GRPC_RETRYABLE: [i32; 6] = [1, 4, 10, 11, 14, 15];
 const GRPC_RESOURCE_EXHAUSTED: i32 = 8;
@@ -198,10 +200,6 @@ impl Exporter {
             Protocol::Grpc => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-                headers.insert(
-                    "grpc-accept-encoding",
-                    HeaderValue::from_static("gzip,zstd,identity"),
-                );
                 if encoding != Encoding::Identity {
                     headers.insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
                 }
@@ -231,25 +229,30 @@ impl Exporter {
         self.settings.retry
     }
 
-    /// Compresses and frames a batch once; every attempt sends the same bytes.
-    pub fn encode(&self, batch: &Batch) -> Bytes {
-        let payload = compression::compress(
+    /// Compresses and frames a batch once; every attempt sends the same bytes. The batch is copied
+    /// once, into the buffer that is sent (or streamed through the compressor into it).
+    pub fn encode(&self, batch: &Batch) -> Result<Bytes, ExportError> {
+        let prefix = match self.protocol {
+            Protocol::Http => 0,
+            Protocol::Grpc => GRPC_FRAME_HEADER_BYTES,
+        };
+        let mut out = BytesMut::with_capacity(prefix + batch.len);
+        out.resize(prefix, 0);
+        let mut out = compression::compress_into(
             self.encoding,
             &batch.chunks,
-            batch.len,
+            out,
             self.settings.gzip_level,
             self.settings.zstd_level,
-        );
-        match self.protocol {
-            Protocol::Http => payload,
-            Protocol::Grpc => {
-                let mut framed = BytesMut::with_capacity(payload.len() + 5);
-                framed.put_u8(u8::from(self.encoding != Encoding::Identity));
-                framed.put_u32(payload.len() as u32);
-                framed.put_slice(&payload);
-                framed.freeze()
-            }
+        )
+        .map_err(|e| ExportError::permanent(format!("cannot compress the batch: {e}")))?;
+        if prefix > 0 {
+            let len = u32::try_from(out.len() - prefix)
+                .map_err(|_| ExportError::permanent("batch larger than a gRPC message can be"))?;
+            out[0] = u8::from(self.encoding != Encoding::Identity);
+            out[1..prefix].copy_from_slice(&len.to_be_bytes());
         }
+        Ok(out.freeze())
     }
 
     /// One attempt, bounded by the per-attempt timeout.

@@ -313,7 +313,16 @@ async fn export_with_retry(
     stop: &CancellationToken,
 ) -> Outcome {
     let spans = batch.spans as u64;
-    let body = exporter.encode(batch);
+    let body = match exporter.encode(batch) {
+        Ok(body) => body,
+        Err(error) => {
+            return Outcome::Failed {
+                spans,
+                error,
+                attempts: 0,
+            };
+        }
+    };
     let started = Instant::now();
     let mut backoff = exporter.retry_policy().backoff();
     let mut attempts = 0;

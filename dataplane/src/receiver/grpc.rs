@@ -169,8 +169,9 @@ where
             let mut encodings = EnabledCompressionEncodings::default();
             encodings.enable(CompressionEncoding::Gzip);
             encodings.enable(CompressionEncoding::Zstd);
+            // Responses are a few bytes: compressing them would only cost a compressor's set-up.
             let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_compression_config(encodings, encodings)
+                .apply_compression_config(encodings, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(limit), None);
             let mut response = grpc.unary(handler, request).await;
             // tonic answers OUT_OF_RANGE for an uncompressed message over the limit; OTLP says

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{ExportSink, IngestError, RETRY_AFTER, Transport};
-use crate::compression::{self, DecompressError, Encoding};
+use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
 
 const TRACES_PATH: &str = "/v1/traces";
 const PROTOBUF: &str = "application/x-protobuf";
@@ -291,15 +291,21 @@ fn respond(
     encoding: Option<Encoding>,
     payload: Bytes,
 ) -> Response<Full<Bytes>> {
-    let payload = match encoding {
-        Some(e) => compression::compress(
+    // A response that cannot be compressed goes out plain; the header below says which it is.
+    let (payload, encoding) = match encoding.map(|e| {
+        (
             e,
-            std::slice::from_ref(&payload),
-            payload.len(),
-            compression::DEFAULT_GZIP_LEVEL,
-            compression::DEFAULT_ZSTD_LEVEL,
-        ),
-        None => payload,
+            compression::compress(
+                e,
+                std::slice::from_ref(&payload),
+                payload.len(),
+                DEFAULT_GZIP_LEVEL,
+                DEFAULT_ZSTD_LEVEL,
+            ),
+        )
+    }) {
+        Some((e, Ok(compressed))) => (compressed, Some(e)),
+        _ => (payload, None),
     };
     let mut r = Response::new(Full::new(payload));
     *r.status_mut() = status;

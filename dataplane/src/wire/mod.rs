@@ -236,7 +236,19 @@ impl ScopeSpansView {
 // === free functions ===
 
 /// Reads a varint the way prost does: at most ten bytes, the tenth at most 1.
+#[inline]
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
+    // Keys and short lengths fit in one byte: the common case stays inline.
+    if let Some(&b) = buf.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(u64::from(b));
+    }
+    read_varint_slow(buf, pos)
+}
+
+fn read_varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     let mut value: u64 = 0;
     for i in 0..10 {
         let Some(&b) = buf.get(*pos) else {

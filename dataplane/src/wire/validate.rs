@@ -22,43 +22,56 @@ enum Kind {
     Fixed32,
 }
 
-/// Known fields of one message, by number.
-struct Schema(&'static [(u32, Kind)]);
+/// Highest field number in the trace schema (`Span.flags`).
+const MAX_FIELD_NUMBER: usize = 16;
 
-static REQUEST: Schema = Schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
-static RESOURCE_SPANS: Schema = Schema(&[
+/// Known fields of one message, indexed by field number: one load per field instead of a search.
+struct Schema([Option<Kind>; MAX_FIELD_NUMBER + 1]);
+
+const fn schema(fields: &[(u32, Kind)]) -> Schema {
+    let mut table = [None; MAX_FIELD_NUMBER + 1];
+    let mut i = 0;
+    while i < fields.len() {
+        table[fields[i].0 as usize] = Some(fields[i].1);
+        i += 1;
+    }
+    Schema(table)
+}
+
+static REQUEST: Schema = schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
+static RESOURCE_SPANS: Schema = schema(&[
     (1, Kind::Message(&RESOURCE)),
     (2, Kind::Message(&SCOPE_SPANS)),
     (3, Kind::String),
 ]);
-static RESOURCE: Schema = Schema(&[
+static RESOURCE: Schema = schema(&[
     (1, Kind::Message(&KEY_VALUE)),
     (2, Kind::Varint),
     (3, Kind::Message(&ENTITY_REF)),
 ]);
-static ENTITY_REF: Schema = Schema(&[
+static ENTITY_REF: Schema = schema(&[
     (1, Kind::String),
     (2, Kind::String),
     (3, Kind::String),
     (4, Kind::String),
 ]);
-static SCOPE_SPANS: Schema = Schema(&[
+static SCOPE_SPANS: Schema = schema(&[
     (1, Kind::Message(&SCOPE)),
     (2, Kind::Message(&SPAN)),
     (3, Kind::String),
 ]);
-static SCOPE: Schema = Schema(&[
+static SCOPE: Schema = schema(&[
     (1, Kind::String),
     (2, Kind::String),
     (3, Kind::Message(&KEY_VALUE)),
     (4, Kind::Varint),
 ]);
-static KEY_VALUE: Schema = Schema(&[
+static KEY_VALUE: Schema = schema(&[
     (1, Kind::String),
     (2, Kind::Message(&ANY_VALUE)),
     (3, Kind::Varint),
 ]);
-static ANY_VALUE: Schema = Schema(&[
+static ANY_VALUE: Schema = schema(&[
     (1, Kind::String),
     (2, Kind::Varint),
     (3, Kind::Varint),
@@ -68,9 +81,9 @@ static ANY_VALUE: Schema = Schema(&[
     (7, Kind::Bytes),
     (8, Kind::Varint),
 ]);
-static ARRAY_VALUE: Schema = Schema(&[(1, Kind::Message(&ANY_VALUE))]);
-static KEY_VALUE_LIST: Schema = Schema(&[(1, Kind::Message(&KEY_VALUE))]);
-static SPAN: Schema = Schema(&[
+static ARRAY_VALUE: Schema = schema(&[(1, Kind::Message(&ANY_VALUE))]);
+static KEY_VALUE_LIST: Schema = schema(&[(1, Kind::Message(&KEY_VALUE))]);
+static SPAN: Schema = schema(&[
     (1, Kind::Bytes),
     (2, Kind::Bytes),
     (3, Kind::String),
@@ -88,13 +101,13 @@ static SPAN: Schema = Schema(&[
     (15, Kind::Message(&STATUS)),
     (16, Kind::Fixed32),
 ]);
-static EVENT: Schema = Schema(&[
+static EVENT: Schema = schema(&[
     (1, Kind::Fixed64),
     (2, Kind::String),
     (3, Kind::Message(&KEY_VALUE)),
     (4, Kind::Varint),
 ]);
-static LINK: Schema = Schema(&[
+static LINK: Schema = schema(&[
     (1, Kind::Bytes),
     (2, Kind::Bytes),
     (3, Kind::String),
@@ -102,14 +115,14 @@ static LINK: Schema = Schema(&[
     (5, Kind::Varint),
     (6, Kind::Fixed32),
 ]);
-static STATUS: Schema = Schema(&[(2, Kind::String), (3, Kind::Varint)]);
+static STATUS: Schema = schema(&[(2, Kind::String), (3, Kind::Varint)]);
 
 // === impl Schema ===
 
 impl Schema {
+    #[inline]
     fn kind(&self, number: u32) -> Option<Kind> {
-        // Tables are tiny; a linear scan beats a map here.
-        self.0.iter().find(|(n, _)| *n == number).map(|(_, k)| *k)
+        self.0.get(number as usize).copied().flatten()
     }
 }
 
@@ -156,7 +169,9 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
                 validate_message(read_len(buf, &mut pos)?, inner, budget - 1)?;
             }
             Kind::String => {
-                if std::str::from_utf8(read_len(buf, &mut pos)?).is_err() {
+                let value = read_len(buf, &mut pos)?;
+                // Almost every string on the wire is ASCII; the inlined check settles those.
+                if !value.is_ascii() && std::str::from_utf8(value).is_err() {
                     return Err(WireError(format!(
                         "invalid string value in field {number}: data is not UTF-8 encoded"
                     )));
@@ -205,6 +220,7 @@ fn skip_unknown(buf: &[u8], pos: &mut usize, number: u32, wire: u8, budget: usiz
 }
 
 /// Reads a key with prost's checks, in prost's order.
+#[inline]
 fn read_key(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), WireError> {
     let key = read_varint(buf, pos)?;
     if key > u64::from(u32::MAX) {
@@ -221,6 +237,7 @@ fn read_key(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), WireError> {
     Ok((number, wire))
 }
 
+#[inline]
 fn read_len<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], WireError> {
     let len = read_varint(buf, pos)?;
     let start = *pos;
