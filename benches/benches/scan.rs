@@ -17,9 +17,7 @@ const SPANS_PER_REQUEST: usize = 100;
 const REQUESTS: usize = 50;
 
 fn requests() -> Vec<Bytes> {
-    (0..REQUESTS)
-        .map(|_| Bytes::from(sample_request(1, SPANS_PER_REQUEST, 10, 16).encode_to_vec()))
-        .collect()
+    (0..REQUESTS).map(|_| Bytes::from(sample_request(1, SPANS_PER_REQUEST, 10, 16).encode_to_vec())).collect()
 }
 
 /// Scan + batch + encode, as the gateway does per pipeline.
@@ -44,12 +42,8 @@ fn prost_path(reqs: &[Bytes]) -> usize {
     let mut bytes = 0;
     for r in reqs {
         let mut req = ExportTraceServiceRequest::decode(r.as_ref()).unwrap();
-        count += req
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum::<usize>();
+        count +=
+            req.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>();
         pending.resource_spans.append(&mut req.resource_spans);
         if count >= 512 {
             bytes += pending.encode_to_vec().len();
@@ -65,12 +59,8 @@ fn bench(c: &mut Criterion) {
     let total_bytes: usize = reqs.iter().map(Bytes::len).sum();
     let mut group = c.benchmark_group("receive_to_batch");
     group.throughput(Throughput::Elements((REQUESTS * SPANS_PER_REQUEST) as u64));
-    group.bench_function(BenchmarkId::new("zero_copy", "100x10attr"), |b| {
-        b.iter(|| zero_copy(&reqs))
-    });
-    group.bench_function(BenchmarkId::new("prost", "100x10attr"), |b| {
-        b.iter(|| prost_path(&reqs))
-    });
+    group.bench_function(BenchmarkId::new("zero_copy", "100x10attr"), |b| b.iter(|| zero_copy(&reqs)));
+    group.bench_function(BenchmarkId::new("prost", "100x10attr"), |b| b.iter(|| prost_path(&reqs)));
     group.finish();
 
     let mut group = c.benchmark_group("scan_only");
@@ -81,12 +71,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("prost_decode", |b| {
         b.iter(|| {
             reqs.iter()
-                .map(|r| {
-                    ExportTraceServiceRequest::decode(r.as_ref())
-                        .unwrap()
-                        .resource_spans
-                        .len()
-                })
+                .map(|r| ExportTraceServiceRequest::decode(r.as_ref()).unwrap().resource_spans.len())
                 .sum::<usize>()
         })
     });

@@ -19,11 +19,8 @@ pub fn resolve_path(path: &std::path::Path, version: u64) -> Result<Resolution, 
     let secrets = SecretStore::new(&objects.secrets);
     let mut resolution = resolve(&objects.pipelines, &secrets, version);
     for broken in objects.broken_pipelines {
-        let field = if broken.field.is_empty() || broken.field == "." {
-            "(root)".to_string()
-        } else {
-            broken.field
-        };
+        let field =
+            if broken.field.is_empty() || broken.field == "." { "(root)".to_string() } else { broken.field };
         resolution.statuses.push(PipelineStatus {
             name: broken.name,
             result: Err(PipelineError::new(Reason::SpecInvalid, field, broken.message)),

@@ -64,12 +64,9 @@ impl Objects {
     /// Adds every document of one YAML/JSON text.
     pub fn add_text(&mut self, source: &Path, text: &str) -> Result<(), LoadError> {
         for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let value: serde_json::Value =
-                serde::Deserialize::deserialize(document).map_err(|e| LoadError::Syntax {
-                    path: source.to_path_buf(),
-                    index,
-                    message: e.to_string(),
-                })?;
+            let value: serde_json::Value = serde::Deserialize::deserialize(document).map_err(|e| {
+                LoadError::Syntax { path: source.to_path_buf(), index, message: e.to_string() }
+            })?;
             if value.is_null() {
                 continue;
             }
@@ -80,10 +77,7 @@ impl Objects {
 
     fn add_value(&mut self, source: &Path, value: serde_json::Value) {
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-        let api_version = value
-            .get("apiVersion")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default();
+        let api_version = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default();
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         match (kind, group, api_version) {
             ("TracePipeline", GROUP, _) => match typed::<TracePipeline>(source, value) {
@@ -105,11 +99,7 @@ impl Objects {
 }
 
 fn typed<T: DeserializeOwned>(source: &Path, value: serde_json::Value) -> Result<T, BrokenObject> {
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(|n| n.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let name = value.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
     serde_path_to_error::deserialize(value).map_err(|e| BrokenObject {
         name,
         source: source.to_path_buf(),
@@ -122,10 +112,8 @@ fn typed<T: DeserializeOwned>(source: &Path, value: serde_json::Value) -> Result
 pub fn load_path(path: &Path) -> Result<Objects, LoadError> {
     let mut objects = Objects::default();
     for file in files(path)? {
-        let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Io {
-            path: file.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
         objects.add_text(&file, &text)?;
     }
     Ok(objects)
@@ -133,23 +121,16 @@ pub fn load_path(path: &Path) -> Result<Objects, LoadError> {
 
 /// The files `load_path` would read, in order.
 pub fn files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta =
+        std::fs::metadata(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let entries =
+        std::fs::read_dir(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
         let p = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -157,10 +138,7 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
         if name.starts_with('.') {
             continue;
         }
-        let wanted = matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        );
+        let wanted = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
         if wanted && p.is_file() {
             files.push(p);
         }

@@ -257,10 +257,7 @@ pub struct Secret {
 impl ValueType {
     /// An inline value.
     pub fn inline(value: impl Into<String>) -> Self {
-        Self {
-            value: Some(value.into()),
-            value_from: None,
-        }
+        Self { value: Some(value.into()), value_from: None }
     }
 }
 

@@ -107,11 +107,7 @@ impl fmt::Display for Reason {
 impl PipelineError {
     /// A new error.
     pub fn new(reason: Reason, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { reason, field: field.into(), message: message.into() }
     }
 }
 
@@ -133,10 +129,7 @@ impl SecretStore {
             for (key, plain) in &secret.string_data {
                 values.insert(key.clone(), Ok(plain.clone()));
             }
-            store.secrets.insert(
-                (secret.namespace().to_string(), secret.metadata.name.clone()),
-                values,
-            );
+            store.secrets.insert((secret.namespace().to_string(), secret.metadata.name.clone()), values);
         }
         store
     }
@@ -161,10 +154,7 @@ impl SecretStore {
             )),
             Some(Err(why)) => Err((
                 Reason::ReferencedSecretMissing,
-                format!(
-                    "Key '{}' in Secret '{}' of Namespace '{}' {why}",
-                    r.key, r.name, r.namespace
-                ),
+                format!("Key '{}' in Secret '{}' of Namespace '{}' {why}", r.key, r.name, r.namespace),
             )),
             Some(Ok(value)) => Ok(value),
         }
@@ -175,17 +165,12 @@ impl SecretStore {
 
 impl<'a> Checker<'a> {
     fn schema_error(&mut self, field: &str, message: impl Into<String>) {
-        self.schema
-            .push(PipelineError::new(Reason::SpecInvalid, field, message));
+        self.schema.push(PipelineError::new(Reason::SpecInvalid, field, message));
     }
 
     /// Checks a ValueType's CEL rules and resolves it; `None` when it is unset or broken.
     fn value(&mut self, field: &str, v: &ValueType) -> Option<String> {
-        self.value_parts(
-            field,
-            v.value.as_deref(),
-            v.value_from.as_ref().map(|f| f.secret_key_ref.as_ref()),
-        )
+        self.value_parts(field, v.value.as_deref(), v.value_from.as_ref().map(|f| f.secret_key_ref.as_ref()))
     }
 
     fn value_parts(
@@ -268,13 +253,8 @@ impl<'a> Checker<'a> {
 pub fn resolve(pipelines: &[TracePipeline], secrets: &SecretStore, version: u64) -> Resolution {
     let mut sorted: Vec<&TracePipeline> = pipelines.iter().collect();
     sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let mut resolution = Resolution {
-        snapshot: Snapshot {
-            version,
-            pipelines: Vec::new(),
-        },
-        statuses: Vec::new(),
-    };
+    let mut resolution =
+        Resolution { snapshot: Snapshot { version, pipelines: Vec::new() }, statuses: Vec::new() };
     let mut previous: Option<&str> = None;
     for pipeline in sorted {
         let name = pipeline.metadata.name.clone();
@@ -307,11 +287,7 @@ pub fn resolve_pipeline(
 ) -> Result<PipelineConfig, PipelineError> {
     let name = &pipeline.metadata.name;
     if name.is_empty() {
-        return Err(PipelineError::new(
-            Reason::SpecInvalid,
-            "metadata.name",
-            "name must not be empty",
-        ));
+        return Err(PipelineError::new(Reason::SpecInvalid, "metadata.name", "name must not be empty"));
     }
     let v1alpha1 = match pipeline.api_version.as_str() {
         API_VERSION_V1BETA1 => false,
@@ -327,38 +303,23 @@ pub fn resolve_pipeline(
         }
     };
     let Some(otlp) = pipeline.spec.output.otlp.as_ref() else {
-        return Err(PipelineError::new(
-            Reason::SpecInvalid,
-            "spec.output.otlp",
-            "'otlp' output is required",
-        ));
+        return Err(PipelineError::new(Reason::SpecInvalid, "spec.output.otlp", "'otlp' output is required"));
     };
-    let mut checker = Checker {
-        secrets,
-        schema: Vec::new(),
-        missing: Vec::new(),
-    };
+    let mut checker = Checker { secrets, schema: Vec::new(), missing: Vec::new() };
     let resolved = resolve_output(otlp, v1alpha1, &mut checker);
     if let Some(e) = checker.first_error() {
         return Err(e);
     }
     let output = resolved?;
     if !pipeline.spec.transform.is_empty() || !pipeline.spec.filter.is_empty() {
-        let field = if pipeline.spec.transform.is_empty() {
-            "spec.filter"
-        } else {
-            "spec.transform"
-        };
+        let field = if pipeline.spec.transform.is_empty() { "spec.filter" } else { "spec.transform" };
         return Err(PipelineError::new(
             Reason::Unsupported,
             field,
             "OTTL transform and filter are not supported by this gateway yet; the pipeline is not run rather than run without them",
         ));
     }
-    Ok(PipelineConfig {
-        name: name.clone(),
-        output,
-    })
+    Ok(PipelineConfig { name: name.clone(), output })
 }
 
 fn resolve_output(
@@ -380,16 +341,10 @@ fn resolve_output(
     };
     let path = otlp.path.as_deref().filter(|p| !p.is_empty());
     if path.is_some() && protocol != Protocol::Http {
-        c.schema_error(
-            &format!("{OTLP}.path"),
-            "Path is only available with HTTP protocol",
-        );
+        c.schema_error(&format!("{OTLP}.path"), "Path is only available with HTTP protocol");
     }
     if otlp.endpoint.value.is_none() && otlp.endpoint.value_from.is_none() {
-        c.schema_error(
-            &format!("{OTLP}.endpoint"),
-            "'endpoint' must have 'value' or 'valueFrom' set",
-        );
+        c.schema_error(&format!("{OTLP}.endpoint"), "'endpoint' must have 'value' or 'valueFrom' set");
     }
     let endpoint = c.value(&format!("{OTLP}.endpoint"), &otlp.endpoint);
 
@@ -415,10 +370,7 @@ fn resolve_output(
             let password = c.value(&format!("{field}.password"), &basic.password);
             if let (Some(user), Some(password)) = (user, password) {
                 let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                headers.push((
-                    "Authorization".to_string(),
-                    Sensitive::new(format!("Basic {token}")),
-                ));
+                headers.push(("Authorization".to_string(), Sensitive::new(format!("Basic {token}"))));
             }
         }
         if auth.oauth2.is_some() {
@@ -444,9 +396,7 @@ fn resolve_output(
         tls.insecure = t.insecure;
         tls.insecure_skip_verify = t.insecure_skip_verify;
         let mut pem = |what: &str, v: &Option<ValueType>| {
-            v.as_ref()
-                .and_then(|v| c.value(&format!("{field}.{what}"), v))
-                .map(|s| s.replace("\\n", "\n"))
+            v.as_ref().and_then(|v| c.value(&format!("{field}.{what}"), v)).map(|s| s.replace("\\n", "\n"))
         };
         tls.ca_pem = pem("ca", &t.ca);
         tls.cert_pem = pem("cert", &t.cert);
@@ -455,10 +405,7 @@ fn resolve_output(
 
     let compression = match otlp.compression.as_deref() {
         _ if v1alpha1 && otlp.compression.is_some() => {
-            c.schema_error(
-                &format!("{OTLP}.compression"),
-                "unknown field \"compression\" in v1alpha1",
-            );
+            c.schema_error(&format!("{OTLP}.compression"), "unknown field \"compression\" in v1alpha1");
             Compression::Gzip
         }
         None | Some("") | Some("gzip") => Compression::Gzip,
@@ -484,11 +431,7 @@ fn resolve_output(
         return Err(e);
     }
     let Some(endpoint) = endpoint else {
-        return Err(PipelineError::new(
-            Reason::SpecInvalid,
-            format!("{OTLP}.endpoint"),
-            "endpoint is empty",
-        ));
+        return Err(PipelineError::new(Reason::SpecInvalid, format!("{OTLP}.endpoint"), "endpoint is empty"));
     };
     let url = endpoint_url(protocol, endpoint.trim(), path, &mut tls).map_err(|why| {
         PipelineError::new(
@@ -497,13 +440,7 @@ fn resolve_output(
             format!("OTLP output endpoint invalid: {why}"),
         )
     })?;
-    Ok(OtlpOutputConfig {
-        protocol,
-        url,
-        compression,
-        headers,
-        tls,
-    })
+    Ok(OtlpOutputConfig { protocol, url, compression, headers, tls })
 }
 
 /// Applies Kyma's endpoint rules and returns the URL the exporter uses. Sets `tls.insecure` for an
@@ -524,10 +461,7 @@ fn endpoint_url(
         url::Url::parse(&format!("{PLACEHOLDER_SCHEME}://{raw}"))
     }
     .map_err(|e| format!("failed to parse '{raw}' as a URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or("missing host")?;
+    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or("missing host")?;
     let port = explicit_port(raw);
     let scheme = if has_scheme { Some(parsed.scheme()) } else { None };
     if scheme == Some("http") {

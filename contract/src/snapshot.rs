@@ -140,11 +140,7 @@ impl Protocol {
 impl PipelineConfig {
     /// `otlp_grpc/tracepipeline-<name>`: the `exporter` label value of the Collector's metrics.
     pub fn exporter_id(&self) -> String {
-        format!(
-            "{}/tracepipeline-{}",
-            self.output.protocol.exporter_kind(),
-            self.name
-        )
+        format!("{}/tracepipeline-{}", self.output.protocol.exporter_kind(), self.name)
     }
 }
 
@@ -156,16 +152,10 @@ mod tests {
     /// Guarantees: neither value appears; serialisation still carries them.
     #[test]
     fn sensitive_values_never_print() {
-        let tls = TlsConfig {
-            key_pem: Some(Sensitive::new("PRIVATE")),
-            ..Default::default()
-        };
+        let tls = TlsConfig { key_pem: Some(Sensitive::new("PRIVATE")), ..Default::default() };
         let header = ("Authorization".to_string(), Sensitive::new("Basic c2VjcmV0"));
         let printed = format!("{tls:?} {header:?} {}", header.1);
-        assert!(
-            !printed.contains("PRIVATE") && !printed.contains("c2VjcmV0"),
-            "{printed}"
-        );
+        assert!(!printed.contains("PRIVATE") && !printed.contains("c2VjcmV0"), "{printed}");
         assert!(serde_json::to_string(&tls).unwrap().contains("PRIVATE"));
     }
 }

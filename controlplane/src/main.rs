@@ -17,10 +17,7 @@ const KYMA_CONFIGURED_MESSAGE: &str =
     "TracePipeline specification is successfully applied to the configuration of OTLP Gateway";
 
 #[derive(Debug, Parser)]
-#[command(
-    version,
-    about = "Control plane for otlp-gateway: validates and reconciles TracePipelines"
-)]
+#[command(version, about = "Control plane for otlp-gateway: validates and reconciles TracePipelines")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,14 +57,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                 ("False", e.reason.as_str(), e.to_string())
             }
         };
-        println!(
-            "{}\tConfigurationGenerated={state}\t{reason}\t{message}",
-            status.name
-        );
+        println!("{}\tConfigurationGenerated={state}\t{reason}\t{message}", status.name);
     }
-    if invalid > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if invalid > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -20,14 +20,8 @@ fn shipped_examples_are_valid() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/local-pipelines.yaml");
     let (ok, out) = check(&path);
     assert!(ok, "{out}");
-    assert!(
-        out.contains("backend-grpc\tConfigurationGenerated=True\tGatewayConfigured"),
-        "{out}"
-    );
-    assert!(
-        out.contains("backend-http\tConfigurationGenerated=True\tGatewayConfigured"),
-        "{out}"
-    );
+    assert!(out.contains("backend-grpc\tConfigurationGenerated=True\tGatewayConfigured"), "{out}");
+    assert!(out.contains("backend-http\tConfigurationGenerated=True\tGatewayConfigured"), "{out}");
 }
 
 /// Scenario: a directory with a pipeline whose Secret is missing.

@@ -12,6 +12,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health, Role};
+use crate::enrich::Enricher;
+use crate::enrich::index::IndexConfig;
+use crate::enrich::source::PodFileSource;
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
@@ -41,6 +44,10 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Per-pipeline settings.
     pub pipeline: PipelineSettings,
+    /// Enrichment from Pod/Node/Namespace/ConfigMap YAML files; `None` leaves resources as sent.
+    pub pods: Option<PathBuf>,
+    /// Pod index settings (node name, pod labels, cluster name, delete grace).
+    pub index: IndexConfig,
 }
 
 /// Starting failed.
@@ -101,6 +108,8 @@ impl Default for GatewayConfig {
             reload_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(25),
             pipeline: PipelineSettings::default(),
+            pods: None,
+            index: IndexConfig::default(),
         }
     }
 }
@@ -111,9 +120,7 @@ impl Gateway {
     /// Binds every listener, loads the configuration once, and starts serving.
     pub async fn start(config: GatewayConfig) -> Result<Self, StartError> {
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
         };
         let grpc_listener = bind(config.otlp_grpc_addr).await?;
         let http_listener = bind(config.otlp_http_addr).await?;
@@ -129,7 +136,8 @@ impl Gateway {
         let registry = Arc::new(metrics.registry());
         let health = Arc::new(Health::default());
         let router = Arc::new(Router::new(config.pipeline, metrics.clone()));
-        let ingest = Arc::new(Ingest::new(Arc::clone(&router), &metrics));
+        let enricher = config.pods.as_ref().map(|_| Arc::new(Enricher::default()));
+        let ingest = Arc::new(Ingest::new(Arc::clone(&router), enricher.clone(), &metrics));
         let stop_receivers = CancellationToken::new();
         let stop_admin = CancellationToken::new();
 
@@ -158,6 +166,12 @@ impl Gateway {
         source.poll();
         admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
 
+        if let (Some(path), Some(enricher)) = (&config.pods, &enricher) {
+            let mut pods = PodFileSource::new(path.clone(), Arc::clone(enricher), config.index.clone());
+            pods.poll();
+            admin.spawn(pods.run(config.reload_interval, stop_admin.clone()));
+        }
+
         let mut receivers = JoinSet::new();
         let service = TraceService::new(Arc::clone(&ingest), config.max_request_bytes);
         let stop = stop_receivers.clone();
@@ -173,12 +187,7 @@ impl Gateway {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });
-        receivers.spawn(http::serve(
-            http_listener,
-            ingest,
-            config.max_request_bytes,
-            stop_receivers.clone(),
-        ));
+        receivers.spawn(http::serve(http_listener, ingest, config.max_request_bytes, stop_receivers.clone()));
         health.set_listening();
         tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, pipelines = %config.pipelines.display(), "otlp-gateway started");
 

@@ -78,10 +78,7 @@ impl From<tracegw_contract::Compression> for Encoding {
 /// Decompresses `input`, failing as soon as the output would pass `limit` bytes.
 pub fn decompress(encoding: Encoding, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
     let corrupt = |encoding: &'static str| {
-        move |e: std::io::Error| DecompressError::Corrupt {
-            encoding,
-            message: e.to_string(),
-        }
+        move |e: std::io::Error| DecompressError::Corrupt { encoding, message: e.to_string() }
     };
     match encoding {
         Encoding::Identity => {
@@ -138,14 +135,8 @@ pub fn compress(
     {
         return Ok(only.clone());
     }
-    compress_into(
-        encoding,
-        chunks,
-        BytesMut::with_capacity(len),
-        gzip_level,
-        zstd_level,
-    )
-    .map(BytesMut::freeze)
+    compress_into(encoding, chunks, BytesMut::with_capacity(len), gzip_level, zstd_level)
+        .map(BytesMut::freeze)
 }
 
 /// Appends the compressed concatenation of `chunks` to `out`.
@@ -193,27 +184,15 @@ mod tests {
     fn round_trip_and_bomb() {
         let data = Bytes::from(vec![7u8; 100_000]);
         for enc in [Encoding::Identity, Encoding::Gzip, Encoding::Zstd] {
-            let packed = compress(
-                enc,
-                &[data.slice(..50_000), data.slice(50_000..)],
-                data.len(),
-                6,
-                3,
-            )
-            .unwrap();
+            let packed =
+                compress(enc, &[data.slice(..50_000), data.slice(50_000..)], data.len(), 6, 3).unwrap();
             assert_eq!(decompress(enc, &packed, 200_000).unwrap(), data);
             let bomb = compress(enc, &[Bytes::from(vec![0u8; 1 << 20])], 1 << 20, 9, 19).unwrap();
             assert!(
-                matches!(
-                    decompress(enc, &bomb, 64 * 1024),
-                    Err(DecompressError::TooLarge { .. })
-                ),
+                matches!(decompress(enc, &bomb, 64 * 1024), Err(DecompressError::TooLarge { .. })),
                 "{enc:?}"
             );
         }
-        assert!(matches!(
-            decompress(Encoding::Gzip, b"not gzip", 100),
-            Err(DecompressError::Corrupt { .. })
-        ));
+        assert!(matches!(decompress(Encoding::Gzip, b"not gzip", 100), Err(DecompressError::Corrupt { .. })));
     }
 }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod app;
 pub mod batch;
 pub mod compression;
+pub mod enrich;
 pub mod export;
 pub mod metrics;
 pub mod pipeline;

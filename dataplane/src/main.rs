@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use otlp_gateway::batch::BatchLimits;
+use otlp_gateway::enrich::index::{IndexConfig, LabelRule};
 use otlp_gateway::export::{ExportSettings, RetryPolicy};
 use otlp_gateway::pipeline::PipelineSettings;
 use otlp_gateway::{Gateway, GatewayConfig};
@@ -92,6 +93,25 @@ struct Args {
     /// zstd level for exports.
     #[arg(long, default_value_t = defaults().pipeline.export.zstd_level)]
     zstd_level: i32,
+    /// Enrich resources with Kubernetes metadata from Pod, Node, Namespace and ConfigMap YAML (a file
+    /// or directory, re-read when it changes).
+    #[arg(long, env = "OTLP_GATEWAY_PODS")]
+    pods: Option<PathBuf>,
+    /// This node's name: only its pods are indexed, and its labels give cloud.* and host.*.
+    #[arg(long, env = "MY_NODE_NAME")]
+    node_name: Option<String>,
+    /// Pod label to copy as `k8s.pod.label.<key>` (repeatable).
+    #[arg(long = "pod-label")]
+    pod_labels: Vec<String>,
+    /// Pod label prefix to copy as `k8s.pod.label.<key>` (repeatable).
+    #[arg(long = "pod-label-prefix")]
+    pod_label_prefixes: Vec<String>,
+    /// `k8s.cluster.name`; defaults to KUBERNETES_SERVICE_HOST.
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// How long a deleted pod stays resolvable.
+    #[arg(long, default_value_t = hd(defaults().index.delete_grace))]
+    pod_delete_grace: humantime::Duration,
     /// Runtime worker threads; 0 uses one per available core.
     #[arg(long, default_value_t = 0)]
     worker_threads: usize,
@@ -117,6 +137,18 @@ impl Args {
             pipelines: self.pipelines.clone(),
             reload_interval: self.reload_interval.into(),
             shutdown_grace: self.shutdown_grace.into(),
+            pods: self.pods.clone(),
+            index: IndexConfig {
+                node_name: self.node_name.clone(),
+                pod_labels: self
+                    .pod_labels
+                    .iter()
+                    .map(|k| LabelRule::Key(k.clone()))
+                    .chain(self.pod_label_prefixes.iter().map(|p| LabelRule::Prefix(p.clone())))
+                    .collect(),
+                cluster_name: self.cluster_name.clone(),
+                delete_grace: self.pod_delete_grace.into(),
+            },
             pipeline: PipelineSettings {
                 queue_capacity_spans: self.queue_capacity_spans,
                 max_in_flight_exports: self.max_in_flight_exports,
@@ -144,9 +176,7 @@ impl Args {
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

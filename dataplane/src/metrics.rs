@@ -175,11 +175,7 @@ impl Metrics {
             "Version of the configuration snapshot in force.",
             self.config_version.clone(),
         );
-        r.register(
-            "otlp_gateway_pipelines_running",
-            "Pipelines running.",
-            self.pipelines_running.clone(),
-        );
+        r.register("otlp_gateway_pipelines_running", "Pipelines running.", self.pipelines_running.clone());
         r.register(
             "otlp_gateway_pipelines_invalid",
             "Pipelines rejected by validation.",
@@ -190,9 +186,7 @@ impl Metrics {
 
     /// Handles for one exporter, with its capacity recorded.
     pub fn exporter(&self, exporter_id: &str, capacity_spans: usize) -> ExporterMetrics {
-        let labels = ExporterLabels {
-            exporter: exporter_id.to_string(),
-        };
+        let labels = ExporterLabels { exporter: exporter_id.to_string() };
         self.exporter_queue_capacity
             .get_or_create(&labels)
             .set(i64::try_from(capacity_spans).unwrap_or(i64::MAX));
@@ -207,10 +201,7 @@ impl Metrics {
 
     /// Handles for one transport.
     pub fn receiver(&self, transport: &str) -> ReceiverMetrics {
-        let labels = ReceiverLabels {
-            receiver: "otlp".into(),
-            transport: transport.into(),
-        };
+        let labels = ReceiverLabels { receiver: "otlp".into(), transport: transport.into() };
         let request = |outcome: &str| {
             self.receiver_requests.get_or_create_owned(&RequestLabels {
                 receiver: "otlp".into(),
@@ -231,11 +222,7 @@ impl Metrics {
     /// Counts a reload.
     pub fn reloaded(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
-        self.config_reloads
-            .get_or_create(&ResultLabels {
-                result: result.into(),
-            })
-            .inc();
+        self.config_reloads.get_or_create(&ResultLabels { result: result.into() }).inc();
     }
 }
 

@@ -24,9 +24,56 @@ pub struct FileSource {
     router: Arc<Router>,
     health: Arc<Health>,
     metrics: Metrics,
+    changes: ChangeDetector,
+    version: u64,
+}
+
+/// Tells when the files under a path changed and then stayed the same for one poll.
+#[derive(Debug, Default)]
+pub struct ChangeDetector {
     fingerprint: Option<u64>,
     candidate: Option<u64>,
-    version: u64,
+}
+
+/// What one poll of a path found.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing new to apply.
+    None,
+    /// New, settled content to read and apply.
+    Settled,
+    /// The path cannot be read; reported once per outage.
+    Unreadable(tracegw_contract::load::LoadError),
+}
+
+// === impl ChangeDetector ===
+
+impl ChangeDetector {
+    /// Polls `path`. The first successful read counts as settled at once (start-up); later changes
+    /// must stay the same for one interval, because an editor or `kubectl cp` may be halfway through
+    /// writing and a half-written file can still be valid YAML that lacks pipelines.
+    pub fn poll(&mut self, path: &Path) -> Change {
+        let fingerprint = match fingerprint(path) {
+            Ok(f) => f,
+            Err(e) => {
+                if self.fingerprint == Some(0) {
+                    return Change::None;
+                }
+                self.fingerprint = Some(0);
+                return Change::Unreadable(e);
+            }
+        };
+        if self.fingerprint == Some(fingerprint) {
+            return Change::None;
+        }
+        if self.candidate != Some(fingerprint) && self.fingerprint.is_some() {
+            self.candidate = Some(fingerprint);
+            return Change::None;
+        }
+        self.candidate = None;
+        self.fingerprint = Some(fingerprint);
+        Change::Settled
+    }
 }
 
 // === impl FileSource ===
@@ -34,41 +81,20 @@ pub struct FileSource {
 impl FileSource {
     /// A source for `path`; nothing is read until [`FileSource::poll`].
     pub fn new(path: PathBuf, router: Arc<Router>, health: Arc<Health>, metrics: Metrics) -> Self {
-        Self {
-            path,
-            router,
-            health,
-            metrics,
-            fingerprint: None,
-            candidate: None,
-            version: 0,
-        }
+        Self { path, router, health, metrics, changes: ChangeDetector::default(), version: 0 }
     }
 
     /// Reads the path and applies it if it changed. Returns whether a snapshot was applied.
     pub fn poll(&mut self) -> bool {
-        let fingerprint = match fingerprint(&self.path) {
-            Ok(f) => f,
-            Err(e) => {
-                if self.fingerprint != Some(0) {
-                    tracing::error!(path = %self.path.display(), error = %e, "cannot read pipelines; keeping the configuration in force");
-                    self.metrics.reloaded(false);
-                    self.fingerprint = Some(0);
-                }
+        match self.changes.poll(&self.path) {
+            Change::None => return false,
+            Change::Unreadable(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot read pipelines; keeping the configuration in force");
+                self.metrics.reloaded(false);
                 return false;
             }
-        };
-        if self.fingerprint == Some(fingerprint) {
-            return false;
+            Change::Settled => {}
         }
-        // An editor or `kubectl cp` may be halfway through writing; a half-written file can still be
-        // valid YAML that lacks pipelines. Apply only content that stayed the same for one interval.
-        if self.candidate != Some(fingerprint) && self.fingerprint.is_some() {
-            self.candidate = Some(fingerprint);
-            return false;
-        }
-        self.candidate = None;
-        self.fingerprint = Some(fingerprint);
         let resolution = match tracegw_contract::resolve_path(&self.path, self.version + 1) {
             Ok(r) => r,
             Err(e) => {
@@ -150,10 +176,8 @@ fn fingerprint(path: &Path) -> Result<u64, tracegw_contract::load::LoadError> {
     let mut hasher = DefaultHasher::new();
     for file in tracegw_contract::load::files(path)? {
         file.hash(&mut hasher);
-        let content = std::fs::read(&file).map_err(|source| tracegw_contract::load::LoadError::Io {
-            path: file.clone(),
-            source,
-        })?;
+        let content = std::fs::read(&file)
+            .map_err(|source| tracegw_contract::load::LoadError::Io { path: file.clone(), source })?;
         content.hash(&mut hasher);
     }
     // Zero marks "unreadable"; a real fingerprint is never zero.

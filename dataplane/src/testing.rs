@@ -13,13 +13,7 @@ use proptest::prelude::*;
 use prost::Message;
 
 /// One span with the context it was sent in, for order-preserving comparisons across re-batching.
-pub type FlatSpan = (
-    Option<Resource>,
-    String,
-    Option<InstrumentationScope>,
-    String,
-    Span,
-);
+pub type FlatSpan = (Option<Resource>, String, Option<InstrumentationScope>, String, Span);
 
 /// Every span of the requests, in order, with its resource and scope.
 pub fn flatten<'a>(requests: impl IntoIterator<Item = &'a ExportTraceServiceRequest>) -> Vec<FlatSpan> {
@@ -67,11 +61,7 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
                 value: Some(any_value::Value::KvlistValue(KeyValueList {
                     values: kvs
                         .into_iter()
-                        .map(|(key, v)| KeyValue {
-                            key,
-                            value: Some(v),
-                            key_strindex: 0
-                        })
+                        .map(|(key, v)| KeyValue { key, value: Some(v), key_strindex: 0 })
                         .collect()
                 }))
             }),
@@ -81,13 +71,7 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
 
 fn attributes(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
     vec(("[a-z.]{1,10}", proptest::option::of(any_value())), 0..max).prop_map(|kvs| {
-        kvs.into_iter()
-            .map(|(key, value)| KeyValue {
-                key,
-                value,
-                key_strindex: 0,
-            })
-            .collect()
+        kvs.into_iter().map(|(key, value)| KeyValue { key, value, key_strindex: 0 }).collect()
     })
 }
 
@@ -110,20 +94,18 @@ fn span_strategy() -> impl Strategy<Value = Span> {
             0..2,
         ),
     )
-        .prop_map(
-            |(trace_id, span_id, name, start, kind, attributes, status, events)| Span {
-                trace_id,
-                span_id,
-                name,
-                kind,
-                start_time_unix_nano: start,
-                end_time_unix_nano: start.wrapping_add(1000),
-                attributes,
-                events,
-                status: status.map(|(message, code)| Status { message, code }),
-                ..Default::default()
-            },
-        )
+        .prop_map(|(trace_id, span_id, name, start, kind, attributes, status, events)| Span {
+            trace_id,
+            span_id,
+            name,
+            kind,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start.wrapping_add(1000),
+            attributes,
+            events,
+            status: status.map(|(message, code)| Status { message, code }),
+            ..Default::default()
+        })
 }
 
 /// Random valid requests: several resources and scopes, some empty, a few spans each.
@@ -143,19 +125,13 @@ pub fn request_strategy() -> impl Strategy<Value = ExportTraceServiceRequest> {
             spans,
             schema_url,
         });
-    let resource = (
-        proptest::option::of(attributes(6)),
-        vec(scope, 0..4),
-        "[a-z:/.]{0,6}",
-    )
-        .prop_map(|(attrs, scope_spans, schema_url)| ResourceSpans {
-            resource: attrs.map(|attributes| Resource {
-                attributes,
-                ..Default::default()
-            }),
+    let resource = (proptest::option::of(attributes(6)), vec(scope, 0..4), "[a-z:/.]{0,6}").prop_map(
+        |(attrs, scope_spans, schema_url)| ResourceSpans {
+            resource: attrs.map(|attributes| Resource { attributes, ..Default::default() }),
             scope_spans,
             schema_url,
-        });
+        },
+    );
     vec(resource, 0..4).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
@@ -181,10 +157,7 @@ pub fn sample_request(
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "bench".into(),
-                        ..Default::default()
-                    }),
+                    scope: Some(InstrumentationScope { name: "bench".into(), ..Default::default() }),
                     spans: (0..n)
                         .map(|i| Span {
                             trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
@@ -210,9 +183,7 @@ pub fn sample_request(
 pub fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
         key_strindex: 0,
     }
 }

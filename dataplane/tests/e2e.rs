@@ -51,20 +51,12 @@ fn assert_same_spans(sent: &[Value], received: &[Value]) {
     let mut by_id: HashMap<String, &Value> = HashMap::new();
     for span in received {
         let id = span["spanId"].as_str().unwrap().to_lowercase();
-        assert!(
-            by_id.insert(id.clone(), span).is_none(),
-            "span {id} received twice"
-        );
+        assert!(by_id.insert(id.clone(), span).is_none(), "span {id} received twice");
     }
     for want in sent {
         let id = want["span_id"].as_str().unwrap();
-        let got = by_id
-            .get(id)
-            .unwrap_or_else(|| panic!("span {id} ({}) never arrived", want["name"]));
-        assert_eq!(
-            got["traceId"].as_str().unwrap().to_lowercase(),
-            want["trace_id"].as_str().unwrap()
-        );
+        let got = by_id.get(id).unwrap_or_else(|| panic!("span {id} ({}) never arrived", want["name"]));
+        assert_eq!(got["traceId"].as_str().unwrap().to_lowercase(), want["trace_id"].as_str().unwrap());
         assert_eq!(got["name"], want["name"]);
         assert_eq!(got["kind"], want["kind"]);
         assert_eq!(got["service"], want["service"]);
@@ -82,10 +74,7 @@ fn assert_same_spans(sent: &[Value], received: &[Value]) {
             .map(|e| e.iter().map(|e| e["name"].clone()).collect())
             .unwrap_or_default();
         assert_eq!(Value::Array(events), want["events"]);
-        assert_eq!(
-            got["status"]["code"].as_u64().unwrap_or(0),
-            want["status"].as_u64().unwrap()
-        );
+        assert_eq!(got["status"]["code"].as_u64().unwrap_or(0), want["status"].as_u64().unwrap());
     }
 }
 
@@ -124,22 +113,17 @@ async fn spans_arrive_once_and_unchanged_in_every_pipeline() {
         ("0AF7651916CD43DD8448EB211C80319C", "B7AD6B7169203331"),
         ("0af7651916cd43dd8448eb211c80319c", "00F067AA0BA902B7"),
     ];
-    let (resp, body) = post(
-        &gw.url("/v1/traces"),
-        &[("content-type", "application/json")],
-        json_request(&json_ids),
-    )
-    .await
-    .unwrap();
+    let (resp, body) =
+        post(&gw.url("/v1/traces"), &[("content-type", "application/json")], json_request(&json_ids))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(resp.headers()["content-type"], "application/json");
 
     let expected = 120 + 80 + json_ids.len() as u64;
     for sink in [&a, &b] {
-        wait_until("all spans at the backend", Duration::from_secs(20), || {
-            sink.spans_received() >= expected
-        })
-        .await;
+        wait_until("all spans at the backend", Duration::from_secs(20), || sink.spans_received() >= expected)
+            .await;
         let received = sink.spans();
         let sent: Vec<Value> = grpc_spans.iter().chain(&http_spans).cloned().collect();
         assert_same_spans(&sent, &received);
@@ -179,34 +163,21 @@ async fn spans_arrive_once_and_unchanged_in_every_pipeline() {
 async fn a_dead_backend_does_not_hold_up_the_others() {
     let dir = tempdir();
     let healthy = Sink::start(dir.path(), "healthy", &[]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let yaml = pipeline("dead", "grpc", &format!("http://{closed}"))
         + &pipeline("alive", "grpc", &format!("http://{}", healthy.grpc));
-    let gw = Gateway::start(
-        dir.path(),
-        &yaml,
-        &["--batch-timeout", "100ms", "--retry-initial-interval", "200ms"],
-    )
-    .await;
+    let gw =
+        Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms", "--retry-initial-interval", "200ms"])
+            .await;
     let sent = send_with_python("grpc", gw.grpc, 150, "py").await;
-    wait_until("healthy backend has everything", Duration::from_secs(20), || {
-        healthy.spans_received() >= 150
+    wait_until("healthy backend has everything", Duration::from_secs(20), || healthy.spans_received() >= 150)
+        .await;
+    assert_same_spans(&sent, &healthy.spans());
+    wait_until("retries towards the dead backend", Duration::from_secs(10), || {
+        gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_grpc/tracepipeline-dead\"}") > 0.0
     })
     .await;
-    assert_same_spans(&sent, &healthy.spans());
-    wait_until(
-        "retries towards the dead backend",
-        Duration::from_secs(10),
-        || gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_grpc/tracepipeline-dead\"}") > 0.0,
-    )
-    .await;
-    assert_eq!(
-        gw.metric("otelcol_exporter_queue_size{exporter=\"otlp_grpc/tracepipeline-dead\"}"),
-        150.0
-    );
+    assert_eq!(gw.metric("otelcol_exporter_queue_size{exporter=\"otlp_grpc/tracepipeline-dead\"}"), 150.0);
     assert_eq!(
         gw.metric("otelcol_exporter_sent_spans_total{exporter=\"otlp_grpc/tracepipeline-alive\"}"),
         150.0
@@ -244,32 +215,18 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     assert_eq!(status.code, 3);
     assert!(status.message.contains("invalid OTLP"), "{}", status.message);
 
-    let (r, body) = post(
-        &url,
-        &[("content-type", "application/json")],
-        "{\"resourceSpans\": 7}",
-    )
-    .await
-    .unwrap();
+    let (r, body) =
+        post(&url, &[("content-type", "application/json")], "{\"resourceSpans\": 7}").await.unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["code"], 3);
     assert!(v["message"].as_str().unwrap().contains("invalid OTLP JSON"));
 
-    let (r, _) = post(&url, &[("content-type", "text/plain")], "hello")
+    let (r, _) = post(&url, &[("content-type", "text/plain")], "hello").await.unwrap();
+    assert_eq!(r.status(), 415);
+    let (r, _) = post(&url, &[("content-type", "application/x-protobuf"), ("content-encoding", "br")], "x")
         .await
         .unwrap();
-    assert_eq!(r.status(), 415);
-    let (r, _) = post(
-        &url,
-        &[
-            ("content-type", "application/x-protobuf"),
-            ("content-encoding", "br"),
-        ],
-        "x",
-    )
-    .await
-    .unwrap();
     assert_eq!(r.status(), 415);
     let (r, _) = post(&url, &proto, vec![0u8; 100_000]).await.unwrap();
     assert_eq!(r.status(), 413);
@@ -277,16 +234,10 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     gz.write_all(&vec![0u8; 8 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < 65536);
-    let (r, _) = post(
-        &url,
-        &[
-            ("content-type", "application/x-protobuf"),
-            ("content-encoding", "gzip"),
-        ],
-        bomb,
-    )
-    .await
-    .unwrap();
+    let (r, _) =
+        post(&url, &[("content-type", "application/x-protobuf"), ("content-encoding", "gzip")], bomb)
+            .await
+            .unwrap();
     assert_eq!(r.status(), 413);
     let (status, _) = get(&url).await.unwrap();
     assert_eq!(status, 405);
@@ -302,32 +253,19 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
                 url: format!("http://{}", gw.grpc),
                 compression,
                 headers: vec![],
-                tls: TlsConfig {
-                    insecure: true,
-                    ..Default::default()
-                },
+                tls: TlsConfig { insecure: true, ..Default::default() },
             },
             ExportSettings::default(),
         )
         .unwrap()
     };
-    let batch = |b: Vec<u8>| Batch {
-        len: b.len(),
-        chunks: vec![b.into()],
-        spans: 1,
-    };
+    let batch = |b: Vec<u8>| Batch { len: b.len(), chunks: vec![b.into()], spans: 1 };
     let plain = client(Compression::None);
-    match plain
-        .send(plain.encode(&batch(vec![0x0a, 0xff, 0x01])).unwrap())
-        .await
-    {
+    match plain.send(plain.encode(&batch(vec![0x0a, 0xff, 0x01])).unwrap()).await {
         Err(ExportError::Permanent { message }) => assert!(message.contains("InvalidArgument"), "{message}"),
         other => panic!("{other:?}"),
     }
-    match plain
-        .send(plain.encode(&batch(vec![0u8; 100_000])).unwrap())
-        .await
-    {
+    match plain.send(plain.encode(&batch(vec![0u8; 100_000])).unwrap()).await {
         Err(ExportError::Permanent { message }) => {
             assert!(message.contains("ResourceExhausted"), "{message}")
         }
@@ -344,10 +282,7 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     let (status, _) = get(&format!("http://{}/healthz", gw.health)).await.unwrap();
     assert_eq!(status, 200);
     let sent = send_with_python("http", gw.http, 5, "after-abuse").await;
-    wait_until("spans after bad requests", Duration::from_secs(20), || {
-        sink.spans_received() >= 5
-    })
-    .await;
+    wait_until("spans after bad requests", Duration::from_secs(20), || sink.spans_received() >= 5).await;
     assert_same_spans(&sent, &sink.spans());
 }
 
@@ -376,13 +311,9 @@ async fn a_full_queue_refuses_with_retry_hints() {
     let body = prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(1, 100, 2, 8));
     let mut refused = None;
     for _ in 0..10 {
-        let (r, _) = post(
-            &gw.url("/v1/traces"),
-            &[("content-type", "application/x-protobuf")],
-            body.clone(),
-        )
-        .await
-        .unwrap();
+        let (r, _) = post(&gw.url("/v1/traces"), &[("content-type", "application/x-protobuf")], body.clone())
+            .await
+            .unwrap();
         if r.status() == 503 {
             refused = Some(r);
             break;
@@ -401,19 +332,12 @@ async fn a_full_queue_refuses_with_retry_hints() {
             url: format!("http://{}", gw.grpc),
             compression: Compression::Gzip,
             headers: vec![],
-            tls: TlsConfig {
-                insecure: true,
-                ..Default::default()
-            },
+            tls: TlsConfig { insecure: true, ..Default::default() },
         },
         ExportSettings::default(),
     )
     .unwrap();
-    let batch = Batch {
-        len: body.len(),
-        chunks: vec![body.into()],
-        spans: 100,
-    };
+    let batch = Batch { len: body.len(), chunks: vec![body.into()], spans: 100 };
     match grpc.send(grpc.encode(&batch).unwrap()).await {
         Err(ExportError::Retryable { message, retry_after }) => {
             assert!(message.contains("Unavailable"), "{message}");
@@ -446,15 +370,7 @@ async fn hot_reload_while_spans_flow_loses_nothing() {
         args: loadtest::generate::GenerateArgs,
     }
     let endpoint = gw.grpc.to_string();
-    let argv = [
-        "generate",
-        "--endpoint",
-        &endpoint,
-        "--rate",
-        "2000",
-        "--duration",
-        "4s",
-    ];
+    let argv = ["generate", "--endpoint", &endpoint, "--rate", "2000", "--duration", "4s"];
     let extra = ["--spans-per-request", "20", "--concurrency", "4"];
     let args = <GenerateCli as clap::Parser>::parse_from(argv.into_iter().chain(extra)).args;
     let reload = async {
@@ -470,20 +386,15 @@ async fn hot_reload_while_spans_flow_loses_nothing() {
     let sent = report["sent_spans"].as_u64().unwrap();
     assert!(sent >= 6000, "{report}");
     assert_eq!(report["refused_spans"], 0);
-    wait_until(
-        "every accepted span at backend a",
-        Duration::from_secs(20),
-        || a.stats()["unique_spans"].as_u64() >= Some(sent),
-    )
+    wait_until("every accepted span at backend a", Duration::from_secs(20), || {
+        a.stats()["unique_spans"].as_u64() >= Some(sent)
+    })
     .await;
     let stats = a.stats();
     assert_eq!(stats["unique_spans"].as_u64(), Some(sent), "{stats}");
     assert_eq!(stats["duplicates"], 0, "{stats}");
     assert!(b.spans_received() > 0, "{}", gw.proc.log_text());
-    assert_eq!(
-        gw.metric("otlp_gateway_config_reloads_total{result=\"success\"}"),
-        2.0
-    );
+    assert_eq!(gw.metric("otlp_gateway_config_reloads_total{result=\"success\"}"), 2.0);
     let status = gw.status();
     assert_eq!(status["pipelines"].as_array().unwrap().len(), 2, "{status}");
 }
@@ -520,15 +431,8 @@ async fn invalid_pipelines_are_reported_and_valid_ones_run() {
         + "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {name: no-secret}\nspec:\n  output:\n    otlp:\n      endpoint:\n        valueFrom: {secretKeyRef: {name: gone, namespace: ns, key: url}}\n";
     let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "100ms"]).await;
     let status = gw.status();
-    let by_name = |n: &str| {
-        status["pipelines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let by_name =
+        |n: &str| status["pipelines"].as_array().unwrap().iter().find(|p| p["name"] == n).unwrap().clone();
     assert_eq!(by_name("good")["running"], true);
     assert_eq!(by_name("no-port")["reason"], "EndpointInvalid");
     assert!(
@@ -539,15 +443,9 @@ async fn invalid_pipelines_are_reported_and_valid_ones_run() {
     );
     assert_eq!(by_name("no-secret")["reason"], "ReferencedSecretMissing");
     let log = gw.proc.log_text();
-    assert!(
-        log.contains("\"pipeline\":\"no-secret\"") && log.contains("ReferencedSecretMissing"),
-        "{log}"
-    );
+    assert!(log.contains("\"pipeline\":\"no-secret\"") && log.contains("ReferencedSecretMissing"), "{log}");
     let sent = send_with_python("grpc", gw.grpc, 10, "valid").await;
-    wait_until("valid pipeline delivers", Duration::from_secs(20), || {
-        sink.spans_received() >= 10
-    })
-    .await;
+    wait_until("valid pipeline delivers", Duration::from_secs(20), || sink.spans_received() >= 10).await;
     assert_same_spans(&sent, &sink.spans());
 }
 
@@ -564,10 +462,7 @@ async fn retryable_failures_are_retried_until_the_backend_recovers() {
     )
     .await;
     let sent = send_with_python("grpc", gw.grpc, 30, "retry").await;
-    wait_until("delivery after recovery", Duration::from_secs(20), || {
-        flaky.spans_received() >= 30
-    })
-    .await;
+    wait_until("delivery after recovery", Duration::from_secs(20), || flaky.spans_received() >= 30).await;
     assert_same_spans(&sent, &flaky.spans());
     assert!(flaky.stats()["refused_requests"].as_u64().unwrap() > 0);
     assert!(
@@ -591,18 +486,10 @@ async fn permanent_failures_are_counted_and_secrets_stay_out_of_logs() {
         "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {{name: strict}}\nspec:\n  output:\n    otlp:\n      endpoint: {{value: 'http://{}'}}\n      authentication:\n        basic:\n          user: {{value: admin}}\n          password: {{valueFrom: {{secretKeyRef: {{name: creds, namespace: ns, key: pw}}}}}}\n      headers:\n        - name: X-Api-Key\n          valueFrom: {{secretKeyRef: {{name: creds, namespace: ns, key: token}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: creds, namespace: ns}}\nstringData: {{pw: hunter2-password, token: tok-4f9a1c}}\n",
         rejecting.grpc
     );
-    let gw = Gateway::start(
-        dir.path(),
-        &yaml,
-        &["--batch-timeout", "50ms", "--log-level", "debug"],
-    )
-    .await;
+    let gw = Gateway::start(dir.path(), &yaml, &["--batch-timeout", "50ms", "--log-level", "debug"]).await;
     send_with_python("http", gw.http, 25, "rejected").await;
     let failed = "otelcol_exporter_send_failed_spans_total{exporter=\"otlp_grpc/tracepipeline-strict\"}";
-    wait_until("failures counted", Duration::from_secs(20), || {
-        gw.metric(failed) >= 25.0
-    })
-    .await;
+    wait_until("failures counted", Duration::from_secs(20), || gw.metric(failed) >= 25.0).await;
     assert_eq!(gw.metric(failed), 25.0);
     assert_eq!(
         gw.metric("otlp_gateway_exporter_retries_total{exporter=\"otlp_grpc/tracepipeline-strict\"}"),
@@ -614,4 +501,114 @@ async fn permanent_failures_are_counted_and_secrets_stay_out_of_logs() {
     for secret in ["hunter2-password", "tok-4f9a1c", "YWRtaW46aHVudGVyMi1wYXNzd29yZA"] {
         assert!(!log.contains(secret), "secret {secret} leaked into the log");
     }
+}
+
+/// Scenario: a pods file describes two pods; the Python SDK sends spans carrying `k8s.pod.ip` of one
+/// (and an SDK default service name); a client bound to 127.0.0.5 sends as the other; a third client
+/// is no known pod.
+/// Guarantees: the first two arrive with their pod's attributes and a resolved service.name; the
+/// unknown sender's resource passes through unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spans_are_enriched_from_the_pod_index() {
+    let dir = tempdir();
+    let sink = Sink::start(dir.path(), "sink", &[]).await;
+    let pods = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: node-e2e, labels: {topology.kubernetes.io/zone: zone-b, kubernetes.io/arch: arm64}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  {name: cart-5f6d7c-abcde, namespace: shop, uid: uid-cart, labels: {app.kubernetes.io/name: cart, pod-template-hash: 5f6d7c},
+   ownerReferences: [{kind: ReplicaSet, name: cart-5f6d7c, controller: true}]}
+spec: {nodeName: node-e2e}
+status: {podIP: 10.1.2.3}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ledger-0, namespace: bank, uid: uid-ledger, ownerReferences: [{kind: StatefulSet, name: ledger, controller: true}]}
+spec: {nodeName: node-e2e}
+status: {podIP: 127.0.0.5}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: elsewhere, namespace: x, uid: uid-else}
+spec: {nodeName: other-node}
+status: {podIP: 127.0.0.1}
+"#;
+    let pods_path = dir.path().join("pods.yaml");
+    std::fs::write(&pods_path, pods).unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &pipeline("p", "grpc", &format!("http://{}", sink.grpc)),
+        &["--batch-timeout", "50ms", "--pods", pods_path.to_str().unwrap(), "--node-name", "node-e2e"],
+    )
+    .await;
+
+    let by_attr =
+        send_with_python_attrs("grpc", gw.grpc, 20, "unknown_service:python", &["k8s.pod.ip=10.1.2.3"]).await;
+    let unknown = send_with_python("http", gw.http, 5, "plain-service").await;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use otlp_gateway::batch::Batch;
+    use otlp_gateway::export::{ExportSettings, Exporter};
+    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
+    let mut req: ExportTraceServiceRequest = otlp_gateway::testing::sample_request(1, 7, 1, 4);
+    req.resource_spans[0].resource = Some(Resource {
+        attributes: vec![otlp_gateway::testing::kv("service.name", "unknown_service")],
+        ..Default::default()
+    });
+    let body = bytes::Bytes::from(prost::Message::encode_to_vec(&req));
+    let client = Exporter::with_source(
+        &OtlpOutputConfig {
+            protocol: Protocol::Grpc,
+            url: format!("http://{}", gw.grpc),
+            compression: Compression::None,
+            headers: vec![],
+            tls: TlsConfig { insecure: true, ..Default::default() },
+        },
+        ExportSettings::default(),
+        Some("127.0.0.5".parse().unwrap()),
+    )
+    .unwrap();
+    client
+        .send(client.encode(&Batch { len: body.len(), chunks: vec![body], spans: 7 }).unwrap())
+        .await
+        .unwrap();
+
+    wait_until("all spans at the backend", Duration::from_secs(20), || sink.spans_received() >= 32).await;
+    let spans = sink.spans();
+    let resource_of = |span_id: &str| {
+        spans.iter().find(|s| s["spanId"].as_str().unwrap().eq_ignore_ascii_case(span_id)).unwrap()["resource"].clone()
+    };
+    let cart = resource_of(by_attr[0]["span_id"].as_str().unwrap());
+    assert_eq!(cart["service.name"], "cart", "{cart}");
+    assert_eq!(cart["k8s.deployment.name"], "cart");
+    assert_eq!(cart["k8s.namespace.name"], "shop");
+    assert_eq!(cart["k8s.pod.name"], "cart-5f6d7c-abcde");
+    assert_eq!(cart["k8s.pod.uid"], "uid-cart");
+    assert_eq!(cart["k8s.node.name"], "node-e2e");
+    assert_eq!(cart["cloud.availability_zone"], "zone-b");
+    assert_eq!(cart["host.arch"], "arm64");
+    assert_eq!(cart["k8s.pod.ip"], "10.1.2.3");
+
+    let ledger: Vec<&Value> = spans.iter().filter(|s| s["resource"]["k8s.pod.name"] == "ledger-0").collect();
+    assert_eq!(ledger.len(), 7);
+    let ledger = &ledger[0]["resource"];
+    assert_eq!(ledger["service.name"], "ledger", "{ledger}");
+    assert_eq!(ledger["k8s.statefulset.name"], "ledger");
+    assert_eq!(ledger["k8s.namespace.name"], "bank");
+
+    // 127.0.0.1 belongs to a pod of another node, which is not indexed: nothing is added.
+    let plain = resource_of(unknown[0]["span_id"].as_str().unwrap());
+    assert_eq!(plain["service.name"], "plain-service");
+    let added: Vec<&String> = plain
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("k8s.") || k.starts_with("cloud.") || k.starts_with("host."))
+        .collect();
+    assert!(added.is_empty(), "unknown sender was enriched: {plain}");
 }

@@ -30,15 +30,11 @@ fn pki() -> Pki {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
+    let server =
+        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&server_key, &ca).unwrap();
     let client_key = KeyPair::generate().unwrap();
-    let client = CertificateParams::new(vec!["gateway".to_string()])
-        .unwrap()
-        .signed_by(&client_key, &ca)
-        .unwrap();
+    let client =
+        CertificateParams::new(vec!["gateway".to_string()]).unwrap().signed_by(&client_key, &ca).unwrap();
     Pki {
         ca_pem: ca.pem(),
         ca_der: ca.der().clone(),
@@ -66,9 +62,8 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
     } else {
         builder.with_no_client_auth()
     };
-    let mut config = builder
-        .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
-        .unwrap();
+    let mut config =
+        builder.with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key()).unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,10 +84,8 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
                     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let counter = Arc::clone(&counter);
                         async move {
-                            let grpc = req
-                                .headers()
-                                .get("content-type")
-                                .is_some_and(|v| v == "application/grpc");
+                            let grpc =
+                                req.headers().get("content-type").is_some_and(|v| v == "application/grpc");
                             let _ = req.into_body().collect().await;
                             if has_cert {
                                 counter.fetch_add(1, Ordering::SeqCst);
@@ -124,25 +117,13 @@ fn output(protocol: Protocol, addr: SocketAddr, tls: TlsConfig) -> OtlpOutputCon
         Protocol::Grpc => format!("https://{addr}"),
         Protocol::Http => format!("https://{addr}/v1/traces"),
     };
-    OtlpOutputConfig {
-        protocol,
-        url,
-        compression: Compression::Gzip,
-        headers: vec![],
-        tls,
-    }
+    OtlpOutputConfig { protocol, url, compression: Compression::Gzip, headers: vec![], tls }
 }
 
 async fn send(config: &OtlpOutputConfig) -> Result<(), ExportError> {
     let exporter = Exporter::new(config, ExportSettings::default()).unwrap();
-    let body = Bytes::from(prost::Message::encode_to_vec(
-        &otlp_gateway::testing::sample_request(1, 3, 1, 4),
-    ));
-    let batch = Batch {
-        len: body.len(),
-        chunks: vec![body],
-        spans: 3,
-    };
+    let body = Bytes::from(prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(1, 3, 1, 4)));
+    let batch = Batch { len: body.len(), chunks: vec![body], spans: 3 };
     exporter.send(exporter.encode(&batch).unwrap()).await.map(|_| ())
 }
 
@@ -160,9 +141,7 @@ async fn mtls_with_pinned_ca() {
         ..Default::default()
     };
     for protocol in [Protocol::Http, Protocol::Grpc] {
-        send(&output(protocol, addr, tls.clone()))
-            .await
-            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        send(&output(protocol, addr, tls.clone())).await.unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
     }
     assert_eq!(with_cert.load(Ordering::SeqCst), 2);
 }
@@ -173,10 +152,7 @@ async fn mtls_with_pinned_ca() {
 async fn mtls_without_client_cert_fails() {
     let pki = pki();
     let (addr, with_cert) = server(&pki, true).await;
-    let tls = TlsConfig {
-        ca_pem: Some(pki.ca_pem.clone()),
-        ..Default::default()
-    };
+    let tls = TlsConfig { ca_pem: Some(pki.ca_pem.clone()), ..Default::default() };
     let err = send(&output(Protocol::Http, addr, tls)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(with_cert.load(Ordering::SeqCst), 0);
@@ -189,14 +165,9 @@ async fn mtls_without_client_cert_fails() {
 async fn unknown_ca_fails_unless_verification_is_skipped() {
     let pki = pki();
     let (addr, _) = server(&pki, false).await;
-    let err = send(&output(Protocol::Grpc, addr, TlsConfig::default()))
-        .await
-        .unwrap_err();
+    let err = send(&output(Protocol::Grpc, addr, TlsConfig::default())).await.unwrap_err();
     assert!(err.to_string().contains("cannot reach"), "{err}");
-    let skip = TlsConfig {
-        insecure_skip_verify: true,
-        ..Default::default()
-    };
+    let skip = TlsConfig { insecure_skip_verify: true, ..Default::default() };
     send(&output(Protocol::Grpc, addr, skip.clone())).await.unwrap();
     send(&output(Protocol::Http, addr, skip)).await.unwrap();
 }
@@ -206,24 +177,16 @@ async fn unknown_ca_fails_unless_verification_is_skipped() {
 #[test]
 fn unusable_pem_is_a_build_error() {
     let pki = pki();
-    let bad_ca = TlsConfig {
-        ca_pem: Some("not a pem".into()),
-        ..Default::default()
-    };
+    let bad_ca = TlsConfig { ca_pem: Some("not a pem".into()), ..Default::default() };
     let err = Exporter::new(
         &output(Protocol::Http, "127.0.0.1:1".parse().unwrap(), bad_ca),
         ExportSettings::default(),
     )
     .unwrap_err();
-    assert!(
-        matches!(err, BuildError::Tls(_)) && err.to_string().contains("CA"),
-        "{err}"
-    );
+    assert!(matches!(err, BuildError::Tls(_)) && err.to_string().contains("CA"), "{err}");
     let bad_key = TlsConfig {
         cert_pem: Some(pki.client_cert_pem.clone()),
-        key_pem: Some(Sensitive::new(
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        )),
+        key_pem: Some(Sensitive::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")),
         ..Default::default()
     };
     let err = Exporter::new(

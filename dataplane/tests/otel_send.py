@@ -43,6 +43,7 @@ def main():
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--service", default="e2e-python")
     parser.add_argument("--compression", choices=["none", "gzip"], default="gzip")
+    parser.add_argument("--resource-attr", action="append", default=[], help="KEY=VALUE, repeatable")
     args = parser.parse_args()
 
     if args.protocol == "grpc":
@@ -59,7 +60,9 @@ def main():
         exporter = OTLPSpanExporter(endpoint=f"http://{args.endpoint}/v1/traces", compression=compression)
 
     recording = Recording(exporter)
-    provider = TracerProvider(resource=Resource.create({"service.name": args.service, "e2e.protocol": args.protocol}))
+    attributes = {"service.name": args.service, "e2e.protocol": args.protocol}
+    attributes.update(kv.split("=", 1) for kv in args.resource_attr)
+    provider = TracerProvider(resource=Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(recording, max_export_batch_size=50))
     tracer = provider.get_tracer("e2e", "1.0.0")
 

@@ -90,14 +90,11 @@ impl Template {
         let resources = args.resources.clamp(1, n);
         let value = "v".repeat(args.attribute_bytes);
         // Random markers, found once in the encoding, mark the bytes to patch.
-        let markers: Vec<(u64, u64, u64)> = (0..n)
-            .map(|_| (fastrand::u64(..), fastrand::u64(..), fastrand::u64(..)))
-            .collect();
+        let markers: Vec<(u64, u64, u64)> =
+            (0..n).map(|_| (fastrand::u64(..), fastrand::u64(..), fastrand::u64(..))).collect();
         let kv = |k: String, v: &str| KeyValue {
             key: k,
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(v.to_string())),
-            }),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.to_string())) }),
             key_strindex: 0,
         };
         let mut resource_spans = Vec::new();
@@ -130,10 +127,7 @@ impl Template {
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "loadtest".into(),
-                        ..Default::default()
-                    }),
+                    scope: Some(InstrumentationScope { name: "loadtest".into(), ..Default::default() }),
                     spans,
                     schema_url: String::new(),
                 }],
@@ -142,10 +136,7 @@ impl Template {
         }
         let bytes = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
         let find = |needle: [u8; 8]| -> anyhow::Result<usize> {
-            bytes
-                .windows(8)
-                .position(|w| w == needle)
-                .context("marker not found in template")
+            bytes.windows(8).position(|w| w == needle).context("marker not found in template")
         };
         let mut span_ids = Vec::with_capacity(n);
         let mut times = Vec::with_capacity(n);
@@ -153,19 +144,13 @@ impl Template {
             span_ids.push(find(id.to_be_bytes())?);
             times.push((find(start.to_le_bytes())?, find(end.to_le_bytes())?));
         }
-        Ok(Self {
-            bytes: Bytes::from(bytes),
-            span_ids,
-            times,
-        })
+        Ok(Self { bytes: Bytes::from(bytes), span_ids, times })
     }
 
     /// A copy with span ids `first_seq..` and the current time.
     fn stamp(&self, first_seq: u64) -> Bytes {
         let mut out = BytesMut::from(&self.bytes[..]);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         for (k, (&id, &(start, end))) in self.span_ids.iter().zip(&self.times).enumerate() {
             out[id..id + 8].copy_from_slice(&(first_seq + k as u64).to_be_bytes());
             out[start..start + 8].copy_from_slice(&now.to_le_bytes());
@@ -200,10 +185,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
         url,
         compression,
         headers: Vec::new(),
-        tls: TlsConfig {
-            insecure: true,
-            ..Default::default()
-        },
+        tls: TlsConfig { insecure: true, ..Default::default() },
     };
     let settings = ExportSettings {
         retry: RetryPolicy::default(),
@@ -225,19 +207,11 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(per_request as f64 / args.rate as f64));
     let next_request = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(Counters::default());
-    let max_requests = if args.total_spans > 0 {
-        args.total_spans.div_ceil(per_request)
-    } else {
-        u64::MAX
-    };
+    let max_requests = if args.total_spans > 0 { args.total_spans.div_ceil(per_request) } else { u64::MAX };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.max(1) {
-        let (template, next_request, counters, exporters) = (
-            Arc::clone(&template),
-            Arc::clone(&next_request),
-            Arc::clone(&counters),
-            exporters.clone(),
-        );
+        let (template, next_request, counters, exporters) =
+            (Arc::clone(&template), Arc::clone(&next_request), Arc::clone(&counters), exporters.clone());
         let first_seq = args.first_seq;
         tasks.spawn(async move {
             loop {
@@ -256,11 +230,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
                 }
                 let body = template.stamp(first_seq + k * per_request);
                 let exporter = &exporters[(k as usize) % exporters.len()];
-                let batch = Batch {
-                    len: body.len(),
-                    chunks: vec![body],
-                    spans: per_request as usize,
-                };
+                let batch = Batch { len: body.len(), chunks: vec![body], spans: per_request as usize };
                 let result = match exporter.encode(&batch) {
                     Ok(body) => exporter.send(body).await,
                     Err(e) => Err(e),

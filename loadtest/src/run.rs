@@ -121,10 +121,7 @@ impl Usage {
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may contain spaces; fields after the closing parenthesis are fixed.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc stat")?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11).context("utime")?.parse()?;
     let stime: f64 = fields.get(12).context("stime")?.parse()?;
@@ -134,10 +131,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
 }
 
@@ -192,11 +186,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         Scenario::Backpressure => (1, 0.7, false),
         Scenario::DeadBackend => (2, 0.0, true),
     };
-    let compression = if args.scenario == Scenario::Gzip {
-        "gzip"
-    } else {
-        "none"
-    };
+    let compression = if args.scenario == Scenario::Gzip { "gzip" } else { "none" };
     let mut sinks: Vec<SinkHandle> = Vec::new();
     for _ in 0..pipelines {
         sinks.push(sink::start(sink_args(fail_fraction)).await?);
@@ -222,12 +212,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             tokio::process::Command::new(&bin)
                 .arg("--pipelines")
                 .arg(&file)
-                .args([
-                    "--otlp-grpc-addr",
-                    &grpc.to_string(),
-                    "--otlp-http-addr",
-                    &http.to_string(),
-                ])
+                .args(["--otlp-grpc-addr", &grpc.to_string(), "--otlp-http-addr", &http.to_string()])
                 .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
                 .args(["--batch-timeout", &batch_timeout, "--log-level", "warn"])
                 .args(&args.gateway_args)
@@ -243,12 +228,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             }
             tokio::process::Command::new(&args.rotel_bin)
                 .arg("start")
-                .args([
-                    "--otlp-grpc-endpoint",
-                    &grpc.to_string(),
-                    "--otlp-http-endpoint",
-                    &http.to_string(),
-                ])
+                .args(["--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http.to_string()])
                 .args([
                     "--exporter",
                     "otlp",
@@ -284,10 +264,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         compression: "none".into(),
         first_seq: 1,
     };
-    let mut usage = Usage {
-        cpu_start: cpu_seconds(pid)?,
-        ..Usage::default()
-    };
+    let mut usage = Usage { cpu_start: cpu_seconds(pid)?, ..Usage::default() };
     let started = Instant::now();
     let sampler = {
         let stop = tokio_util::sync::CancellationToken::new();
@@ -306,21 +283,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     };
     let report = generate::run(generate_args).await?;
     let sent = report["sent_spans"].as_u64().unwrap_or(0);
-    let healthy: Vec<&SinkHandle> = sinks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(dead && *i == 0))
-        .map(|(_, s)| s)
-        .collect();
+    let healthy: Vec<&SinkHandle> =
+        sinks.iter().enumerate().filter(|(i, _)| !(dead && *i == 0)).map(|(_, s)| s).collect();
     // Wait for delivery to settle: every healthy sink has all spans, or nothing moves for 3 s.
     let settle_deadline = Instant::now() + Duration::from_secs(60);
     let mut last = 0;
     let mut still_since = Instant::now();
     loop {
-        let unique: u64 = healthy
-            .iter()
-            .map(|s| s.stats()["unique_spans"].as_u64().unwrap_or(0))
-            .sum();
+        let unique: u64 = healthy.iter().map(|s| s.stats()["unique_spans"].as_u64().unwrap_or(0)).sum();
         if fail_fraction == 0.0 && unique >= sent * healthy.len() as u64 {
             break;
         }
@@ -341,18 +311,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let _ = child.wait().await;
 
     let stats: Vec<Value> = healthy.iter().map(|s| s.stats()).collect();
-    let received_unique: u64 = stats
-        .iter()
-        .map(|s| s["unique_spans"].as_u64().unwrap_or(0))
-        .sum();
+    let received_unique: u64 = stats.iter().map(|s| s["unique_spans"].as_u64().unwrap_or(0)).sum();
     let duplicates: u64 = stats.iter().map(|s| s["duplicates"].as_u64().unwrap_or(0)).sum();
     let lost = (sent * healthy.len() as u64).saturating_sub(received_unique);
     let cpu = usage.cpu_end - usage.cpu_start;
     let per_span_us = if sent > 0 { cpu * 1e6 / sent as f64 } else { 0.0 };
-    let latency = &stats
-        .first()
-        .map(|s| s["latency_us"].clone())
-        .unwrap_or(Value::Null);
+    let latency = &stats.first().map(|s| s["latency_us"].clone()).unwrap_or(Value::Null);
     let result = json!({
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
         "peer": format!("{:?}", args.peer).to_lowercase(),
@@ -381,11 +345,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "loadtest-run-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+    let dir = std::env::temp_dir().join(format!("loadtest-run-{}-{}", std::process::id(), fastrand::u32(..)));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -79,9 +79,7 @@ impl Sink {
     fn record(&self, body: &Bytes) -> Result<(), IngestError> {
         let request = ExportTraceServiceRequest::decode(body.as_ref())
             .map_err(|e| IngestError::Invalid(WireError(e.to_string())))?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let mut spans = 0;
         let mut dups = 0;
         {
@@ -208,11 +206,7 @@ pub async fn start(args: SinkArgs) -> anyhow::Result<SinkHandle> {
     let stats = TcpListener::bind(args.stats_addr).await.context("bind stats")?;
     let dump = match &args.dump {
         Some(path) => Some(Mutex::new(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .context("open dump")?,
+            std::fs::OpenOptions::new().create(true).append(true).open(path).context("open dump")?,
         ))),
         None => None,
     };
@@ -268,14 +262,7 @@ pub async fn start(args: SinkArgs) -> anyhow::Result<SinkHandle> {
             });
         }
     });
-    Ok(SinkHandle {
-        grpc: grpc_addr,
-        http: http_addr,
-        stats_addr,
-        sink,
-        stop,
-        tasks,
-    })
+    Ok(SinkHandle { grpc: grpc_addr, http: http_addr, stats_addr, sink, stop, tasks })
 }
 
 /// Runs the sink until SIGINT/SIGTERM or `max_runtime`. Prints its addresses as one JSON line first

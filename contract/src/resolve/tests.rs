@@ -6,11 +6,7 @@ use crate::load::Objects;
 fn resolve_yaml(yaml: &str) -> Resolution {
     let mut objects = Objects::default();
     objects.add_text(Path::new("test.yaml"), yaml).unwrap();
-    assert!(
-        objects.broken_pipelines.is_empty(),
-        "{:?}",
-        objects.broken_pipelines
-    );
+    assert!(objects.broken_pipelines.is_empty(), "{:?}", objects.broken_pipelines);
     resolve(&objects.pipelines, &SecretStore::new(&objects.secrets), 7)
 }
 
@@ -62,32 +58,15 @@ stringData:
   token: abc
 "#;
     let r = resolve_yaml(yaml);
-    assert_eq!(
-        r.statuses,
-        vec![PipelineStatus {
-            name: "backend".into(),
-            result: Ok(())
-        }]
-    );
+    assert_eq!(r.statuses, vec![PipelineStatus { name: "backend".into(), result: Ok(()) }]);
     let p = &r.snapshot.pipelines[0];
     assert_eq!(r.snapshot.version, 7);
     assert_eq!(p.output.protocol, Protocol::Grpc);
     assert_eq!(p.output.compression, Compression::Gzip);
     assert_eq!(p.output.url, "https://otel.example.com:4317");
     assert!(!p.output.tls.insecure);
-    let headers: Vec<(&str, &str)> = p
-        .output
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.expose()))
-        .collect();
-    assert_eq!(
-        headers,
-        vec![
-            ("Authorization", "Basic dXNlcjpwYXNz"),
-            ("Authorization-Token", "Bearer abc")
-        ]
-    );
+    let headers: Vec<(&str, &str)> = p.output.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    assert_eq!(headers, vec![("Authorization", "Basic dXNlcjpwYXNz"), ("Authorization-Token", "Bearer abc")]);
     assert_eq!(p.exporter_id(), "otlp_grpc/tracepipeline-backend");
 }
 
@@ -95,13 +74,8 @@ stringData:
 /// Guarantees: `/v1/traces` is appended unless `path` replaces it (query kept); `http://` implies insecure.
 #[test]
 fn endpoint_urls_follow_kyma() {
-    let http = resolve_yaml(&pipeline(
-        "protocol: http\nendpoint: {value: 'https://b.example:4318/prefix/'}",
-    ));
-    assert_eq!(
-        http.snapshot.pipelines[0].output.url,
-        "https://b.example:4318/prefix/v1/traces"
-    );
+    let http = resolve_yaml(&pipeline("protocol: http\nendpoint: {value: 'https://b.example:4318/prefix/'}"));
+    assert_eq!(http.snapshot.pipelines[0].output.url, "https://b.example:4318/prefix/v1/traces");
     let path = resolve_yaml(&pipeline(
         "protocol: http\nendpoint: {value: 'http://b:4318'}\npath: /custom/traces?x=1",
     ));
@@ -110,13 +84,8 @@ fn endpoint_urls_follow_kyma() {
     assert!(out.tls.insecure);
     let grpc = resolve_yaml(&pipeline("endpoint: {value: 'http://10.0.0.1:4317'}"));
     assert_eq!(grpc.snapshot.pipelines[0].output.url, "http://10.0.0.1:4317");
-    let insecure = resolve_yaml(&pipeline(
-        "endpoint: {value: 'collector.ns:4317'}\ntls: {insecure: true}",
-    ));
-    assert_eq!(
-        insecure.snapshot.pipelines[0].output.url,
-        "http://collector.ns:4317"
-    );
+    let insecure = resolve_yaml(&pipeline("endpoint: {value: 'collector.ns:4317'}\ntls: {insecure: true}"));
+    assert_eq!(insecure.snapshot.pipelines[0].output.url, "http://collector.ns:4317");
 }
 
 /// Scenario: each endpoint rule Kyma enforces is broken once.
@@ -125,27 +94,14 @@ fn endpoint_urls_follow_kyma() {
 fn endpoint_rules() {
     for (output, message) in [
         ("endpoint: {value: 'collector.ns'}", "missing port"),
-        (
-            "endpoint: {value: 'https://collector.ns:4317/v1'}",
-            "gRPC endpoints cannot contain paths",
-        ),
-        (
-            "protocol: http\nendpoint: {value: 'collector.ns:4318'}",
-            "missing or unsupported protocol scheme",
-        ),
-        (
-            "protocol: http\nendpoint: {value: 'ftp://collector.ns'}",
-            "missing or unsupported protocol scheme",
-        ),
+        ("endpoint: {value: 'https://collector.ns:4317/v1'}", "gRPC endpoints cannot contain paths"),
+        ("protocol: http\nendpoint: {value: 'collector.ns:4318'}", "missing or unsupported protocol scheme"),
+        ("protocol: http\nendpoint: {value: 'ftp://collector.ns'}", "missing or unsupported protocol scheme"),
     ] {
         let e = only_error(&pipeline(output));
         assert_eq!(e.reason, Reason::EndpointInvalid, "{output}");
         assert_eq!(e.field, "spec.output.otlp.endpoint");
-        assert_eq!(
-            e.message,
-            format!("OTLP output endpoint invalid: {message}"),
-            "{output}"
-        );
+        assert_eq!(e.message, format!("OTLP output endpoint invalid: {message}"), "{output}");
     }
 }
 
@@ -159,11 +115,7 @@ fn cel_rules() {
             "spec.output.otlp.endpoint",
             "Only one of 'value' or 'valueFrom' can be set",
         ),
-        (
-            "endpoint: {}",
-            "spec.output.otlp.endpoint",
-            "'endpoint' must have 'value' or 'valueFrom' set",
-        ),
+        ("endpoint: {}", "spec.output.otlp.endpoint", "'endpoint' must have 'value' or 'valueFrom' set"),
         (
             "endpoint: {value: 'c:4317'}\npath: /x",
             "spec.output.otlp.path",
@@ -208,25 +160,17 @@ fn cel_rules() {
 /// Guarantees: `ReferencedSecretMissing` with Kyma's message and no secret value in it.
 #[test]
 fn missing_secret_and_key() {
-    let e = only_error(&pipeline(
-        "endpoint: {valueFrom: {secretKeyRef: {name: gone, namespace: ns, key: k}}}",
-    ));
+    let e =
+        only_error(&pipeline("endpoint: {valueFrom: {secretKeyRef: {name: gone, namespace: ns, key: k}}}"));
     assert_eq!(e.reason, Reason::ReferencedSecretMissing);
-    assert_eq!(
-        e.message,
-        "One or more referenced Secrets are missing: Secret 'gone' of Namespace 'ns'"
-    );
+    assert_eq!(e.message, "One or more referenced Secrets are missing: Secret 'gone' of Namespace 'ns'");
     let yaml = format!(
         "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: ns}}\nstringData: {{other: topsecret}}\n",
         pipeline("endpoint: {valueFrom: {secretKeyRef: {name: s, namespace: ns, key: k}}}")
     );
     let e = only_error(&yaml);
     assert_eq!(e.reason, Reason::ReferencedSecretMissing);
-    assert!(
-        e.message.contains("Key 'k' in Secret 's' of Namespace 'ns'"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("Key 'k' in Secret 's' of Namespace 'ns'"), "{}", e.message);
     assert!(!e.message.contains("topsecret"));
 }
 
@@ -240,19 +184,9 @@ fn valid_pipelines_survive_broken_ones() {
         pipeline("endpoint: {value: 'a'}").replace("name: backend", "name: bad")
     );
     let r = resolve_yaml(&yaml);
-    assert_eq!(
-        r.snapshot
-            .pipelines
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>(),
-        vec!["good"]
-    );
+    assert_eq!(r.snapshot.pipelines.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec!["good"]);
     assert_eq!(r.statuses[0].name, "bad");
-    assert_eq!(
-        r.statuses[0].result.as_ref().unwrap_err().reason,
-        Reason::EndpointInvalid
-    );
+    assert_eq!(r.statuses[0].result.as_ref().unwrap_err().reason, Reason::EndpointInvalid);
 }
 
 /// Scenario: v1alpha1 objects, which lack `compression`.

@@ -105,11 +105,7 @@ impl Batch {
 impl Batcher {
     /// A batcher with these limits.
     pub fn new(limits: BatchLimits) -> Self {
-        Self {
-            limits,
-            current: Batch::default(),
-            headers: BytesMut::new(),
-        }
+        Self { limits, current: Batch::default(), headers: BytesMut::new() }
     }
 
     /// The limits in force.
@@ -158,11 +154,7 @@ impl Batcher {
             while remaining > 0 {
                 let whole = scope_content_len(fixed, scope.spans_end - start);
                 if self.fits(piece_spans + remaining, framed(piece_bytes + field_len(whole))) {
-                    pieces.push(ScopePiece {
-                        scope: index,
-                        start,
-                        end: scope.spans_end,
-                    });
+                    pieces.push(ScopePiece { scope: index, start, end: scope.spans_end });
                     piece_spans += remaining;
                     piece_bytes += field_len(whole);
                     break;
@@ -185,11 +177,7 @@ impl Batcher {
                     taken = 1;
                 }
                 if taken > 0 {
-                    pieces.push(ScopePiece {
-                        scope: index,
-                        start,
-                        end,
-                    });
+                    pieces.push(ScopePiece { scope: index, start, end });
                     piece_bytes += field_len(scope_content_len(fixed, end - start));
                     piece_spans += taken;
                     remaining -= taken;
@@ -232,11 +220,7 @@ impl Batcher {
         headers.reserve(32 + pieces.len() * 12);
         put_len_header(headers, REQUEST_RESOURCE_SPANS, content);
         if rs.has_resource || !rs.added.is_empty() {
-            put_len_header(
-                headers,
-                RESOURCE_SPANS_RESOURCE,
-                rs.resource.len() + rs.added.len(),
-            );
+            put_len_header(headers, RESOURCE_SPANS_RESOURCE, rs.resource.len() + rs.added.len());
             chunks.push(headers.split().freeze());
             push_nonempty(chunks, &rs.resource);
             push_nonempty(chunks, &rs.added);
@@ -244,11 +228,7 @@ impl Batcher {
         for p in pieces {
             let scope: &ScopeSpansView = &rs.scopes[p.scope];
             let fixed = scope.body.len() - (scope.spans_end - scope.spans_start);
-            put_len_header(
-                headers,
-                RESOURCE_SPANS_SCOPE_SPANS,
-                scope_content_len(fixed, p.end - p.start),
-            );
+            put_len_header(headers, RESOURCE_SPANS_SCOPE_SPANS, scope_content_len(fixed, p.end - p.start));
             chunks.push(headers.split().freeze());
             if p.start == scope.spans_start && p.end == scope.spans_end {
                 push_nonempty(chunks, &scope.body);

@@ -70,10 +70,7 @@ fn default_limits_make_512_span_batches() {
 #[test]
 fn oversized_request_is_split_by_bytes() {
     let req = sample_request(1, 200, 10, 200);
-    let limits = BatchLimits {
-        max_bytes: 64 * 1024,
-        ..BatchLimits::default()
-    };
+    let limits = BatchLimits { max_bytes: 64 * 1024, ..BatchLimits::default() };
     let batches = run(std::slice::from_ref(&req), limits);
     assert!(batches.len() > 5);
     assert!(batches.iter().all(|b| b.len <= 64 * 1024));

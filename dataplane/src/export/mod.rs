@@ -130,16 +130,11 @@ impl ExportError {
     }
 
     fn retryable(message: impl Into<String>) -> Self {
-        Self::Retryable {
-            message: message.into(),
-            retry_after: None,
-        }
+        Self::Retryable { message: message.into(), retry_after: None }
     }
 
     fn permanent(message: impl Into<String>) -> Self {
-        Self::Permanent {
-            message: message.into(),
-        }
+        Self::Permanent { message: message.into() }
     }
 }
 
@@ -163,9 +158,7 @@ impl Exporter {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_local_address(source);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let connector = match config.protocol {
             Protocol::Grpc => builder.enable_http2().wrap_connector(http),
             Protocol::Http => builder.enable_all_versions().wrap_connector(http),
@@ -181,9 +174,7 @@ impl Exporter {
             Protocol::Grpc => format!("{}{GRPC_EXPORT_PATH}", config.url.trim_end_matches('/')),
             Protocol::Http => config.url.clone(),
         };
-        let uri: Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| BuildError::Url(e.to_string()))?;
+        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| BuildError::Url(e.to_string()))?;
         let encoding = Encoding::from(config.compression);
 
         let mut headers = HeaderMap::new();
@@ -214,14 +205,7 @@ impl Exporter {
                 }
             }
         }
-        Ok(Self {
-            client,
-            uri,
-            protocol: config.protocol,
-            encoding,
-            headers,
-            settings,
-        })
+        Ok(Self { client, uri, protocol: config.protocol, encoding, headers, settings })
     }
 
     /// The retry policy in force.
@@ -312,20 +296,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 fn partial(data: &[u8]) -> Delivered {
     match ExportTraceServiceResponse::decode(data) {
-        Ok(ExportTraceServiceResponse {
-            partial_success: Some(p),
-        }) => Delivered {
-            rejected: u64::try_from(p.rejected_spans).unwrap_or(0),
-            message: p.error_message,
-        },
+        Ok(ExportTraceServiceResponse { partial_success: Some(p) }) => {
+            Delivered { rejected: u64::try_from(p.rejected_spans).unwrap_or(0), message: p.error_message }
+        }
         _ => Delivered::default(),
     }
 }
@@ -354,10 +332,7 @@ fn http_outcome(status: StatusCode, headers: &HeaderMap, data: Bytes) -> Result<
     }
     let message = format!("HTTP {status}: {}", body_message(&data));
     match status.as_u16() {
-        429 | 502 | 503 | 504 => Err(ExportError::Retryable {
-            message,
-            retry_after: retry_after(headers),
-        }),
+        429 | 502 | 503 | 504 => Err(ExportError::Retryable { message, retry_after: retry_after(headers) }),
         _ => Err(ExportError::permanent(message)),
     }
 }
@@ -371,17 +346,15 @@ fn grpc_outcome(
     if status != StatusCode::OK {
         let message = format!("gRPC transport answered HTTP {status}");
         return match status.as_u16() {
-            429 | 502 | 503 | 504 => Err(ExportError::Retryable {
-                message,
-                retry_after: retry_after(headers),
-            }),
+            429 | 502 | 503 | 504 => {
+                Err(ExportError::Retryable { message, retry_after: retry_after(headers) })
+            }
             _ => Err(ExportError::permanent(message)),
         };
     }
     // Trailers-only responses carry the status in the headers.
-    let status = trailers
-        .and_then(tonic::Status::from_header_map)
-        .or_else(|| tonic::Status::from_header_map(headers));
+    let status =
+        trailers.and_then(tonic::Status::from_header_map).or_else(|| tonic::Status::from_header_map(headers));
     let Some(status) = status else {
         return Err(ExportError::retryable("gRPC response without grpc-status"));
     };
@@ -391,10 +364,7 @@ fn grpc_outcome(
         let delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
         let message = format!("gRPC {:?}: {}", status.code(), status.message());
         return if GRPC_RETRYABLE.contains(&code) || (code == GRPC_RESOURCE_EXHAUSTED && delay.is_some()) {
-            Err(ExportError::Retryable {
-                message,
-                retry_after: delay,
-            })
+            Err(ExportError::Retryable { message, retry_after: delay })
         } else {
             Err(ExportError::permanent(message))
         };
@@ -445,10 +415,7 @@ mod tests {
         let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
         h.insert(RETRY_AFTER, HeaderValue::from_str(&when).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(55) && d <= Duration::from_secs(60),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(55) && d <= Duration::from_secs(60), "{d:?}");
     }
 
     /// Scenario: a 200 answer carrying a partial success.
@@ -464,12 +431,6 @@ mod tests {
         }
         .encode_to_vec();
         let d = http_outcome(StatusCode::OK, &HeaderMap::new(), Bytes::from(body)).unwrap();
-        assert_eq!(
-            d,
-            Delivered {
-                rejected: 3,
-                message: "too old".into()
-            }
-        );
+        assert_eq!(d, Delivered { rejected: 3, message: "too old".into() });
     }
 }

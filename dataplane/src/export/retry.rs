@@ -47,11 +47,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A fresh backoff.
     pub fn backoff(&self) -> Backoff {
-        Backoff {
-            policy: *self,
-            next: self.initial_interval,
-            elapsed: Duration::ZERO,
-        }
+        Backoff { policy: *self, next: self.initial_interval, elapsed: Duration::ZERO }
     }
 }
 
@@ -68,10 +64,7 @@ impl Backoff {
                 let base = self.next.as_secs_f64();
                 let spread = base * self.policy.randomization;
                 let jittered = base - spread + fastrand::f64() * 2.0 * spread;
-                self.next = self
-                    .next
-                    .mul_f64(self.policy.multiplier)
-                    .min(self.policy.max_interval);
+                self.next = self.next.mul_f64(self.policy.multiplier).min(self.policy.max_interval);
                 Duration::from_secs_f64(jittered.max(0.0))
             }
         };
@@ -114,13 +107,7 @@ mod tests {
     #[test]
     fn server_delay_wins_within_budget() {
         let mut b = RetryPolicy::default().backoff();
-        assert_eq!(
-            b.next_delay(Duration::ZERO, Some(Duration::from_secs(2))),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            b.next_delay(Duration::from_secs(299), Some(Duration::from_secs(2))),
-            None
-        );
+        assert_eq!(b.next_delay(Duration::ZERO, Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
+        assert_eq!(b.next_delay(Duration::from_secs(299), Some(Duration::from_secs(2))), None);
     }
 }

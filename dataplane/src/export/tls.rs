@@ -96,9 +96,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, TlsError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Pair(e.to_string()))?;
     let builder = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
     } else if let Some(ca) = &tls.ca_pem {
         let mut roots = RootCertStore::empty();
         let mut count = 0;
@@ -124,9 +122,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, TlsError> {
             }
             let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
                 .map_err(|e| TlsError::Key(e.to_string()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| TlsError::Pair(e.to_string()))?
+            builder.with_client_auth_cert(chain, key).map_err(|e| TlsError::Pair(e.to_string()))?
         }
         _ => builder.with_no_client_auth(),
     };

@@ -81,18 +81,9 @@ struct Worker {
 
 /// The result of one batch's export with all its retries.
 enum Outcome {
-    Sent {
-        spans: u64,
-        rejected: u64,
-    },
-    Failed {
-        spans: u64,
-        error: ExportError,
-        attempts: u32,
-    },
-    Stopped {
-        spans: u64,
-    },
+    Sent { spans: u64, rejected: u64 },
+    Failed { spans: u64, error: ExportError, attempts: u32 },
+    Stopped { spans: u64 },
 }
 
 // === impl PipelineSettings ===
@@ -238,10 +229,7 @@ impl Worker {
             self.metrics.send_failed.inc_by(dropped);
             self.metrics.queue_size.dec_by(dropped as i64);
         }
-        DrainReport {
-            exporter_id: self.exporter_id,
-            dropped_spans: dropped,
-        }
+        DrainReport { exporter_id: self.exporter_id, dropped_spans: dropped }
     }
 
     fn start_export(&self, in_flight: &mut JoinSet<Outcome>, batch: Batch) {
@@ -268,11 +256,7 @@ impl Worker {
                     tracing::warn!(exporter = %self.exporter_id, rejected, "backend rejected part of a batch (partial success)");
                 }
             }
-            Outcome::Failed {
-                spans,
-                error,
-                attempts,
-            } => {
+            Outcome::Failed { spans, error, attempts } => {
                 self.metrics.send_failed.inc_by(spans);
                 tracing::error!(
                     exporter = %self.exporter_id, spans, attempts, retryable = error.is_retryable(), error = %error,
@@ -316,11 +300,7 @@ async fn export_with_retry(
     let body = match exporter.encode(batch) {
         Ok(body) => body,
         Err(error) => {
-            return Outcome::Failed {
-                spans,
-                error,
-                attempts: 0,
-            };
+            return Outcome::Failed { spans, error, attempts: 0 };
         }
     };
     let started = Instant::now();
@@ -335,29 +315,18 @@ async fn export_with_retry(
         };
         let error = match result {
             Ok(delivered) => {
-                return Outcome::Sent {
-                    spans,
-                    rejected: delivered.rejected,
-                };
+                return Outcome::Sent { spans, rejected: delivered.rejected };
             }
             Err(e) => e,
         };
         let server_delay = match &error {
             ExportError::Retryable { retry_after, .. } => *retry_after,
             ExportError::Permanent { .. } => {
-                return Outcome::Failed {
-                    spans,
-                    error,
-                    attempts,
-                };
+                return Outcome::Failed { spans, error, attempts };
             }
         };
         let Some(delay) = backoff.next_delay(started.elapsed(), server_delay) else {
-            return Outcome::Failed {
-                spans,
-                error,
-                attempts,
-            };
+            return Outcome::Failed { spans, error, attempts };
         };
         retries.inc();
         tracing::warn!(error = %error, delay = ?delay, attempts, "export failed, will retry");

@@ -79,12 +79,8 @@ impl Router {
                 report.kept.push(config.name.clone());
                 continue;
             }
-            match Pipeline::spawn(
-                config.clone(),
-                &self.settings,
-                &self.metrics,
-                self.hard_stop.child_token(),
-            ) {
+            match Pipeline::spawn(config.clone(), &self.settings, &self.metrics, self.hard_stop.child_token())
+            {
                 Ok((pipeline, task)) => {
                     self.track(task);
                     pipelines.push(pipeline);
@@ -99,15 +95,9 @@ impl Router {
             }
         }
         let running = pipelines.len();
-        self.table.store(Arc::new(RouteTable {
-            version: snapshot.version,
-            loaded: true,
-            pipelines,
-        }));
+        self.table.store(Arc::new(RouteTable { version: snapshot.version, loaded: true, pipelines }));
         self.metrics.pipelines_running.set(running as i64);
-        self.metrics
-            .config_version
-            .set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
+        self.metrics.config_version.set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
         report
     }
 
@@ -121,10 +111,7 @@ impl Router {
     /// Stops routing, lets every pipeline flush and drain for up to `grace`, then stops the rest and
     /// returns what each pipeline could not send.
     pub async fn shutdown(&self, grace: Duration) -> Vec<DrainReport> {
-        self.table.store(Arc::new(RouteTable {
-            loaded: false,
-            ..RouteTable::default()
-        }));
+        self.table.store(Arc::new(RouteTable { loaded: false, ..RouteTable::default() }));
         let mut tasks = match self.tasks.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
             Err(_) => return Vec::new(),

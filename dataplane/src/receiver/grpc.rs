@@ -101,9 +101,7 @@ impl<S: ExportSink> tower_service::Service<tonic::Request<Bytes>> for ExportHand
         let answer: ExportFuture = self.0.export(Transport::Grpc, body, peer);
         Box::pin(async move {
             match answer.await {
-                Ok(()) => Ok(tonic::Response::new(ExportTraceServiceResponse {
-                    partial_success: None,
-                })),
+                Ok(()) => Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None })),
                 Err(IngestError::Invalid(e)) => Err(Status::invalid_argument(e.to_string())),
                 Err(IngestError::Unavailable(why)) => Err(Status::with_error_details(
                     Code::Unavailable,
@@ -126,19 +124,13 @@ impl<S> TraceService<S> {
     /// A service feeding `sink`, refusing messages larger than `max_request_bytes` after
     /// decompression.
     pub fn new(sink: Arc<S>, max_request_bytes: usize) -> Self {
-        Self {
-            sink,
-            max_request_bytes,
-        }
+        Self { sink, max_request_bytes }
     }
 }
 
 impl<S> Clone for TraceService<S> {
     fn clone(&self) -> Self {
-        Self {
-            sink: Arc::clone(&self.sink),
-            max_request_bytes: self.max_request_bytes,
-        }
+        Self { sink: Arc::clone(&self.sink), max_request_bytes: self.max_request_bytes }
     }
 }
 

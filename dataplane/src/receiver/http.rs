@@ -66,8 +66,7 @@ impl<S: ExportSink> Server<S> {
         }
         if request.method() != Method::POST {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
-            r.headers_mut()
-                .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+            r.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST"));
             return r;
         }
         let content_type = header_str(&request, CONTENT_TYPE);
@@ -103,10 +102,7 @@ impl<S: ExportSink> Server<S> {
                 &format!("request body exceeds {} bytes", self.max_request_bytes),
             )
         };
-        let body = match Limited::new(request.into_body(), self.max_request_bytes)
-            .collect()
-            .await
-        {
+        let body = match Limited::new(request.into_body(), self.max_request_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
             Err(e) => {
@@ -156,9 +152,7 @@ impl<S: ExportSink> Server<S> {
         };
         match self.sink.export(Transport::Http, body, Some(peer.ip())).await {
             Ok(()) => {
-                let response = ExportTraceServiceResponse {
-                    partial_success: None,
-                };
+                let response = ExportTraceServiceResponse { partial_success: None };
                 let payload = match format {
                     Format::Protobuf => Bytes::from(response.encode_to_vec()),
                     Format::Json => {
@@ -167,35 +161,19 @@ impl<S: ExportSink> Server<S> {
                 };
                 respond(StatusCode::OK, format, reply_encoding, payload)
             }
-            Err(IngestError::Invalid(e)) => error(
-                format,
-                reply_encoding,
-                StatusCode::BAD_REQUEST,
-                CODE_INVALID_ARGUMENT,
-                &e.to_string(),
-            ),
+            Err(IngestError::Invalid(e)) => {
+                error(format, reply_encoding, StatusCode::BAD_REQUEST, CODE_INVALID_ARGUMENT, &e.to_string())
+            }
             Err(IngestError::Unavailable(why)) => {
-                let mut r = error(
-                    format,
-                    reply_encoding,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    CODE_UNAVAILABLE,
-                    why,
-                );
-                r.headers_mut()
-                    .insert(RETRY_AFTER_HEADER, HeaderValue::from(RETRY_AFTER.as_secs()));
+                let mut r =
+                    error(format, reply_encoding, StatusCode::SERVICE_UNAVAILABLE, CODE_UNAVAILABLE, why);
+                r.headers_mut().insert(RETRY_AFTER_HEADER, HeaderValue::from(RETRY_AFTER.as_secs()));
                 r
             }
             Err(IngestError::Throttled(why, delay)) => {
-                let mut r = error(
-                    format,
-                    reply_encoding,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    CODE_UNAVAILABLE,
-                    why,
-                );
-                r.headers_mut()
-                    .insert(RETRY_AFTER_HEADER, HeaderValue::from(delay.as_secs()));
+                let mut r =
+                    error(format, reply_encoding, StatusCode::SERVICE_UNAVAILABLE, CODE_UNAVAILABLE, why);
+                r.headers_mut().insert(RETRY_AFTER_HEADER, HeaderValue::from(delay.as_secs()));
                 r
             }
         }
@@ -211,10 +189,7 @@ pub async fn serve<S: ExportSink>(
     max_request_bytes: usize,
     shutdown: CancellationToken,
 ) {
-    let server = Arc::new(Server {
-        sink,
-        max_request_bytes,
-    });
+    let server = Arc::new(Server { sink, max_request_bytes });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -237,9 +212,7 @@ pub async fn serve<S: ExportSink>(
             let server = Arc::clone(&server);
             async move { Ok::<_, std::convert::Infallible>(server.handle(req, peer).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = watched.await;
@@ -250,20 +223,13 @@ pub async fn serve<S: ExportSink>(
 }
 
 fn header_str(request: &Request<Incoming>, name: http::header::HeaderName) -> &str {
-    request
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -274,10 +240,7 @@ fn error(
     code: i32,
     message: &str,
 ) -> Response<Full<Bytes>> {
-    let body = RpcStatus {
-        code,
-        message: message.to_string(),
-    };
+    let body = RpcStatus { code, message: message.to_string() };
     let payload = match format {
         Format::Protobuf => Bytes::from(body.encode_to_vec()),
         Format::Json => Bytes::from(serde_json::json!({ "code": code, "message": message }).to_string()),
@@ -313,11 +276,9 @@ fn respond(
         Format::Protobuf => PROTOBUF,
         Format::Json => JSON,
     };
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(e) = encoding {
-        r.headers_mut()
-            .insert(CONTENT_ENCODING, HeaderValue::from_static(e.as_str()));
+        r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static(e.as_str()));
     }
     r
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::enrich::Enricher;
 use crate::metrics::{Metrics, ReceiverMetrics};
 use crate::pipeline::Router;
 use crate::wire::{self, WireError};
@@ -66,6 +67,7 @@ pub type ExportFuture = Pin<Box<dyn Future<Output = Result<(), IngestError>> + S
 #[derive(Debug)]
 pub struct Ingest {
     router: Arc<Router>,
+    enricher: Option<Arc<Enricher>>,
     grpc: ReceiverMetrics,
     http: ReceiverMetrics,
 }
@@ -74,12 +76,8 @@ pub struct Ingest {
 
 impl Ingest {
     /// A path into `router`.
-    pub fn new(router: Arc<Router>, metrics: &Metrics) -> Self {
-        Self {
-            router,
-            grpc: metrics.receiver("grpc"),
-            http: metrics.receiver("http"),
-        }
+    pub fn new(router: Arc<Router>, enricher: Option<Arc<Enricher>>, metrics: &Metrics) -> Self {
+        Self { router, enricher, grpc: metrics.receiver("grpc"), http: metrics.receiver("http") }
     }
 
     /// Metrics of one transport.
@@ -92,14 +90,9 @@ impl Ingest {
 
     /// Scans an encoded request and hands it to every pipeline. `peer` is the sender's address, which
     /// enrichment uses to find the sending pod.
-    pub fn accept(
-        &self,
-        transport: Transport,
-        body: Bytes,
-        _peer: Option<IpAddr>,
-    ) -> Result<(), IngestError> {
+    pub fn accept(&self, transport: Transport, body: Bytes, peer: Option<IpAddr>) -> Result<(), IngestError> {
         let metrics = self.metrics(transport);
-        let data = match wire::scan(body) {
+        let mut data = match wire::scan(body) {
             Ok(data) => data,
             Err(e) => {
                 metrics.requests_failure.inc();
@@ -109,6 +102,9 @@ impl Ingest {
         if data.is_empty() {
             metrics.requests_success.inc();
             return Ok(());
+        }
+        if let Some(enricher) = &self.enricher {
+            enricher.enrich(&mut data, peer.map(canonical_ip));
         }
         let spans = data.spans as u64;
         let data = Arc::new(data);
@@ -125,12 +121,18 @@ impl Ingest {
         metrics.refused.inc_by(spans);
         metrics.requests_refused.inc();
         if table.pipelines.is_empty() {
-            Err(IngestError::Unavailable(
-                "no trace pipeline is running on this gateway",
-            ))
+            Err(IngestError::Unavailable("no trace pipeline is running on this gateway"))
         } else {
             Err(IngestError::Unavailable("every pipeline's queue is full"))
         }
+    }
+}
+
+/// An IPv4 client on a dual-stack socket shows up as `::ffff:a.b.c.d`; pods are indexed by the IPv4 form.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -149,13 +149,7 @@ impl<'a> Fields<'a> {
             WIRE_END_GROUP => return Err(WireError("unexpected end group tag".into())),
             other => return Err(WireError(format!("invalid wire type value: {other}"))),
         }
-        Ok(Some(Field {
-            number,
-            wire,
-            start,
-            value_start,
-            end: self.pos,
-        }))
+        Ok(Some(Field { number, wire, start, value_start, end: self.pos }))
     }
 
     fn advance(&mut self, n: usize) -> Result<(), WireError> {
@@ -221,10 +215,7 @@ impl TraceData {
 impl ScopeSpansView {
     /// Byte offset in `body` after the span that starts at `offset`.
     pub(crate) fn span_end(&self, offset: usize) -> usize {
-        let mut fields = Fields {
-            buf: &self.body[..self.spans_end],
-            pos: offset,
-        };
+        let mut fields = Fields { buf: &self.body[..self.spans_end], pos: offset };
         // The run was checked by `scan`, so a field is always there; fall back to the run's end.
         match fields.next_field() {
             Ok(Some(f)) => f.end,
@@ -296,10 +287,7 @@ pub fn len_field_size(number: u32, len: usize) -> usize {
 /// Scans and fully validates a request. The views share `buf`.
 pub fn scan(buf: Bytes) -> Result<TraceData, WireError> {
     validate::validate_request(&buf)?;
-    let mut data = TraceData {
-        encoded_len: buf.len(),
-        ..Default::default()
-    };
+    let mut data = TraceData { encoded_len: buf.len(), ..Default::default() };
     let mut fields = Fields::new(&buf);
     while let Some(f) = fields.next_field()? {
         if f.number == REQUEST_RESOURCE_SPANS && f.wire == WIRE_LEN {
@@ -359,42 +347,24 @@ fn scan_scope_spans(body: Bytes) -> Result<ScopeSpansView, WireError> {
         }
     }
     let Some((spans_start, spans_end)) = run else {
-        return Ok(ScopeSpansView {
-            spans_start: body.len(),
-            spans_end: body.len(),
-            body,
-            count: 0,
-        });
+        return Ok(ScopeSpansView { spans_start: body.len(), spans_end: body.len(), body, count: 0 });
     };
     if contiguous {
-        return Ok(ScopeSpansView {
-            body,
-            spans_start,
-            spans_end,
-            count,
-        });
+        return Ok(ScopeSpansView { body, spans_start, spans_end, count });
     }
     // Rare: spans interleaved with other fields. Move the spans together in a copy.
     let mut other = BytesMut::with_capacity(body.len());
     let mut spans = BytesMut::with_capacity(body.len());
     let mut fields = Fields::new(&body);
     while let Some(f) = fields.next_field()? {
-        let target = if f.number == SCOPE_SPANS_SPANS && f.wire == WIRE_LEN {
-            &mut spans
-        } else {
-            &mut other
-        };
+        let target =
+            if f.number == SCOPE_SPANS_SPANS && f.wire == WIRE_LEN { &mut spans } else { &mut other };
         target.extend_from_slice(&body[f.start..f.end]);
     }
     let spans_start = other.len();
     other.extend_from_slice(&spans);
     let spans_end = other.len();
-    Ok(ScopeSpansView {
-        body: other.freeze(),
-        spans_start,
-        spans_end,
-        count,
-    })
+    Ok(ScopeSpansView { body: other.freeze(), spans_start, spans_end, count })
 }
 
 #[cfg(test)]

@@ -48,13 +48,9 @@ proptest! {
 fn recursion_limit_matches_prost() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value};
     for depth in [90, 93, 94, 95, 96, 100] {
-        let mut v = AnyValue {
-            value: Some(any_value::Value::StringValue("x".into())),
-        };
+        let mut v = AnyValue { value: Some(any_value::Value::StringValue("x".into())) };
         for _ in 0..depth {
-            v = AnyValue {
-                value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
-            };
+            v = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })) };
         }
         let mut req = sample_request(1, 1, 0, 0);
         req.resource_spans[0].scope_spans[0].spans[0].attributes.push(
@@ -65,11 +61,7 @@ fn recursion_limit_matches_prost() {
             },
         );
         let bytes = req.encode_to_vec();
-        assert_eq!(
-            scan(Bytes::from(bytes.clone())).is_ok(),
-            prost_accepts(&bytes),
-            "depth {depth}"
-        );
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "depth {depth}");
     }
     for depth in [97usize, 98, 99, 100, 101] {
         // An unknown group field nested `depth` times inside the request.
@@ -80,11 +72,7 @@ fn recursion_limit_matches_prost() {
         for _ in 0..depth {
             bytes.push((7 << 3 | 4) as u8);
         }
-        assert_eq!(
-            scan(Bytes::from(bytes.clone())).is_ok(),
-            prost_accepts(&bytes),
-            "group depth {depth}"
-        );
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "group depth {depth}");
     }
 }
 

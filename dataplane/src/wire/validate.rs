@@ -39,38 +39,17 @@ const fn schema(fields: &[(u32, Kind)]) -> Schema {
 }
 
 static REQUEST: Schema = schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
-static RESOURCE_SPANS: Schema = schema(&[
-    (1, Kind::Message(&RESOURCE)),
-    (2, Kind::Message(&SCOPE_SPANS)),
-    (3, Kind::String),
-]);
-static RESOURCE: Schema = schema(&[
-    (1, Kind::Message(&KEY_VALUE)),
-    (2, Kind::Varint),
-    (3, Kind::Message(&ENTITY_REF)),
-]);
-static ENTITY_REF: Schema = schema(&[
-    (1, Kind::String),
-    (2, Kind::String),
-    (3, Kind::String),
-    (4, Kind::String),
-]);
-static SCOPE_SPANS: Schema = schema(&[
-    (1, Kind::Message(&SCOPE)),
-    (2, Kind::Message(&SPAN)),
-    (3, Kind::String),
-]);
-static SCOPE: Schema = schema(&[
-    (1, Kind::String),
-    (2, Kind::String),
-    (3, Kind::Message(&KEY_VALUE)),
-    (4, Kind::Varint),
-]);
-static KEY_VALUE: Schema = schema(&[
-    (1, Kind::String),
-    (2, Kind::Message(&ANY_VALUE)),
-    (3, Kind::Varint),
-]);
+static RESOURCE_SPANS: Schema =
+    schema(&[(1, Kind::Message(&RESOURCE)), (2, Kind::Message(&SCOPE_SPANS)), (3, Kind::String)]);
+static RESOURCE: Schema =
+    schema(&[(1, Kind::Message(&KEY_VALUE)), (2, Kind::Varint), (3, Kind::Message(&ENTITY_REF))]);
+static ENTITY_REF: Schema =
+    schema(&[(1, Kind::String), (2, Kind::String), (3, Kind::String), (4, Kind::String)]);
+static SCOPE_SPANS: Schema =
+    schema(&[(1, Kind::Message(&SCOPE)), (2, Kind::Message(&SPAN)), (3, Kind::String)]);
+static SCOPE: Schema =
+    schema(&[(1, Kind::String), (2, Kind::String), (3, Kind::Message(&KEY_VALUE)), (4, Kind::Varint)]);
+static KEY_VALUE: Schema = schema(&[(1, Kind::String), (2, Kind::Message(&ANY_VALUE)), (3, Kind::Varint)]);
 static ANY_VALUE: Schema = schema(&[
     (1, Kind::String),
     (2, Kind::Varint),
@@ -101,12 +80,8 @@ static SPAN: Schema = schema(&[
     (15, Kind::Message(&STATUS)),
     (16, Kind::Fixed32),
 ]);
-static EVENT: Schema = schema(&[
-    (1, Kind::Fixed64),
-    (2, Kind::String),
-    (3, Kind::Message(&KEY_VALUE)),
-    (4, Kind::Varint),
-]);
+static EVENT: Schema =
+    schema(&[(1, Kind::Fixed64), (2, Kind::String), (3, Kind::Message(&KEY_VALUE)), (4, Kind::Varint)]);
 static LINK: Schema = schema(&[
     (1, Kind::Bytes),
     (2, Kind::Bytes),

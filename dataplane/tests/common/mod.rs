@@ -55,10 +55,7 @@ impl Proc {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Cargo builds this package's binary for its integration tests, so it is never stale.
@@ -72,20 +69,14 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let venv = workspace_root().join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with the OpenTelemetry SDK: run .ci/run once, or set OTLP_TEST_PYTHON"
-    );
+    assert!(venv.exists(), "no Python with the OpenTelemetry SDK: run .ci/run once, or set OTLP_TEST_PYTHON");
     venv
 }
 
 pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -112,12 +103,7 @@ impl Sink {
         argv.extend(extra.iter().map(|s| s.to_string()));
         let args = SinkCli::parse_from(argv).args;
         let handle = loadtest::sink::start(args).await.unwrap();
-        Self {
-            grpc: handle.grpc,
-            http: handle.http,
-            handle,
-            dump,
-        }
+        Self { grpc: handle.grpc, http: handle.http, handle, dump }
     }
 
     pub fn stats(&self) -> Value {
@@ -135,15 +121,22 @@ impl Sink {
         for line in text.lines() {
             let req: Value = serde_json::from_str(line).unwrap();
             for rs in req["resourceSpans"].as_array().unwrap() {
-                let service = rs["resource"]["attributes"]
+                let resource: serde_json::Map<String, Value> = rs["resource"]["attributes"]
                     .as_array()
-                    .and_then(|a| a.iter().find(|kv| kv["key"] == "service.name"))
-                    .map(|kv| kv["value"]["stringValue"].clone())
-                    .unwrap_or(Value::Null);
+                    .map(|a| {
+                        a.iter()
+                            .map(|kv| {
+                                (kv["key"].as_str().unwrap().to_string(), kv["value"]["stringValue"].clone())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let service = resource.get("service.name").cloned().unwrap_or(Value::Null);
                 for ss in rs["scopeSpans"].as_array().unwrap() {
                     for span in ss["spans"].as_array().unwrap() {
                         let mut span = span.clone();
                         span["service"] = service.clone();
+                        span["resource"] = Value::Object(resource.clone());
                         out.push(span);
                     }
                 }
@@ -172,14 +165,11 @@ impl Gateway {
         let child = Command::new(gateway_bin())
             .arg("--pipelines")
             .arg(&pipelines)
-            .args([
-                "--otlp-grpc-addr",
-                "127.0.0.1:0",
-                "--otlp-http-addr",
-                "127.0.0.1:0",
-            ])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0"])
             .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
             .args(["--log-format", "json", "--reload-interval", "100ms"])
+            // k8s.cluster.name falls back to this; tests must not depend on the machine.
+            .env_remove("KUBERNETES_SERVICE_HOST")
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -238,11 +228,23 @@ pub async fn send_with_python(
     count: usize,
     service: &str,
 ) -> Vec<Value> {
+    send_with_python_attrs(protocol, endpoint, count, service, &[]).await
+}
+
+/// Like [`send_with_python`], with extra resource attributes (`key=value`).
+pub async fn send_with_python_attrs(
+    protocol: &str,
+    endpoint: SocketAddr,
+    count: usize,
+    service: &str,
+    resource_attrs: &[&str],
+) -> Vec<Value> {
     let script = workspace_root().join("dataplane/tests/otel_send.py");
     let out = tokio::process::Command::new(python())
         .arg(&script)
         .args(["--protocol", protocol, "--endpoint", &endpoint.to_string()])
         .args(["--count", &count.to_string(), "--service", service])
+        .args(resource_attrs.iter().flat_map(|a| ["--resource-attr", a]))
         .output()
         .await
         .unwrap();
@@ -252,20 +254,13 @@ pub async fn send_with_python(
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// A GET from synchronous code, on a thread of its own so it also works inside an async test.
 pub fn blocking_get(url: String) -> Bytes {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(get(&url)).unwrap().1
     })
     .join()
@@ -304,8 +299,5 @@ pub fn pipeline(name: &str, protocol: &str, endpoint: &str) -> String {
 
 /// A fresh temporary directory for one test.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("otlp-gateway-e2e")
-        .tempdir()
-        .unwrap()
+    tempfile::Builder::new().prefix("otlp-gateway-e2e").tempdir().unwrap()
 }

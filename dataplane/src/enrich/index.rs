@@ -1,0 +1,327 @@
+//! The node-local pod index. One writer ([`PodStore`]) applies changes and publishes immutable
+//! [`PodIndex`] snapshots; readers load the current one through `arc-swap` and never take a lock, so
+//! any rate of updates leaves the receive path alone.
+//!
+//! Each pod's resource attributes are computed and encoded once, when the pod changes, so enriching a
+//! resource appends ready bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::pods::{ClusterMeta, NodeMeta, PodMeta};
+use crate::wire::put_len_header;
+
+/// Kyma keeps a deleted pod resolvable for this long, so late spans still find it.
+pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(120);
+
+/// A resource attribute, with its encoding as a `Resource.attributes` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Key.
+    pub key: String,
+    /// String value.
+    pub value: String,
+    /// `Resource` field 1 holding `KeyValue { key, value: AnyValue { string_value } }`.
+    pub encoded: Bytes,
+}
+
+/// What one pod adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodAttrs {
+    /// Attributes in the order they are added.
+    pub attrs: Vec<Attr>,
+    /// Pod label `app.kubernetes.io/name`, first `service.name` candidate in legacy mode.
+    pub app_name_label: Option<String>,
+    /// Pod label `app`, second candidate.
+    pub app_label: Option<String>,
+}
+
+/// Which pod labels become `k8s.pod.label.<key>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelRule {
+    /// Exactly this key.
+    Key(String),
+    /// Every key with this prefix.
+    Prefix(String),
+}
+
+/// Settings that shape the attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexConfig {
+    /// Only pods on this node are indexed; `None` indexes all (local files).
+    pub node_name: Option<String>,
+    /// Pod labels to copy.
+    pub pod_labels: Vec<LabelRule>,
+    /// `k8s.cluster.name` when configured; else `KUBERNETES_SERVICE_HOST`.
+    pub cluster_name: Option<String>,
+    /// How long a deleted pod stays resolvable.
+    pub delete_grace: Duration,
+}
+
+/// An immutable snapshot readers use.
+#[derive(Clone, Debug, Default)]
+pub struct PodIndex {
+    by_ip: HashMap<IpAddr, Arc<PodAttrs>>,
+    by_uid: HashMap<String, Arc<PodAttrs>>,
+    /// Cluster-wide attributes, added to every resource.
+    pub cluster: Vec<Attr>,
+    /// Pods indexed.
+    pub pods: usize,
+}
+
+/// The single writer.
+#[derive(Debug)]
+pub struct PodStore {
+    config: IndexConfig,
+    pods: HashMap<String, StoredPod>,
+    node: Option<NodeMeta>,
+    cluster: ClusterMeta,
+}
+
+#[derive(Debug)]
+struct StoredPod {
+    meta: PodMeta,
+    attrs: Arc<PodAttrs>,
+    deleted_at: Option<Instant>,
+}
+
+// === impl Attr ===
+
+impl Attr {
+    /// Encodes `key = value`.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        Self { encoded: encode_string_attribute(&key, &value), key, value }
+    }
+}
+
+// === impl IndexConfig ===
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            node_name: None,
+            pod_labels: Vec::new(),
+            cluster_name: None,
+            delete_grace: DEFAULT_DELETE_GRACE,
+        }
+    }
+}
+
+// === impl PodIndex ===
+
+impl PodIndex {
+    /// The pod using this IP.
+    pub fn by_ip(&self, ip: &IpAddr) -> Option<&Arc<PodAttrs>> {
+        self.by_ip.get(ip)
+    }
+
+    /// The pod with this UID.
+    pub fn by_uid(&self, uid: &str) -> Option<&Arc<PodAttrs>> {
+        self.by_uid.get(uid)
+    }
+}
+
+// === impl PodStore ===
+
+impl PodStore {
+    /// An empty store.
+    pub fn new(config: IndexConfig) -> Self {
+        Self { config, pods: HashMap::new(), node: None, cluster: ClusterMeta::default() }
+    }
+
+    /// Adds or replaces a pod. Pods of other nodes are ignored.
+    pub fn upsert(&mut self, meta: PodMeta) {
+        if let Some(node) = &self.config.node_name
+            && !meta.node_name.is_empty()
+            && &meta.node_name != node
+        {
+            return;
+        }
+        let attrs = Arc::new(self.pod_attrs(&meta));
+        self.pods.insert(meta.uid.clone(), StoredPod { meta, attrs, deleted_at: None });
+    }
+
+    /// Marks a pod deleted; it stays resolvable for the grace period unless its IP is reused.
+    pub fn delete(&mut self, uid: &str, now: Instant) {
+        if let Some(p) = self.pods.get_mut(uid) {
+            p.deleted_at.get_or_insert(now);
+        }
+    }
+
+    /// Replaces the set of pods with `pods` (a full re-list): pods no longer listed are deleted.
+    pub fn replace_all(&mut self, pods: Vec<PodMeta>, now: Instant) {
+        let listed: std::collections::HashSet<String> = pods.iter().map(|p| p.uid.clone()).collect();
+        let gone: Vec<String> = self.pods.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+        for uid in gone {
+            self.delete(&uid, now);
+        }
+        for pod in pods {
+            self.upsert(pod);
+        }
+    }
+
+    /// Sets the node whose labels become attributes; recomputes every pod.
+    pub fn set_node(&mut self, node: Option<NodeMeta>) {
+        if self.node != node {
+            self.node = node;
+            self.recompute();
+        }
+    }
+
+    /// Sets the cluster facts.
+    pub fn set_cluster(&mut self, cluster: ClusterMeta) {
+        self.cluster = cluster;
+    }
+
+    /// Forgets pods deleted longer than the grace period ago; returns how many.
+    pub fn sweep(&mut self, now: Instant) -> usize {
+        let grace = self.config.delete_grace;
+        let before = self.pods.len();
+        self.pods.retain(|_, p| p.deleted_at.is_none_or(|at| now.duration_since(at) < grace));
+        before - self.pods.len()
+    }
+
+    fn recompute(&mut self) {
+        let metas: Vec<PodMeta> = self.pods.values().map(|p| p.meta.clone()).collect();
+        for meta in metas {
+            let attrs = Arc::new(self.pod_attrs(&meta));
+            if let Some(p) = self.pods.get_mut(&meta.uid) {
+                p.attrs = attrs;
+            }
+        }
+    }
+
+    /// Builds the snapshot readers use. When pods share an IP, a live pod beats a deleted one and the
+    /// newer start time wins; `hostNetwork` pods are indexed by UID only.
+    pub fn snapshot(&self) -> PodIndex {
+        let mut by_ip: HashMap<IpAddr, (&StoredPod, Arc<PodAttrs>)> = HashMap::new();
+        let mut by_uid = HashMap::with_capacity(self.pods.len());
+        for (uid, pod) in &self.pods {
+            by_uid.insert(uid.clone(), Arc::clone(&pod.attrs));
+            if pod.meta.host_network {
+                continue;
+            }
+            for ip in &pod.meta.ips {
+                let replace = match by_ip.get(ip) {
+                    None => true,
+                    Some((current, _)) => newer(pod, current),
+                };
+                if replace {
+                    by_ip.insert(*ip, (pod, Arc::clone(&pod.attrs)));
+                }
+            }
+        }
+        PodIndex {
+            by_ip: by_ip.into_iter().map(|(ip, (_, a))| (ip, a)).collect(),
+            by_uid,
+            cluster: self.cluster_attrs(),
+            pods: self.pods.len(),
+        }
+    }
+
+    fn cluster_attrs(&self) -> Vec<Attr> {
+        let mut out = Vec::new();
+        let name = self.config.cluster_name.clone().or_else(|| std::env::var("KUBERNETES_SERVICE_HOST").ok());
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            out.push(Attr::new("k8s.cluster.name", name));
+        }
+        if let Some(uid) = &self.cluster.uid {
+            out.push(Attr::new("k8s.cluster.uid", uid.clone()));
+        }
+        if let Some(provider) = &self.cluster.provider {
+            out.push(Attr::new("cloud.provider", provider.clone()));
+        }
+        out
+    }
+
+    fn pod_attrs(&self, pod: &PodMeta) -> PodAttrs {
+        let mut attrs = Vec::with_capacity(16);
+        let mut push = |k: &str, v: &str| {
+            if !v.is_empty() {
+                attrs.push(Attr::new(k, v));
+            }
+        };
+        push("k8s.namespace.name", &pod.namespace);
+        push("k8s.pod.name", &pod.name);
+        push("k8s.pod.uid", &pod.uid);
+        let node_name = if pod.node_name.is_empty() {
+            self.node.as_ref().map_or("", |n| n.name.as_str())
+        } else {
+            &pod.node_name
+        };
+        push("k8s.node.name", node_name);
+        let w = pod.workload();
+        for (key, value) in [
+            ("k8s.deployment.name", &w.deployment),
+            ("k8s.statefulset.name", &w.statefulset),
+            ("k8s.daemonset.name", &w.daemonset),
+            ("k8s.job.name", &w.job),
+            ("k8s.cronjob.name", &w.cronjob),
+        ] {
+            if let Some(v) = value {
+                push(key, v);
+            }
+        }
+        if let Some(node) = &self.node {
+            for (label, key) in [
+                ("topology.kubernetes.io/region", "cloud.region"),
+                ("topology.kubernetes.io/zone", "cloud.availability_zone"),
+                ("node.kubernetes.io/instance-type", "host.type"),
+                ("kubernetes.io/arch", "host.arch"),
+            ] {
+                if let Some(v) = node.labels.get(label) {
+                    push(key, v);
+                }
+            }
+        }
+        let labels: BTreeMap<&String, &String> = pod
+            .labels
+            .iter()
+            .filter(|(k, _)| {
+                self.config.pod_labels.iter().any(|rule| match rule {
+                    LabelRule::Key(key) => *k == key,
+                    LabelRule::Prefix(prefix) => k.starts_with(prefix.as_str()),
+                })
+            })
+            .collect();
+        for (k, v) in labels {
+            push(&format!("k8s.pod.label.{k}"), v);
+        }
+        PodAttrs {
+            attrs,
+            app_name_label: pod.labels.get("app.kubernetes.io/name").filter(|v| !v.is_empty()).cloned(),
+            app_label: pod.labels.get("app").filter(|v| !v.is_empty()).cloned(),
+        }
+    }
+}
+
+// === free functions ===
+
+/// Whether `a` should own a shared IP rather than `b`.
+fn newer(a: &StoredPod, b: &StoredPod) -> bool {
+    match (a.deleted_at.is_some() || a.meta.terminating, b.deleted_at.is_some() || b.meta.terminating) {
+        (false, true) => true,
+        (true, false) => false,
+        // RFC 3339 timestamps of one format compare as strings.
+        _ => a.meta.started > b.meta.started,
+    }
+}
+
+/// Encodes a string attribute as a `Resource.attributes` field.
+pub fn encode_string_attribute(key: &str, value: &str) -> Bytes {
+    let any_value_len = crate::wire::len_field_size(1, value.len());
+    let kv_len = crate::wire::len_field_size(1, key.len()) + crate::wire::len_field_size(2, any_value_len);
+    let mut out = BytesMut::with_capacity(crate::wire::len_field_size(1, kv_len));
+    put_len_header(&mut out, 1, kv_len);
+    put_len_header(&mut out, 1, key.len());
+    out.extend_from_slice(key.as_bytes());
+    put_len_header(&mut out, 2, any_value_len);
+    put_len_header(&mut out, 1, value.len());
+    out.extend_from_slice(value.as_bytes());
+    out.freeze()
+}
