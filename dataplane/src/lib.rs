@@ -18,6 +18,7 @@ pub mod batch;
 pub mod compression;
 pub mod enrich;
 pub mod export;
+pub mod filter;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub receiver_refused_spans: Family<ReceiverLabels, Counter>,
     /// Spans in requests that could not be parsed.
     pub receiver_failed_spans: Family<ReceiverLabels, Counter>,
+    /// Istio proxy spans dropped by the noise filter.
+    pub noise_dropped_spans: Family<ReceiverLabels, Counter>,
     /// Requests by outcome.
     pub receiver_requests: Family<RequestLabels, Counter>,
     /// Spans the backend accepted.
@@ -101,6 +103,8 @@ pub struct ReceiverMetrics {
     pub refused: Counter,
     /// Spans in unparseable requests (counted when the count is known, i.e. for JSON).
     pub failed: Counter,
+    /// Istio proxy spans dropped by the noise filter.
+    pub noise_dropped: Counter,
     /// Successful requests.
     pub requests_success: Counter,
     /// Refused requests.
@@ -134,6 +138,11 @@ impl Metrics {
             "otelcol_receiver_requests",
             "Receiver requests by outcome.",
             self.receiver_requests.clone(),
+        );
+        r.register(
+            "otlp_gateway_istio_noise_dropped_spans",
+            "Istio proxy spans dropped by the noise filter (Kyma's istio_noise_filter).",
+            self.noise_dropped_spans.clone(),
         );
         r.register(
             "otelcol_exporter_sent_spans",
@@ -213,6 +222,7 @@ impl Metrics {
             accepted: self.receiver_accepted_spans.get_or_create_owned(&labels),
             refused: self.receiver_refused_spans.get_or_create_owned(&labels),
             failed: self.receiver_failed_spans.get_or_create_owned(&labels),
+            noise_dropped: self.noise_dropped_spans.get_or_create_owned(&labels),
             requests_success: request("success"),
             requests_refused: request("refused"),
             requests_failure: request("failure"),

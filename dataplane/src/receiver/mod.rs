@@ -99,14 +99,19 @@ impl Ingest {
                 return Err(e.into());
             }
         };
-        if data.is_empty() {
-            metrics.requests_success.inc();
-            return Ok(());
-        }
+        let spans = data.spans as u64;
         if let Some(enricher) = &self.enricher {
             enricher.enrich(&mut data, peer.map(canonical_ip));
         }
-        let spans = data.spans as u64;
+        let noise = crate::filter::drop_noise(&mut data);
+        if noise > 0 {
+            metrics.noise_dropped.inc_by(noise as u64);
+        }
+        if data.is_empty() {
+            metrics.accepted.inc_by(spans);
+            metrics.requests_success.inc();
+            return Ok(());
+        }
         let data = Arc::new(data);
         let table = self.router.load();
         let mut taken = false;

@@ -1,0 +1,199 @@
+//! Kyma's Istio noise filter: Envoy spans (span attribute `component = proxy`) that only describe the
+//! telemetry system itself, health probes or metric scrapes are dropped; everything else passes.
+//!
+//! It runs on every request after enrichment (rule 1 reads the resource's `k8s.namespace.name`, which
+//! enrichment may have added). A scope without the encoded key `component` anywhere cannot hold a
+//! proxy span, so one substring search settles most scopes; a scope is copied only when it loses a span.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::wire::{Fields, ResourceSpansView, TraceData, WIRE_LEN};
+
+/// `KeyValue.key = "component"` as encoded: field 1, length 9.
+const COMPONENT_KEY_BYTES: &[u8] = b"\x0a\x09component";
+/// Telemetry components whose own proxy spans are noise.
+const TELEMETRY_SERVICES: [&str; 7] = [
+    "telemetry-log-gateway",
+    "telemetry-metric-gateway",
+    "telemetry-trace-gateway",
+    "telemetry-otlp-gateway",
+    "telemetry-log-agent",
+    "telemetry-metric-agent",
+    "telemetry-fluent-bit",
+];
+/// `Span.attributes`.
+const SPAN_ATTRIBUTES: u32 = 9;
+
+/// The span attributes the rules read.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ProxySpan<'a> {
+    component: Option<&'a str>,
+    canonical_service: Option<&'a str>,
+    method: Option<&'a str>,
+    upstream_cluster: Option<&'a str>,
+    url: Option<&'a str>,
+    user_agent: Option<&'a str>,
+}
+
+// === impl ProxySpan ===
+
+impl<'a> ProxySpan<'a> {
+    fn read(span: &'a [u8]) -> Self {
+        let mut out = Self::default();
+        let mut fields = Fields::new(span);
+        while let Ok(Some(f)) = fields.next_field() {
+            if f.number != SPAN_ATTRIBUTES || f.wire != WIRE_LEN {
+                continue;
+            }
+            let (key, value) = string_key_value(&span[f.value_start..f.end]);
+            let slot = match key {
+                "component" => &mut out.component,
+                "istio.canonical_service" => &mut out.canonical_service,
+                "http.method" => &mut out.method,
+                "upstream_cluster.name" => &mut out.upstream_cluster,
+                "http.url" => &mut out.url,
+                "user_agent" => &mut out.user_agent,
+                _ => continue,
+            };
+            // Like a map: the last value of a key wins.
+            *slot = value;
+        }
+        out
+    }
+
+    /// Kyma's four rules.
+    fn is_noise(&self, namespace: Option<&str>) -> bool {
+        if self.component != Some("proxy") {
+            return false;
+        }
+        let outbound = self.upstream_cluster.is_some_and(|c| c.starts_with("outbound|"));
+        let inbound = self.upstream_cluster.is_some_and(|c| c.starts_with("inbound|"));
+        let telemetry_component = namespace == Some("kyma-system")
+            && self.canonical_service.is_some_and(|s| TELEMETRY_SERVICES.contains(&s));
+        let to_gateway =
+            self.method == Some("POST") && outbound && self.url.is_some_and(is_telemetry_gateway_url);
+        let scrape = self.method == Some("GET")
+            && inbound
+            && self
+                .user_agent
+                .is_some_and(|ua| ua.starts_with("kyma-otelcol/") || ua.starts_with("vm_promscrape"));
+        let probe = namespace == Some("istio-system")
+            && self.canonical_service == Some("istio-ingressgateway")
+            && self.method == Some("GET")
+            && outbound
+            && self.url.is_some_and(is_healthz_probe_url);
+        telemetry_component || to_gateway || scrape || probe
+    }
+}
+
+// === free functions ===
+
+/// `^https?://telemetry-otlp(-(logs|metrics|traces))?\.kyma-system(\..*)?:(4317|4318).*`
+fn is_telemetry_gateway_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix("telemetry-otlp") else { return false };
+    let rest = ["-logs", "-metrics", "-traces"].iter().find_map(|s| rest.strip_prefix(s)).unwrap_or(rest);
+    let Some(rest) = rest.strip_prefix(".kyma-system") else { return false };
+    let port = |s: &str| s.starts_with(":4317") || s.starts_with(":4318");
+    // `(\..*)?` followed by the port: any later `:4317`/`:4318` after a dot also matches.
+    port(rest) || (rest.starts_with('.') && (rest.contains(":4317") || rest.contains(":4318")))
+}
+
+/// `^https://healthz\..+/healthz/ready`
+fn is_healthz_probe_url(url: &str) -> bool {
+    url.strip_prefix("https://healthz.")
+        .and_then(|rest| rest.get(1..))
+        .is_some_and(|rest| rest.contains("/healthz/ready"))
+}
+
+/// Key and string value of an encoded `KeyValue`.
+fn string_key_value(kv: &[u8]) -> (&str, Option<&str>) {
+    let (mut key, mut value) = ("", None);
+    let mut fields = Fields::new(kv);
+    while let Ok(Some(f)) = fields.next_field() {
+        match (f.number, f.wire) {
+            (1, WIRE_LEN) => key = std::str::from_utf8(&kv[f.value_start..f.end]).unwrap_or_default(),
+            (2, WIRE_LEN) => {
+                let any = &kv[f.value_start..f.end];
+                let mut any_fields = Fields::new(any);
+                while let Ok(Some(g)) = any_fields.next_field() {
+                    value = (g.number == 1 && g.wire == WIRE_LEN)
+                        .then(|| std::str::from_utf8(&any[g.value_start..g.end]).unwrap_or_default());
+                }
+            }
+            _ => {}
+        }
+    }
+    (key, value)
+}
+
+/// The resource's `k8s.namespace.name`, from its own bytes and what enrichment appended.
+fn namespace(rs: &ResourceSpansView) -> Option<String> {
+    let mut found = None;
+    for part in [&rs.resource, &rs.added] {
+        let mut fields = Fields::new(part);
+        while let Ok(Some(f)) = fields.next_field() {
+            if f.number == 1 && f.wire == WIRE_LEN {
+                let (k, v) = string_key_value(&part[f.value_start..f.end]);
+                if k == "k8s.namespace.name" {
+                    found = v.map(str::to_string);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Drops noise spans from a request; returns how many.
+pub fn drop_noise(data: &mut TraceData) -> usize {
+    let mut dropped = 0;
+    for rs in &mut data.resources {
+        if !rs
+            .scopes
+            .iter()
+            .any(|s| memchr::memmem::find(&s.body[s.spans_start..s.spans_end], COMPONENT_KEY_BYTES).is_some())
+        {
+            continue;
+        }
+        let ns = namespace(rs);
+        for scope in &mut rs.scopes {
+            let run = &scope.body[scope.spans_start..scope.spans_end];
+            if memchr::memmem::find(run, COMPONENT_KEY_BYTES).is_none() {
+                continue;
+            }
+            let mut keep: Vec<(usize, usize)> = Vec::with_capacity(scope.count);
+            let mut fields = Fields::new(run);
+            let mut removed = 0;
+            while let Ok(Some(f)) = fields.next_field() {
+                if ProxySpan::read(&run[f.value_start..f.end]).is_noise(ns.as_deref()) {
+                    removed += 1;
+                } else {
+                    keep.push((f.start, f.end));
+                }
+            }
+            if removed == 0 {
+                continue;
+            }
+            let body: &Bytes = &scope.body;
+            let mut out = BytesMut::with_capacity(body.len());
+            out.extend_from_slice(&body[..scope.spans_start]);
+            for (s, e) in &keep {
+                out.extend_from_slice(&run[*s..*e]);
+            }
+            let spans_end = out.len();
+            out.extend_from_slice(&body[scope.spans_end..]);
+            scope.body = out.freeze();
+            scope.spans_end = spans_end;
+            scope.count -= removed;
+            rs.spans -= removed;
+            data.spans -= removed;
+            dropped += removed;
+        }
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests;
