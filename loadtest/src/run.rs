@@ -43,6 +43,9 @@ pub enum Scenario {
     Backpressure,
     /// Two pipelines: one backend down, one healthy.
     DeadBackend,
+    /// One pipeline with enrichment from a 10,000-pod index; the generator's 127.0.0.x sources are
+    /// pods of the index, so association is by connection.
+    Pods10k,
 }
 
 /// Flags of `loadtest run`.
@@ -140,6 +143,29 @@ fn default_gateway_bin() -> anyhow::Result<PathBuf> {
     Ok(exe.with_file_name("otlp-gateway"))
 }
 
+/// Pods in the `pods10k` scenario.
+const POD_INDEX_SIZE: usize = 10_000;
+
+/// A node and `count` pods on it; the first `sources` use the generator's addresses 127.0.0.2.., the
+/// rest 10.x.y.z.
+fn pods_yaml(count: usize, sources: usize) -> String {
+    let mut out = String::from(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: loadtest-node, labels: {topology.kubernetes.io/region: eu-1, kubernetes.io/arch: amd64}}\n",
+    );
+    for i in 0..count {
+        let ip = if i < sources {
+            format!("127.0.0.{}", 2 + i % 250)
+        } else {
+            format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+        };
+        out += &format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app-{i}-7d4b9c8f5d-abcde, namespace: team-{ns}, uid: uid-{i}, labels: {{app.kubernetes.io/name: app-{i}, pod-template-hash: 7d4b9c8f5d}}, ownerReferences: [{{kind: ReplicaSet, name: app-{i}-7d4b9c8f5d, controller: true}}]}}\nspec: {{nodeName: loadtest-node}}\nstatus: {{podIP: {ip}, startTime: '2026-11-25T08:00:00Z'}}\n",
+            ns = i % 40
+        );
+    }
+    out
+}
+
 fn pipeline_yaml(name: &str, endpoint: &str, compression: &str) -> String {
     format!(
         "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata:\n  name: {name}\nspec:\n  output:\n    otlp:\n      compression: {compression}\n      endpoint:\n        value: {endpoint}\n---\n"
@@ -185,6 +211,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         Scenario::Multi5 => (5, 0.0, false),
         Scenario::Backpressure => (1, 0.7, false),
         Scenario::DeadBackend => (2, 0.0, true),
+        Scenario::Pods10k => (1, 0.0, false),
     };
     let compression = if args.scenario == Scenario::Gzip { "gzip" } else { "none" };
     let mut sinks: Vec<SinkHandle> = Vec::new();
@@ -204,6 +231,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             }
             let file = dir.join("pipelines.yaml");
             std::fs::write(&file, yaml)?;
+            let mut enrichment: Vec<String> = Vec::new();
+            if args.scenario == Scenario::Pods10k {
+                let pods = dir.join("pods.yaml");
+                std::fs::write(&pods, pods_yaml(POD_INDEX_SIZE, args.sources.max(1)))?;
+                enrichment = vec![
+                    "--pods".into(),
+                    pods.display().to_string(),
+                    "--node-name".into(),
+                    "loadtest-node".into(),
+                ];
+            }
             let bin = match &args.gateway_bin {
                 Some(b) => b.clone(),
                 None => default_gateway_bin()?,
@@ -215,6 +253,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
                 .args(["--otlp-grpc-addr", &grpc.to_string(), "--otlp-http-addr", &http.to_string()])
                 .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
                 .args(["--batch-timeout", &batch_timeout, "--log-level", "warn"])
+                .args(&enrichment)
                 .args(&args.gateway_args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
