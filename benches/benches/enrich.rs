@@ -123,15 +123,21 @@ fn bench(c: &mut Criterion) {
         eprintln!("index of {pods} pods: the writer published {published} snapshots during the run");
     }
     group.bench_function("scan_only", |b| b.iter(|| scan(body.clone()).unwrap().spans));
-    let attrs: Vec<_> =
-        store(1).snapshot().by_ip(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0))).unwrap().attrs.clone();
+    let one = store(1).snapshot();
+    let attrs: Vec<(String, String)> = one
+        .by_ip(&IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)))
+        .unwrap()
+        .attrs
+        .iter()
+        .map(|a| (a.key.to_string(), a.value.to_string()))
+        .collect();
     group.bench_function("prost_decode_enrich_encode", |b| {
         b.iter(|| {
             let mut req = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
             let resource = req.resource_spans[0].resource.as_mut().unwrap();
-            for a in &attrs {
-                if !resource.attributes.iter().any(|kv| kv.key == a.key) {
-                    resource.attributes.push(kv(&a.key, &a.value));
+            for (k, v) in &attrs {
+                if !resource.attributes.iter().any(|kv| kv.key == *k) {
+                    resource.attributes.push(kv(k, v));
                 }
             }
             req.encode_to_vec().len()

@@ -274,7 +274,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
                     "--otlp-exporter-endpoint",
                     &format!("http://{}", sinks[0].grpc),
                 ])
-                .args(["--otlp-exporter-batch-timeout", &args.batch_timeout.to_string()])
+                .args(["--batch-timeout", &args.batch_timeout.to_string(), "--traces-batch-max-size", "512"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)

@@ -15,29 +15,55 @@ use bytes::{Bytes, BytesMut};
 use super::pods::{ClusterMeta, NodeMeta, PodMeta};
 use crate::wire::put_len_header;
 
+/// The label a Deployment's ReplicaSet puts on its pods.
+const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
 /// Kyma keeps a deleted pod resolvable for this long, so late spans still find it.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(120);
 
-/// A resource attribute, with its encoding as a `Resource.attributes` field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attr {
+/// String attributes encoded back to back as `Resource.attributes` fields in one buffer, with the offsets
+/// of each key and value: one allocation per pod instead of several per attribute.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttrSet {
+    encoded: Bytes,
+    entries: Vec<Entry>,
+}
+
+/// Offsets of one attribute in an [`AttrSet`]'s buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    field: (u32, u32),
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// One attribute of an [`AttrSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr<'a> {
     /// Key.
-    pub key: String,
+    pub key: &'a str,
     /// String value.
-    pub value: String,
-    /// `Resource` field 1 holding `KeyValue { key, value: AnyValue { string_value } }`.
-    pub encoded: Bytes,
+    pub value: &'a str,
+    /// The whole encoded `Resource.attributes` field.
+    pub encoded: &'a [u8],
+}
+
+/// Builds an [`AttrSet`].
+#[derive(Debug, Default)]
+pub struct AttrSetBuilder {
+    buf: BytesMut,
+    entries: Vec<Entry>,
 }
 
 /// What one pod adds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodAttrs {
-    /// Attributes in the order they are added.
-    pub attrs: Vec<Attr>,
+    /// Pod, workload, node and label attributes, in the order they are added.
+    pub attrs: AttrSet,
     /// Pod label `app.kubernetes.io/name`, first `service.name` candidate in legacy mode.
-    pub app_name_label: Option<String>,
+    pub app_name_label: Option<Box<str>>,
     /// Pod label `app`, second candidate.
-    pub app_label: Option<String>,
+    pub app_label: Option<Box<str>>,
 }
 
 /// Which pod labels become `k8s.pod.label.<key>`.
@@ -68,7 +94,7 @@ pub struct PodIndex {
     by_ip: HashMap<IpAddr, Arc<PodAttrs>>,
     by_uid: HashMap<String, Arc<PodAttrs>>,
     /// Cluster-wide attributes, added to every resource.
-    pub cluster: Vec<Attr>,
+    pub cluster: AttrSet,
     /// Pods indexed.
     pub pods: usize,
 }
@@ -89,13 +115,84 @@ struct StoredPod {
     deleted_at: Option<Instant>,
 }
 
-// === impl Attr ===
+// === impl AttrSet ===
 
-impl Attr {
-    /// Encodes `key = value`.
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        let (key, value) = (key.into(), value.into());
-        Self { encoded: encode_string_attribute(&key, &value), key, value }
+impl AttrSet {
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The attributes in order.
+    pub fn iter(&self) -> impl Iterator<Item = Attr<'_>> + '_ {
+        let slice = |(a, b): (u32, u32)| &self.encoded[a as usize..b as usize];
+        // The buffer was written from `&str`s, so keys and values are UTF-8.
+        let text = move |r| std::str::from_utf8(slice(r)).unwrap_or_default();
+        self.entries.iter().map(move |e| Attr {
+            key: text(e.key),
+            value: text(e.value),
+            encoded: slice(e.field),
+        })
+    }
+
+    /// The `i`-th attribute.
+    pub fn get(&self, i: usize) -> Option<Attr<'_>> {
+        self.iter().nth(i)
+    }
+}
+
+// === impl AttrSetBuilder ===
+
+impl AttrSetBuilder {
+    /// Appends `key = value`; empty values are skipped, as Kubernetes never sets them.
+    pub fn push(&mut self, key: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let start = self.buf.len();
+        let any_value_len = crate::wire::len_field_size(1, value.len());
+        let kv_len =
+            crate::wire::len_field_size(1, key.len()) + crate::wire::len_field_size(2, any_value_len);
+        put_len_header(&mut self.buf, 1, kv_len);
+        put_len_header(&mut self.buf, 1, key.len());
+        let key_start = self.buf.len();
+        self.buf.extend_from_slice(key.as_bytes());
+        let key_end = self.buf.len();
+        put_len_header(&mut self.buf, 2, any_value_len);
+        put_len_header(&mut self.buf, 1, value.len());
+        let value_start = self.buf.len();
+        self.buf.extend_from_slice(value.as_bytes());
+        let end = self.buf.len();
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.entries.push(Entry {
+            field: (at(start), at(end)),
+            key: (at(key_start), at(key_end)),
+            value: (at(value_start), at(end)),
+        });
+    }
+
+    /// The finished set, its buffer sized to fit.
+    pub fn build(self) -> AttrSet {
+        let mut entries = self.entries;
+        entries.shrink_to_fit();
+        AttrSet { encoded: Bytes::copy_from_slice(&self.buf), entries }
+    }
+}
+
+// === impl LabelRule ===
+
+impl LabelRule {
+    /// Whether a label key is copied.
+    pub fn matches(&self, key: &str) -> bool {
+        match self {
+            Self::Key(k) => key == k,
+            Self::Prefix(p) => key.starts_with(p.as_str()),
+        }
     }
 }
 
@@ -142,6 +239,12 @@ impl PodStore {
         {
             return;
         }
+        let mut meta = meta;
+        // Only labels that can become attributes are worth their memory.
+        meta.labels.retain(|k, _| {
+            matches!(k.as_str(), "app.kubernetes.io/name" | "app" | POD_TEMPLATE_HASH_LABEL)
+                || self.config.pod_labels.iter().any(|rule| rule.matches(k))
+        });
         let attrs = Arc::new(self.pod_attrs(&meta));
         self.pods.insert(meta.uid.clone(), StoredPod { meta, attrs, deleted_at: None });
     }
@@ -224,28 +327,18 @@ impl PodStore {
         }
     }
 
-    fn cluster_attrs(&self) -> Vec<Attr> {
-        let mut out = Vec::new();
+    fn cluster_attrs(&self) -> AttrSet {
+        let mut out = AttrSetBuilder::default();
         let name = self.config.cluster_name.clone().or_else(|| std::env::var("KUBERNETES_SERVICE_HOST").ok());
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
-            out.push(Attr::new("k8s.cluster.name", name));
-        }
-        if let Some(uid) = &self.cluster.uid {
-            out.push(Attr::new("k8s.cluster.uid", uid.clone()));
-        }
-        if let Some(provider) = &self.cluster.provider {
-            out.push(Attr::new("cloud.provider", provider.clone()));
-        }
-        out
+        out.push("k8s.cluster.name", name.as_deref().unwrap_or_default());
+        out.push("k8s.cluster.uid", self.cluster.uid.as_deref().unwrap_or_default());
+        out.push("cloud.provider", self.cluster.provider.as_deref().unwrap_or_default());
+        out.build()
     }
 
     fn pod_attrs(&self, pod: &PodMeta) -> PodAttrs {
-        let mut attrs = Vec::with_capacity(16);
-        let mut push = |k: &str, v: &str| {
-            if !v.is_empty() {
-                attrs.push(Attr::new(k, v));
-            }
-        };
+        let mut attrs = AttrSetBuilder::default();
+        let mut push = |k: &str, v: &str| attrs.push(k, v);
         push("k8s.namespace.name", &pod.namespace);
         push("k8s.pod.name", &pod.name);
         push("k8s.pod.uid", &pod.uid);
@@ -282,20 +375,19 @@ impl PodStore {
         let labels: BTreeMap<&String, &String> = pod
             .labels
             .iter()
-            .filter(|(k, _)| {
-                self.config.pod_labels.iter().any(|rule| match rule {
-                    LabelRule::Key(key) => *k == key,
-                    LabelRule::Prefix(prefix) => k.starts_with(prefix.as_str()),
-                })
-            })
+            .filter(|(k, _)| self.config.pod_labels.iter().any(|rule| rule.matches(k)))
             .collect();
         for (k, v) in labels {
             push(&format!("k8s.pod.label.{k}"), v);
         }
         PodAttrs {
-            attrs,
-            app_name_label: pod.labels.get("app.kubernetes.io/name").filter(|v| !v.is_empty()).cloned(),
-            app_label: pod.labels.get("app").filter(|v| !v.is_empty()).cloned(),
+            attrs: attrs.build(),
+            app_name_label: pod
+                .labels
+                .get("app.kubernetes.io/name")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.as_str().into()),
+            app_label: pod.labels.get("app").filter(|v| !v.is_empty()).map(|v| v.as_str().into()),
         }
     }
 }

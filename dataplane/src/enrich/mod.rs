@@ -136,10 +136,10 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
     let pod = associate(&existing, index, peer);
     let has =
         |key: &str| existing.iter().any(|e| e.key == key && !e.empty && !e.key.starts_with(KYMA_PREFIX));
-    let mut added: Vec<&Attr> = Vec::new();
-    let candidates = pod.map(|p| p.attrs.as_slice()).unwrap_or_default().iter().chain(&index.cluster);
+    let mut added: Vec<Attr<'_>> = Vec::new();
+    let candidates = pod.map(|p| p.attrs.iter()).into_iter().flatten().chain(index.cluster.iter());
     for attr in candidates {
-        if !has(&attr.key) && !added.iter().any(|a| a.key == attr.key) {
+        if !has(attr.key) && !added.iter().any(|a| a.key == attr.key) {
             added.push(attr);
         }
     }
@@ -150,7 +150,7 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
             .rev()
             .find(|e| e.key == key && !e.empty)
             .and_then(|e| e.string)
-            .or_else(|| added.iter().find(|a| a.key == key).map(|a| a.value.as_str()))
+            .or_else(|| added.iter().find(|a| a.key == key).map(|a| a.value))
     };
     let current_service = existing.iter().rev().find(|e| e.key == SERVICE_NAME);
     let keep_service =
@@ -159,7 +159,8 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
     let new_service: Option<String> = if keep_service {
         None
     } else {
-        let from_pod = pod.and_then(|p| p.app_name_label.clone().or_else(|| p.app_label.clone()));
+        let from_pod =
+            pod.and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref())).map(str::to_string);
         let from_workload = [
             "k8s.deployment.name",
             "k8s.daemonset.name",
@@ -206,7 +207,7 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
     let mut out = BytesMut::with_capacity(rs.added.len() + len);
     out.extend_from_slice(&rs.added);
     for a in &added {
-        out.extend_from_slice(&a.encoded);
+        out.extend_from_slice(a.encoded);
     }
     if let Some(s) = &service {
         out.extend_from_slice(s);

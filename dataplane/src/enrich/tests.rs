@@ -96,13 +96,13 @@ fn reference(resource: &mut Resource, index: &PodIndex, peer: Option<IpAddr>) {
     };
     let mut added: Vec<(String, String)> = Vec::new();
     let pod_attrs = pod.as_ref().map(|p| p.attrs.clone()).unwrap_or_default();
-    for a in pod_attrs.iter().chain(&index.cluster) {
+    for a in pod_attrs.iter().chain(index.cluster.iter()) {
         let present = resource
             .attributes
             .iter()
             .any(|kv| kv.key == a.key && !empty(kv) && !kv.key.starts_with("kyma."));
         if !present && !added.iter().any(|(k, _)| *k == a.key) {
-            added.push((a.key.clone(), a.value.clone()));
+            added.push((a.key.to_string(), a.value.to_string()));
         }
     }
     let effective = |key: &str| -> Option<String> {
@@ -126,7 +126,7 @@ fn reference(resource: &mut Resource, index: &PodIndex, peer: Option<IpAddr>) {
     if !keep {
         let candidate = pod
             .as_ref()
-            .and_then(|p| p.app_name_label.clone().or_else(|| p.app_label.clone()))
+            .and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref()).map(str::to_string))
             .or_else(|| {
                 [
                     "k8s.deployment.name",
@@ -365,11 +365,11 @@ fn ip_reuse_and_delete_grace() {
     assert!(idx.by_ip(&"10.0.0.1".parse().unwrap()).is_some(), "deleted pod resolvable during grace");
     s.upsert(pod("uid-9", "web-new", "10.0.0.1", "2026-02-01T00:00:00Z"));
     let idx = s.snapshot();
-    assert_eq!(idx.by_ip(&"10.0.0.1".parse().unwrap()).unwrap().attrs[1].value, "web-new");
+    assert_eq!(idx.by_ip(&"10.0.0.1".parse().unwrap()).unwrap().attrs.get(1).unwrap().value, "web-new");
     assert!(idx.by_uid("uid-1").is_some(), "still resolvable by UID");
     s.upsert(pod("uid-8", "older-but-live", "10.0.0.2", "2025-01-01T00:00:00Z"));
     assert_eq!(
-        s.snapshot().by_ip(&"10.0.0.2".parse().unwrap()).unwrap().attrs[1].value,
+        s.snapshot().by_ip(&"10.0.0.2".parse().unwrap()).unwrap().attrs.get(1).unwrap().value,
         "db-0",
         "newest start wins"
     );
