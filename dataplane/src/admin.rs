@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Health {
     listening: AtomicBool,
     configured: AtomicBool,
+    /// False while a cluster pod watch has not delivered its first list (and not timed out).
+    index_waiting: AtomicBool,
     draining: AtomicBool,
     statuses: ArcSwap<Vec<PipelineState>>,
 }
@@ -62,6 +64,11 @@ impl Health {
         self.configured.store(true, Ordering::Release);
     }
 
+    /// Whether the pod index may gate readiness: `false` holds readiness until the first list.
+    pub fn set_index_synced(&self, synced: bool) {
+        self.index_waiting.store(!synced, Ordering::Release);
+    }
+
     /// Shutdown started: readiness turns false so traffic moves away first.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
@@ -71,6 +78,7 @@ impl Health {
     pub fn is_ready(&self) -> bool {
         self.listening.load(Ordering::Acquire)
             && self.configured.load(Ordering::Acquire)
+            && !self.index_waiting.load(Ordering::Acquire)
             && !self.draining.load(Ordering::Acquire)
     }
 

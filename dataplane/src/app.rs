@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health, Role};
 use crate::enrich::Enricher;
 use crate::enrich::index::IndexConfig;
+use crate::enrich::kube::SyncState;
 use crate::enrich::source::PodFileSource;
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
@@ -48,11 +49,21 @@ pub struct GatewayConfig {
     pub pods: Option<PathBuf>,
     /// Pod index settings (node name, pod labels, cluster name, delete grace).
     pub index: IndexConfig,
+    /// Enrichment from the Kubernetes API (in-cluster config or KUBECONFIG), watching this node's pods.
+    pub kubernetes: bool,
+    /// How long readiness waits for the first pod list before serving without enrichment.
+    pub pod_sync_timeout: Duration,
 }
 
 /// Starting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Flags that do not go together.
+    #[error("{0}")]
+    Config(String),
+    /// No Kubernetes client could be configured.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Kube(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -110,6 +121,8 @@ impl Default for GatewayConfig {
             pipeline: PipelineSettings::default(),
             pods: None,
             index: IndexConfig::default(),
+            kubernetes: false,
+            pod_sync_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -136,7 +149,16 @@ impl Gateway {
         let registry = Arc::new(metrics.registry());
         let health = Arc::new(Health::default());
         let router = Arc::new(Router::new(config.pipeline, metrics.clone()));
-        let enricher = config.pods.as_ref().map(|_| Arc::new(Enricher::default()));
+        let enricher = (config.pods.is_some() || config.kubernetes).then(|| Arc::new(Enricher::default()));
+        let kube = if config.kubernetes {
+            let node = config.index.node_name.clone().ok_or_else(|| {
+                StartError::Config("--kubernetes needs the node's name: --node-name or MY_NODE_NAME".into())
+            })?;
+            let client = kube::Client::try_default().await.map_err(|e| StartError::Kube(e.to_string()))?;
+            Some((client, node))
+        } else {
+            None
+        };
         let ingest = Arc::new(Ingest::new(Arc::clone(&router), enricher.clone(), &metrics));
         let stop_receivers = CancellationToken::new();
         let stop_admin = CancellationToken::new();
@@ -166,6 +188,41 @@ impl Gateway {
         source.poll();
         admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
 
+        if let (Some((client, node)), Some(enricher)) = (kube, &enricher) {
+            let sync = Arc::new(SyncState::default());
+            health.set_index_synced(false);
+            admin.spawn(crate::enrich::kube::run(
+                client,
+                node,
+                config.index.clone(),
+                Arc::clone(enricher),
+                Arc::clone(&sync),
+                stop_admin.clone(),
+            ));
+            let (health, metrics, timeout) = (Arc::clone(&health), metrics.clone(), config.pod_sync_timeout);
+            // Readiness waits for the first complete pod list, for at most `timeout`; after that the
+            // gateway serves without enrichment rather than not at all, and says so.
+            admin.spawn(async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let mut warned = false;
+                while !sync.is_synced() {
+                    if !warned && tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(
+                            ?timeout,
+                            "no complete pod list yet: serving WITHOUT enrichment until it arrives"
+                        );
+                        health.set_index_synced(true);
+                        warned = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if warned {
+                    tracing::info!("pod list complete: enrichment active");
+                }
+                metrics.pod_index_synced.set(1);
+                health.set_index_synced(true);
+            });
+        }
         if let (Some(path), Some(enricher)) = (&config.pods, &enricher) {
             let mut pods = PodFileSource::new(path.clone(), Arc::clone(enricher), config.index.clone());
             pods.poll();

@@ -97,6 +97,13 @@ struct Args {
     /// or directory, re-read when it changes).
     #[arg(long, env = "OTLP_GATEWAY_PODS")]
     pods: Option<PathBuf>,
+    /// Enrich from the Kubernetes API (in-cluster service account, else KUBECONFIG): watch this node's
+    /// pods, the node and the cluster facts. Needs --node-name.
+    #[arg(long, env = "OTLP_GATEWAY_KUBERNETES")]
+    kubernetes: bool,
+    /// How long readiness waits for the first pod list before serving without enrichment.
+    #[arg(long, default_value_t = hd(defaults().pod_sync_timeout))]
+    pod_sync_timeout: humantime::Duration,
     /// This node's name: only its pods are indexed, and its labels give cloud.* and host.*.
     #[arg(long, env = "MY_NODE_NAME")]
     node_name: Option<String>,
@@ -138,6 +145,8 @@ impl Args {
             reload_interval: self.reload_interval.into(),
             shutdown_grace: self.shutdown_grace.into(),
             pods: self.pods.clone(),
+            kubernetes: self.kubernetes,
+            pod_sync_timeout: self.pod_sync_timeout.into(),
             index: IndexConfig {
                 node_name: self.node_name.clone(),
                 pod_labels: self

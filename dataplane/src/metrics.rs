@@ -77,6 +77,8 @@ pub struct Metrics {
     pub pipelines_running: Gauge,
     /// Pipelines rejected by validation.
     pub pipelines_invalid: Gauge,
+    /// 1 once the cluster pod watch delivered its first complete list.
+    pub pod_index_synced: Gauge,
 }
 
 /// A pipeline's handles, resolved once so the hot path never looks up a label set.
@@ -189,6 +191,11 @@ impl Metrics {
             "otlp_gateway_pipelines_invalid",
             "Pipelines rejected by validation.",
             self.pipelines_invalid.clone(),
+        );
+        r.register(
+            "otlp_gateway_pod_index_synced",
+            "1 once the cluster pod watch delivered its first complete list; 0 while serving without enrichment.",
+            self.pod_index_synced.clone(),
         );
         r
     }

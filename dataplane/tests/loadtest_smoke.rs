@@ -14,7 +14,8 @@ struct Cli {
 
 async fn run(scenario: &str) -> serde_json::Value {
     let bin = env!("CARGO_BIN_EXE_otlp-gateway");
-    let argv = ["run", scenario, "--rate", "20000", "--duration", "2s", "--concurrency", "8", "--gateway-bin", bin];
+    let argv =
+        ["run", scenario, "--rate", "20000", "--duration", "2s", "--concurrency", "8", "--gateway-bin", bin];
     loadtest::run::run(Cli::parse_from(argv).args).await.unwrap()
 }
 

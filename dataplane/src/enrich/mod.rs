@@ -8,6 +8,7 @@
 //! encoded fields; only a resource that loses an attribute is copied.
 
 pub mod index;
+pub mod kube;
 pub mod pods;
 pub mod source;
 

@@ -159,6 +159,11 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `yaml` as the pipelines file and starts the gateway on ephemeral ports.
     pub async fn start(dir: &Path, yaml: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, yaml, extra, &[]).await
+    }
+
+    /// Like [`Gateway::start`], with extra environment variables.
+    pub async fn start_with_env(dir: &Path, yaml: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let pipelines = dir.join("pipelines.yaml");
         std::fs::write(&pipelines, yaml).unwrap();
         let log = dir.join("gateway.log");
@@ -170,6 +175,7 @@ impl Gateway {
             .args(["--log-format", "json", "--reload-interval", "100ms"])
             // k8s.cluster.name falls back to this; tests must not depend on the machine.
             .env_remove("KUBERNETES_SERVICE_HOST")
+            .envs(env.iter().copied())
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
