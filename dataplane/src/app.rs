@@ -12,10 +12,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health, Role};
-use crate::enrich::Enricher;
 use crate::enrich::index::IndexConfig;
 use crate::enrich::kube::SyncState;
 use crate::enrich::source::PodFileSource;
+use crate::enrich::{Enricher, ServiceMode};
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub kubernetes: bool,
     /// How long readiness waits for the first pod list before serving without enrichment.
     pub pod_sync_timeout: Duration,
+    /// How `service.*` attributes are resolved.
+    pub service_mode: ServiceMode,
 }
 
 /// Starting failed.
@@ -123,6 +125,7 @@ impl Default for GatewayConfig {
             index: IndexConfig::default(),
             kubernetes: false,
             pod_sync_timeout: Duration::from_secs(10),
+            service_mode: ServiceMode::default(),
         }
     }
 }
@@ -149,7 +152,8 @@ impl Gateway {
         let registry = Arc::new(metrics.registry());
         let health = Arc::new(Health::default());
         let router = Arc::new(Router::new(config.pipeline, metrics.clone()));
-        let enricher = (config.pods.is_some() || config.kubernetes).then(|| Arc::new(Enricher::default()));
+        let enricher = (config.pods.is_some() || config.kubernetes)
+            .then(|| Arc::new(Enricher::new(config.service_mode)));
         let kube = if config.kubernetes {
             let node = config.index.node_name.clone().ok_or_else(|| {
                 StartError::Config("--kubernetes needs the node's name: --node-name or MY_NODE_NAME".into())

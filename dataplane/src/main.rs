@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use otlp_gateway::batch::BatchLimits;
+use otlp_gateway::enrich::ServiceMode;
 use otlp_gateway::enrich::index::{IndexConfig, LabelRule};
 use otlp_gateway::export::{ExportSettings, RetryPolicy};
 use otlp_gateway::pipeline::PipelineSettings;
@@ -23,6 +24,12 @@ fn defaults() -> GatewayConfig {
 
 fn hd(d: std::time::Duration) -> humantime::Duration {
     d.into()
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ServiceEnrichment {
+    KymaLegacy,
+    Otel,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -101,6 +108,9 @@ struct Args {
     /// pods, the node and the cluster facts. Needs --node-name.
     #[arg(long, env = "OTLP_GATEWAY_KUBERNETES")]
     kubernetes: bool,
+    /// Service attribute rules: `kyma-legacy` (Kyma's default) or `otel` (OpenTelemetry conventions).
+    #[arg(long, value_enum, default_value_t = ServiceEnrichment::KymaLegacy)]
+    service_enrichment: ServiceEnrichment,
     /// How long readiness waits for the first pod list before serving without enrichment.
     #[arg(long, default_value_t = hd(defaults().pod_sync_timeout))]
     pod_sync_timeout: humantime::Duration,
@@ -146,6 +156,10 @@ impl Args {
             shutdown_grace: self.shutdown_grace.into(),
             pods: self.pods.clone(),
             kubernetes: self.kubernetes,
+            service_mode: match self.service_enrichment {
+                ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
+                ServiceEnrichment::Otel => ServiceMode::Otel,
+            },
             pod_sync_timeout: self.pod_sync_timeout.into(),
             index: IndexConfig {
                 node_name: self.node_name.clone(),

@@ -64,6 +64,30 @@ pub struct PodAttrs {
     pub app_name_label: Option<Box<str>>,
     /// Pod label `app`, second candidate.
     pub app_label: Option<Box<str>>,
+    /// The service attributes the OpenTelemetry conventions derive for this pod (`otel` mode).
+    pub otel: OtelService,
+}
+
+/// Service attributes per the OpenTelemetry semantic conventions for Kubernetes. The
+/// `resource.opentelemetry.io/*` annotations are kept apart because Kyma lets them overwrite what the
+/// sender set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OtelService {
+    /// Annotation `resource.opentelemetry.io/service.name`.
+    pub name_annotation: Option<Box<str>>,
+    /// Label `app.kubernetes.io/instance`, else `app.kubernetes.io/name`, else the workload's name
+    /// (Deployment, ReplicaSet, StatefulSet, DaemonSet, CronJob, Job), else the pod's.
+    pub name: Option<Box<str>>,
+    /// Annotation `resource.opentelemetry.io/service.version`.
+    pub version_annotation: Option<Box<str>>,
+    /// Label `app.kubernetes.io/version`.
+    pub version_label: Option<Box<str>>,
+    /// Annotation `resource.opentelemetry.io/service.namespace`, else the pod's namespace.
+    pub namespace: Option<Box<str>>,
+    /// Annotation `resource.opentelemetry.io/service.instance.id`.
+    pub instance_annotation: Option<Box<str>>,
+    /// `<namespace>.<pod>`, completed with `.<container>` when the resource names its container.
+    pub instance_prefix: Option<Box<str>>,
 }
 
 /// Which pod labels become `k8s.pod.label.<key>`.
@@ -242,8 +266,14 @@ impl PodStore {
         let mut meta = meta;
         // Only labels that can become attributes are worth their memory.
         meta.labels.retain(|k, _| {
-            matches!(k.as_str(), "app.kubernetes.io/name" | "app" | POD_TEMPLATE_HASH_LABEL)
-                || self.config.pod_labels.iter().any(|rule| rule.matches(k))
+            matches!(
+                k.as_str(),
+                "app.kubernetes.io/name"
+                    | "app.kubernetes.io/instance"
+                    | "app.kubernetes.io/version"
+                    | "app"
+                    | POD_TEMPLATE_HASH_LABEL
+            ) || self.config.pod_labels.iter().any(|rule| rule.matches(k))
         });
         let attrs = Arc::new(self.pod_attrs(&meta));
         self.pods.insert(meta.uid.clone(), StoredPod { meta, attrs, deleted_at: None });
@@ -380,6 +410,36 @@ impl PodStore {
         for (k, v) in labels {
             push(&format!("k8s.pod.label.{k}"), v);
         }
+        let text = |v: Option<&String>| v.filter(|v| !v.is_empty()).map(|v| Box::<str>::from(v.as_str()));
+        let annotation = |k: &str| text(pod.annotations.get(&format!("resource.opentelemetry.io/{k}")));
+        let replicaset = match &pod.owner {
+            Some((kind, name)) if kind == "ReplicaSet" => Some(name.clone()),
+            _ => None,
+        };
+        let otel_name = [
+            pod.labels.get("app.kubernetes.io/instance").cloned(),
+            pod.labels.get("app.kubernetes.io/name").cloned(),
+            w.deployment.clone(),
+            replicaset,
+            w.statefulset.clone(),
+            w.daemonset.clone(),
+            w.cronjob.clone(),
+            w.job.clone(),
+            Some(pod.name.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_empty());
+        let otel = OtelService {
+            name_annotation: annotation("service.name"),
+            name: otel_name.map(Into::into),
+            version_annotation: annotation("service.version"),
+            version_label: text(pod.labels.get("app.kubernetes.io/version")),
+            namespace: annotation("service.namespace").or_else(|| text(Some(&pod.namespace))),
+            instance_annotation: annotation("service.instance.id"),
+            instance_prefix: (!pod.namespace.is_empty() && !pod.name.is_empty())
+                .then(|| format!("{}.{}", pod.namespace, pod.name).into()),
+        };
         PodAttrs {
             attrs: attrs.build(),
             app_name_label: pod
@@ -388,6 +448,7 @@ impl PodStore {
                 .filter(|v| !v.is_empty())
                 .map(|v| v.as_str().into()),
             app_label: pod.labels.get("app").filter(|v| !v.is_empty()).map(|v| v.as_str().into()),
+            otel,
         }
     }
 }

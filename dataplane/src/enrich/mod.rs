@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
 use crate::wire::{Fields, ResourceSpansView, TraceData};
-use index::{Attr, PodAttrs, PodIndex, encode_string_attribute};
+use index::{Attr, OtelService, PodAttrs, PodIndex, encode_string_attribute};
 
 const SERVICE_NAME: &str = "service.name";
 const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -29,10 +29,24 @@ const POD_UID: &str = "k8s.pod.uid";
 /// `Resource.attributes`.
 const RESOURCE_ATTRIBUTES: u32 = 1;
 
+/// How `service.*` attributes are resolved: Kyma's two modes (Telemetry CR annotation
+/// `telemetry.kyma-project.io/service-enrichment`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceMode {
+    /// Keep a real `service.name`; else label `app.kubernetes.io/name`, label `app`, the workload,
+    /// the pod; else keep `unknown_service:<x>` or set `unknown_service`. Kyma's default in code.
+    #[default]
+    KymaLegacy,
+    /// Drop Istio's `service.*` on resources with proxy spans and any `unknown_service*`; then the
+    /// OpenTelemetry conventions for Kubernetes, the `resource.opentelemetry.io/*` annotations winning.
+    Otel,
+}
+
 /// Enriches requests from the current pod index.
 #[derive(Debug, Default)]
 pub struct Enricher {
     index: ArcSwap<PodIndex>,
+    mode: ServiceMode,
 }
 
 /// One attribute already on a resource.
@@ -50,6 +64,11 @@ struct Existing<'a> {
 // === impl Enricher ===
 
 impl Enricher {
+    /// An enricher with an empty index.
+    pub fn new(mode: ServiceMode) -> Self {
+        Self { index: ArcSwap::default(), mode }
+    }
+
     /// Publishes a new index; readers switch on their next request.
     pub fn publish(&self, index: PodIndex) {
         self.index.store(Arc::new(index));
@@ -64,7 +83,7 @@ impl Enricher {
     pub fn enrich(&self, data: &mut TraceData, peer: Option<IpAddr>) {
         let index = self.index.load();
         for rs in &mut data.resources {
-            enrich_resource(rs, &index, peer);
+            enrich_resource(rs, &index, peer, self.mode);
         }
     }
 }
@@ -131,12 +150,19 @@ fn associate<'a>(
     peer.and_then(|ip| index.by_ip(&ip))
 }
 
-fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<IpAddr>) {
+fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<IpAddr>, mode: ServiceMode) {
+    let otel = mode == ServiceMode::Otel;
+    let proxy = otel && crate::filter::has_proxy_span(rs);
     let resource = rs.resource.clone();
     let existing = existing_attributes(&resource);
     let pod = associate(&existing, index, peer);
-    let has =
-        |key: &str| existing.iter().any(|e| e.key == key && !e.empty && !e.key.starts_with(KYMA_PREFIX));
+    // `otel` mode first drops Istio's service.* (on resources with proxy spans) and SDK defaults.
+    let dropped_first = |e: &Existing<'_>| {
+        otel && ((proxy && e.key.starts_with("service."))
+            || (e.key == SERVICE_NAME && e.string.is_some_and(|s| s.starts_with(UNKNOWN_SERVICE))))
+    };
+    let alive = |e: &Existing<'_>| !e.empty && !e.key.starts_with(KYMA_PREFIX) && !dropped_first(e);
+    let has = |key: &str| existing.iter().any(|e| e.key == key && alive(e));
     let mut added: Vec<Attr<'_>> = Vec::new();
     let candidates = pod.map(|p| p.attrs.iter()).into_iter().flatten().chain(index.cluster.iter());
     for attr in candidates {
@@ -149,46 +175,24 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
         existing
             .iter()
             .rev()
-            .find(|e| e.key == key && !e.empty)
+            .find(|e| e.key == key && alive(e))
             .and_then(|e| e.string)
             .or_else(|| added.iter().find(|a| a.key == key).map(|a| a.value))
     };
-    let current_service = existing.iter().rev().find(|e| e.key == SERVICE_NAME);
-    let keep_service =
-        current_service.and_then(|e| e.string).is_some_and(|s| !s.is_empty() && !is_unknown_service(s))
-            || current_service.is_some_and(|e| e.string.is_none() && !e.empty);
-    let new_service: Option<String> = if keep_service {
-        None
-    } else {
-        let from_pod =
-            pod.and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref())).map(str::to_string);
-        let from_workload = [
-            "k8s.deployment.name",
-            "k8s.daemonset.name",
-            "k8s.statefulset.name",
-            "k8s.job.name",
-            "k8s.pod.name",
-        ]
-        .iter()
-        .find_map(|k| effective(k).filter(|v| !v.is_empty()).map(str::to_string));
-        match from_pod.or(from_workload) {
-            Some(name) => Some(name),
-            None => match current_service.and_then(|e| e.string) {
-                Some(s) if is_unknown_service(s) && s != UNKNOWN_SERVICE => None,
-                _ => Some(UNKNOWN_SERVICE.to_string()),
-            },
+    let services: Vec<(&str, String)> = match mode {
+        ServiceMode::KymaLegacy => {
+            legacy_service_name(&existing, pod, &effective).map(|n| vec![(SERVICE_NAME, n)])
         }
-    };
-    let replace_service = new_service
-        .as_deref()
-        .is_some_and(|n| current_service.and_then(|e| e.string) != Some(n) || current_service.is_none());
-    let new_service = new_service.filter(|_| replace_service);
+        ServiceMode::Otel => pod.map(|p| otel_services(&p.otel, &has, &effective)),
+    }
+    .unwrap_or_default();
 
-    // Remove `kyma.*`, empty values we are about to fill, and a `service.name` we replace.
+    // Remove `kyma.*`, what `otel` mode drops, empty values we fill, and service attributes we set.
     let remove = |e: &Existing<'_>| {
         e.key.starts_with(KYMA_PREFIX)
+            || dropped_first(e)
             || (e.empty && added.iter().any(|a| a.key == e.key))
-            || (e.key == SERVICE_NAME && new_service.is_some())
+            || services.iter().any(|(k, _)| *k == e.key)
     };
     if existing.iter().any(remove) {
         let mut kept = BytesMut::with_capacity(resource.len());
@@ -200,21 +204,83 @@ fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<Ip
         kept.extend_from_slice(&resource[pos..]);
         rs.resource = kept.freeze();
     }
-    if added.is_empty() && new_service.is_none() {
+    if added.is_empty() && services.is_empty() {
         return;
     }
-    let service = new_service.map(|name| encode_string_attribute(SERVICE_NAME, &name));
-    let len = added.iter().map(|a| a.encoded.len()).sum::<usize>() + service.as_ref().map_or(0, Bytes::len);
+    let services: Vec<Bytes> = services.iter().map(|(k, v)| encode_string_attribute(k, v)).collect();
+    let len =
+        added.iter().map(|a| a.encoded.len()).sum::<usize>() + services.iter().map(Bytes::len).sum::<usize>();
     let mut out = BytesMut::with_capacity(rs.added.len() + len);
     out.extend_from_slice(&rs.added);
     for a in &added {
         out.extend_from_slice(a.encoded);
     }
-    if let Some(s) = &service {
+    for s in &services {
         out.extend_from_slice(s);
     }
     rs.added = out.freeze();
     rs.has_resource = true;
+}
+
+/// Kyma's legacy `service_enrichment`: the new `service.name`, or `None` to leave it as it is.
+fn legacy_service_name<'a>(
+    existing: &[Existing<'_>],
+    pod: Option<&Arc<PodAttrs>>,
+    effective: &impl Fn(&str) -> Option<&'a str>,
+) -> Option<String> {
+    let current = existing.iter().rev().find(|e| e.key == SERVICE_NAME);
+    let keep = current.and_then(|e| e.string).is_some_and(|s| !s.is_empty() && !is_unknown_service(s))
+        || current.is_some_and(|e| e.string.is_none() && !e.empty);
+    if keep {
+        return None;
+    }
+    let from_pod =
+        pod.and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref())).map(str::to_string);
+    let from_workload =
+        ["k8s.deployment.name", "k8s.daemonset.name", "k8s.statefulset.name", "k8s.job.name", "k8s.pod.name"]
+            .iter()
+            .find_map(|k| effective(k).filter(|v| !v.is_empty()).map(str::to_string));
+    let name = match from_pod.or(from_workload) {
+        Some(name) => name,
+        None => match current.and_then(|e| e.string) {
+            Some(s) if is_unknown_service(s) && s != UNKNOWN_SERVICE => return None,
+            _ => UNKNOWN_SERVICE.to_string(),
+        },
+    };
+    // Setting the value it already has changes nothing.
+    (current.and_then(|e| e.string) != Some(name.as_str()) || current.is_none()).then_some(name)
+}
+
+/// `otel` mode: the service attributes to set. Annotations overwrite (Kyma's
+/// `restore-otel-service-attrs`); everything else only fills what the sender left unset.
+fn otel_services<'a>(
+    otel: &OtelService,
+    has: &impl Fn(&str) -> bool,
+    effective: &impl Fn(&str) -> Option<&'a str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut set = |key: &'static str, forced: Option<&str>, derived: Option<String>| {
+        if let Some(v) = forced {
+            out.push((key, v.to_string()));
+        } else if !has(key)
+            && let Some(v) = derived
+        {
+            out.push((key, v));
+        }
+    };
+    set(SERVICE_NAME, otel.name_annotation.as_deref(), otel.name.as_deref().map(str::to_string));
+    set(
+        "service.version",
+        otel.version_annotation.as_deref(),
+        otel.version_label.as_deref().map(str::to_string),
+    );
+    set("service.namespace", None, otel.namespace.as_deref().map(str::to_string));
+    let instance = otel.instance_annotation.as_deref().map(str::to_string).or_else(|| {
+        let container = effective("k8s.container.name")?;
+        otel.instance_prefix.as_deref().map(|p| format!("{p}.{container}"))
+    });
+    set("service.instance.id", None, instance);
+    out
 }
 
 #[cfg(test)]

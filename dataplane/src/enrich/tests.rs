@@ -49,7 +49,10 @@ fn store() -> PodStore {
         ("team".into(), "checkout".into()),
         ("tier.level".into(), "front".into()),
         ("other".into(), "x".into()),
+        ("app.kubernetes.io/version".into(), "2.4.1".into()),
     ]);
+    web.annotations =
+        BTreeMap::from([("resource.opentelemetry.io/service.name".into(), "web-annotated".into())]);
     web.owner = Some(("ReplicaSet".into(), "web-7d4b9c8f5d".into()));
     s.upsert(web);
     let mut db = pod("uid-2", "db-0", "10.0.0.2", "2026-01-01T00:00:00Z");
@@ -75,7 +78,13 @@ fn kv(key: &str, value: Option<AnyValue>) -> KeyValue {
 
 /// The plain path: decode, change the owned `Resource` with Kyma's rules, encode. Written
 /// independently of the byte-level code it checks.
-fn reference(resource: &mut Resource, index: &PodIndex, peer: Option<IpAddr>) {
+fn reference(
+    resource: &mut Resource,
+    index: &PodIndex,
+    peer: Option<IpAddr>,
+    mode: ServiceMode,
+    proxy: bool,
+) {
     fn text(kv: &KeyValue) -> Option<&str> {
         match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
             Some(any_value::Value::StringValue(s)) => Some(s),
@@ -85,6 +94,12 @@ fn reference(resource: &mut Resource, index: &PodIndex, peer: Option<IpAddr>) {
     fn empty(kv: &KeyValue) -> bool {
         kv.value.as_ref().and_then(|v| v.value.as_ref()).is_none() || text(kv) == Some("")
     }
+    let otel = mode == ServiceMode::Otel;
+    // `otel` mode drops Istio's service.* and SDK defaults before anything else looks.
+    let dropped = |kv: &KeyValue| {
+        otel && ((proxy && kv.key.starts_with("service."))
+            || (kv.key == "service.name" && text(kv).is_some_and(|s| s.starts_with("unknown_service"))))
+    };
     let last_nonempty =
         |key: &str| resource.attributes.iter().rev().find(|kv| kv.key == key && !empty(kv)).cloned();
     let pod = if let Some(ip) = last_nonempty("k8s.pod.ip") {
@@ -110,75 +125,117 @@ fn reference(resource: &mut Resource, index: &PodIndex, peer: Option<IpAddr>) {
             .attributes
             .iter()
             .rev()
-            .find(|kv| kv.key == key && !empty(kv))
+            .find(|kv| kv.key == key && !empty(kv) && !kv.key.starts_with("kyma.") && !dropped(kv))
             .and_then(|kv| text(kv).map(str::to_string))
             .or_else(|| added.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
     };
-    let current = resource.attributes.iter().rev().find(|kv| kv.key == "service.name").cloned();
-    let unknown = |s: &str| {
-        s == "unknown_service" || (s.starts_with("unknown_service:") && s.len() > "unknown_service:".len())
-    };
-    let keep = current.as_ref().is_some_and(|kv| match text(kv) {
-        Some(s) => !s.is_empty() && !unknown(s),
-        None => !empty(kv),
-    });
-    let mut service = None;
-    if !keep {
-        let candidate = pod
-            .as_ref()
-            .and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref()).map(str::to_string))
-            .or_else(|| {
-                [
-                    "k8s.deployment.name",
-                    "k8s.daemonset.name",
-                    "k8s.statefulset.name",
-                    "k8s.job.name",
-                    "k8s.pod.name",
-                ]
-                .iter()
-                .find_map(|k| effective(k).filter(|v| !v.is_empty()))
+    let mut services: Vec<(String, String)> = Vec::new();
+    if otel {
+        if let Some(p) = &pod {
+            let has = |key: &str| {
+                resource
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == key && !empty(kv) && !kv.key.starts_with("kyma.") && !dropped(kv))
+            };
+            let o = &p.otel;
+            let mut set = |key: &str, forced: Option<&str>, derived: Option<String>| match (forced, derived) {
+                (Some(v), _) => services.push((key.to_string(), v.to_string())),
+                (None, Some(v)) if !has(key) => services.push((key.to_string(), v)),
+                _ => {}
+            };
+            set("service.name", o.name_annotation.as_deref(), o.name.as_deref().map(str::to_string));
+            set(
+                "service.version",
+                o.version_annotation.as_deref(),
+                o.version_label.as_deref().map(str::to_string),
+            );
+            set("service.namespace", None, o.namespace.as_deref().map(str::to_string));
+            let instance = o.instance_annotation.as_deref().map(str::to_string).or_else(|| {
+                effective("k8s.container.name")
+                    .and_then(|c| o.instance_prefix.as_deref().map(|p| format!("{p}.{c}")))
             });
-        let name = match candidate {
-            Some(c) => Some(c),
-            None => match current.as_ref().and_then(text) {
-                Some(s) if unknown(s) && s != "unknown_service" => None,
-                _ => Some("unknown_service".to_string()),
-            },
+            set("service.instance.id", None, instance);
+        }
+    } else {
+        let current = resource.attributes.iter().rev().find(|kv| kv.key == "service.name").cloned();
+        let unknown = |s: &str| {
+            s == "unknown_service"
+                || (s.starts_with("unknown_service:") && s.len() > "unknown_service:".len())
         };
-        if let Some(name) = name
-            && current.as_ref().and_then(text) != Some(name.as_str())
-        {
-            service = Some(name);
+        let keep = current.as_ref().is_some_and(|kv| match text(kv) {
+            Some(s) => !s.is_empty() && !unknown(s),
+            None => !empty(kv),
+        });
+        let mut service = None;
+        if !keep {
+            let candidate = pod
+                .as_ref()
+                .and_then(|p| p.app_name_label.as_deref().or(p.app_label.as_deref()).map(str::to_string))
+                .or_else(|| {
+                    [
+                        "k8s.deployment.name",
+                        "k8s.daemonset.name",
+                        "k8s.statefulset.name",
+                        "k8s.job.name",
+                        "k8s.pod.name",
+                    ]
+                    .iter()
+                    .find_map(|k| effective(k).filter(|v| !v.is_empty()))
+                });
+            let name = match candidate {
+                Some(c) => Some(c),
+                None => match current.as_ref().and_then(text) {
+                    Some(s) if unknown(s) && s != "unknown_service" => None,
+                    _ => Some("unknown_service".to_string()),
+                },
+            };
+            if let Some(name) = name
+                && current.as_ref().and_then(text) != Some(name.as_str())
+            {
+                service = Some(name);
+            }
+        }
+        if let Some(s) = service {
+            services.push(("service.name".to_string(), s));
         }
     }
     resource.attributes.retain(|kv| {
         !(kv.key.starts_with("kyma.")
+            || dropped(kv)
             || (empty(kv) && added.iter().any(|(k, _)| *k == kv.key))
-            || (kv.key == "service.name" && service.is_some()))
+            || services.iter().any(|(k, _)| *k == kv.key))
     });
     for (k, v) in added {
         resource.attributes.push(kv(&k, string(&v)));
     }
-    if let Some(s) = service {
-        resource.attributes.push(kv("service.name", string(&s)));
+    for (k, v) in services {
+        resource.attributes.push(kv(&k, string(&v)));
     }
 }
 
 /// Runs the gateway's path: scan, enrich, batch, and decodes what would be exported.
-fn gateway_path(resource: Option<Resource>, index: PodIndex, peer: Option<IpAddr>) -> Option<Resource> {
+fn gateway_path(
+    resource: Option<Resource>,
+    index: PodIndex,
+    peer: Option<IpAddr>,
+    mode: ServiceMode,
+    proxy: bool,
+) -> Option<Resource> {
+    let attributes = if proxy { vec![kv("component", string("proxy"))] } else { Vec::new() };
     let req = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource,
             scope_spans: vec![ScopeSpans {
                 scope: None,
-                spans: vec![Span { name: "s".into(), ..Default::default() }],
+                spans: vec![Span { name: "s".into(), attributes, ..Default::default() }],
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
         }],
     };
     let mut data = crate::wire::scan(Bytes::from(req.encode_to_vec())).unwrap();
-    let enricher = Enricher::default();
+    let enricher = Enricher::new(mode);
     enricher.publish(index);
     enricher.enrich(&mut data, peer);
     let mut batcher = Batcher::new(BatchLimits::default());
@@ -236,22 +293,36 @@ proptest! {
         attrs in proptest::collection::vec(attr_strategy(), 0..8),
         has_resource in any::<bool>(),
         peer in prop::sample::select(vec![None, Some("10.0.0.1"), Some("10.0.0.2"), Some("10.0.0.3"), Some("10.0.0.4"), Some("10.0.0.99")]),
+        otel in any::<bool>(),
+        proxy in any::<bool>(),
     ) {
+        let mode = if otel { ServiceMode::Otel } else { ServiceMode::KymaLegacy };
         let peer: Option<IpAddr> = peer.map(|p| p.parse().unwrap());
         let resource = has_resource.then(|| Resource { attributes: attrs, ..Default::default() });
         let index = store().snapshot();
         let mut expected = resource.clone().unwrap_or_default();
-        reference(&mut expected, &index, peer);
-        let got = gateway_path(resource, index, peer).unwrap_or_default();
+        reference(&mut expected, &index, peer, mode, proxy);
+        let got = gateway_path(resource, index, peer, mode, proxy).unwrap_or_default();
         prop_assert_eq!(got, expected);
     }
 }
 
 fn enriched(attrs: Vec<KeyValue>, peer: Option<&str>) -> BTreeMap<String, String> {
+    enriched_in(ServiceMode::KymaLegacy, false, attrs, peer)
+}
+
+fn enriched_in(
+    mode: ServiceMode,
+    proxy: bool,
+    attrs: Vec<KeyValue>,
+    peer: Option<&str>,
+) -> BTreeMap<String, String> {
     let r = gateway_path(
         Some(Resource { attributes: attrs, ..Default::default() }),
         store().snapshot(),
         peer.map(|p| p.parse().unwrap()),
+        mode,
+        proxy,
     )
     .unwrap();
     r.attributes
@@ -375,4 +446,51 @@ fn ip_reuse_and_delete_grace() {
     );
     assert_eq!(s.sweep(t0 + Duration::from_secs(121)), 1);
     assert!(s.snapshot().by_uid("uid-1").is_none());
+}
+
+/// Scenario: `otel` mode with a pod annotated with its service name, a pod with only a workload, a
+/// resource holding Istio's service.* next to a proxy span, and an SDK default name.
+/// Guarantees: the annotation overwrites; workload names follow the conventions; Istio's service.* and
+/// unknown_service are dropped first; namespace, version and instance id are derived.
+#[test]
+fn otel_service_rules() {
+    let web = enriched_in(
+        ServiceMode::Otel,
+        false,
+        vec![kv("service.name", string("app-set")), kv("k8s.container.name", string("main"))],
+        Some("10.0.0.1"),
+    );
+    assert_eq!(web["service.name"], "web-annotated");
+    assert_eq!(web["service.version"], "2.4.1");
+    assert_eq!(web["service.namespace"], "shop");
+    assert_eq!(web["service.instance.id"], "shop.web-7d4b9c8f5d-x2x.main");
+    let db = enriched_in(
+        ServiceMode::Otel,
+        false,
+        vec![kv("service.name", string("unknown_service:java"))],
+        Some("10.0.0.2"),
+    );
+    assert_eq!(db["service.name"], "db");
+    assert!(!db.contains_key("service.instance.id"), "no container, no instance id");
+    let kept = enriched_in(
+        ServiceMode::Otel,
+        false,
+        vec![kv("service.name", string("ledger-api"))],
+        Some("10.0.0.2"),
+    );
+    assert_eq!(kept["service.name"], "ledger-api");
+    let istio = enriched_in(
+        ServiceMode::Otel,
+        true,
+        vec![kv("service.name", string("istio-ingress.istio-system")), kv("service.version", string("1.0"))],
+        Some("10.0.0.2"),
+    );
+    assert_eq!(istio["service.name"], "db");
+    assert!(!istio.contains_key("service.version"), "Istio's service.version must go: {istio:?}");
+    let unknown =
+        enriched_in(ServiceMode::Otel, false, vec![kv("service.name", string("unknown_service"))], None);
+    assert!(
+        !unknown.contains_key("service.name"),
+        "otel mode drops unknown_service and sets nothing for an unknown pod"
+    );
 }

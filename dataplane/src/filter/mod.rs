@@ -146,6 +146,23 @@ fn namespace(rs: &ResourceSpansView) -> Option<String> {
     found
 }
 
+/// Whether any span of the resource is an Istio proxy span (`component = proxy`).
+pub(crate) fn has_proxy_span(rs: &ResourceSpansView) -> bool {
+    rs.scopes.iter().any(|scope| {
+        let run = &scope.body[scope.spans_start..scope.spans_end];
+        if memchr::memmem::find(run, COMPONENT_KEY_BYTES).is_none() {
+            return false;
+        }
+        let mut fields = Fields::new(run);
+        while let Ok(Some(f)) = fields.next_field() {
+            if ProxySpan::read(&run[f.value_start..f.end]).component == Some("proxy") {
+                return true;
+            }
+        }
+        false
+    })
+}
+
 /// Drops noise spans from a request; returns how many.
 pub fn drop_noise(data: &mut TraceData) -> usize {
     let mut dropped = 0;
