@@ -77,6 +77,24 @@ impl From<tracegw_contract::Compression> for Encoding {
 
 /// Decompresses `input`, failing as soon as the output would pass `limit` bytes.
 pub fn decompress(encoding: Encoding, input: &[u8], limit: usize) -> Result<Bytes, DecompressError> {
+    if encoding == Encoding::Identity {
+        if input.len() > limit {
+            return Err(DecompressError::TooLarge { limit });
+        }
+        return Ok(Bytes::copy_from_slice(input));
+    }
+    let mut out = BytesMut::with_capacity((input.len() * 4).min(limit).max(1024)).writer();
+    decompress_to(encoding, input, limit, &mut out)?;
+    Ok(out.into_inner().freeze())
+}
+
+/// Decompresses `input` into `out`, failing as soon as the output would pass `limit` bytes.
+pub fn decompress_to(
+    encoding: Encoding,
+    input: &[u8],
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), DecompressError> {
     let corrupt = |encoding: &'static str| {
         move |e: std::io::Error| DecompressError::Corrupt { encoding, message: e.to_string() }
     };
@@ -85,13 +103,13 @@ pub fn decompress(encoding: Encoding, input: &[u8], limit: usize) -> Result<Byte
             if input.len() > limit {
                 return Err(DecompressError::TooLarge { limit });
             }
-            Ok(Bytes::copy_from_slice(input))
+            out.write_all(input).map_err(corrupt("identity"))
         }
-        Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(input), input.len(), limit)
+        Encoding::Gzip => copy_limited(flate2::read::MultiGzDecoder::new(input), limit, out)
             .map_err(|e| e.or(corrupt("gzip"))),
         Encoding::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt("zstd"))?;
-            read_limited(decoder, input.len(), limit).map_err(|e| e.or(corrupt("zstd")))
+            copy_limited(decoder, limit, out).map_err(|e| e.or(corrupt("zstd")))
         }
     }
 }
@@ -111,14 +129,13 @@ impl LimitedError {
     }
 }
 
-fn read_limited(reader: impl Read, input_len: usize, limit: usize) -> Result<Bytes, LimitedError> {
-    let mut out = BytesMut::with_capacity((input_len * 4).min(limit).max(1024)).writer();
+fn copy_limited(reader: impl Read, limit: usize, out: &mut impl Write) -> Result<(), LimitedError> {
     // One byte past the limit tells "exactly at the limit" from "over it".
-    let copied = std::io::copy(&mut reader.take(limit as u64 + 1), &mut out).map_err(LimitedError::Io)?;
+    let copied = std::io::copy(&mut reader.take(limit as u64 + 1), out).map_err(LimitedError::Io)?;
     if copied > limit as u64 {
         return Err(LimitedError::TooLarge(limit));
     }
-    Ok(out.into_inner().freeze())
+    Ok(())
 }
 
 /// Compresses the concatenation of `chunks`. Compressing into memory only fails if the compressor

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod app;
 pub mod batch;
+pub mod buffer;
 pub mod compression;
 pub mod enrich;
 pub mod export;

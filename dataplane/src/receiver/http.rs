@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER as RETRY_AFTER_HEADER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{ExportSink, IngestError, RETRY_AFTER, Transport};
+use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES};
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
 
 const TRACES_PATH: &str = "/v1/traces";
@@ -55,6 +56,7 @@ enum Format {
 struct Server<S> {
     sink: Arc<S>,
     max_request_bytes: usize,
+    pool: Arc<BufferPool>,
 }
 
 // === impl Server ===
@@ -102,25 +104,36 @@ impl<S: ExportSink> Server<S> {
                 &format!("request body exceeds {} bytes", self.max_request_bytes),
             )
         };
-        let body = match Limited::new(request.into_body(), self.max_request_bytes).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(e) => {
-                self.sink.count_failure(Transport::Http);
-                return error(
-                    format,
-                    reply_encoding,
-                    StatusCode::BAD_REQUEST,
-                    CODE_INVALID_ARGUMENT,
-                    &format!("cannot read body: {e}"),
-                );
+        // Read once into a pooled buffer. A declared length sizes it, but only up to what the pool keeps:
+        // a client that claims 64 MiB and sends 1 KiB must not make us reserve 64 MiB.
+        let declared = header_str(&request, http::header::CONTENT_LENGTH).parse::<usize>().unwrap_or(0);
+        let mut raw = self.pool.take(declared.min(MAX_POOLED_BUFFER_BYTES));
+        let mut incoming = request.into_body();
+        while let Some(frame) = incoming.frame().await {
+            let data = match frame {
+                Ok(frame) => frame.into_data().unwrap_or_default(),
+                Err(e) => {
+                    self.sink.count_failure(Transport::Http);
+                    return error(
+                        format,
+                        reply_encoding,
+                        StatusCode::BAD_REQUEST,
+                        CODE_INVALID_ARGUMENT,
+                        &format!("cannot read body: {e}"),
+                    );
+                }
+            };
+            if raw.len() + data.len() > self.max_request_bytes {
+                return too_large();
             }
-        };
+            raw.extend_from_slice(&data);
+        }
         let body = if encoding == Encoding::Identity {
-            body
+            raw.freeze()
         } else {
-            match compression::decompress(encoding, &body, self.max_request_bytes) {
-                Ok(b) => b,
+            let mut inflated = self.pool.take((raw.len() * 4).min(MAX_POOLED_BUFFER_BYTES));
+            match compression::decompress_to(encoding, raw.as_ref(), self.max_request_bytes, &mut inflated) {
+                Ok(()) => inflated.freeze(),
                 Err(DecompressError::TooLarge { .. }) => return too_large(),
                 Err(e) => {
                     self.sink.count_failure(Transport::Http);
@@ -189,7 +202,7 @@ pub async fn serve<S: ExportSink>(
     max_request_bytes: usize,
     shutdown: CancellationToken,
 ) {
-    let server = Arc::new(Server { sink, max_request_bytes });
+    let server = Arc::new(Server { sink, max_request_bytes, pool: BufferPool::new(DEFAULT_POOLED_BUFFERS) });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {

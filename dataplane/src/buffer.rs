@@ -1,0 +1,141 @@
+//! Pooled receive buffers. An HTTP request body (and its decompressed form) is read into a buffer taken
+//! from a bounded, lock-free pool and frozen into `Bytes` that own it; spans then travel as slices of
+//! it through batching and export. When the last slice is dropped, wherever that happens, the buffer
+//! goes back to the pool instead of to the allocator.
+//!
+//! gRPC bodies are not copied into the pool: tonic already reads each message into its own receive
+//! buffer and hands it over without a copy, and copying it again would cost more than it saves.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_queue::ArrayQueue;
+
+/// Buffers kept for reuse.
+pub const DEFAULT_POOLED_BUFFERS: usize = 64;
+/// A buffer that grew beyond this goes back to the allocator, so the pool's memory stays bounded
+/// (at most `DEFAULT_POOLED_BUFFERS` × this).
+pub const MAX_POOLED_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// A bounded pool of byte buffers.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: ArrayQueue<Vec<u8>>,
+}
+
+/// A buffer taken from the pool; returns there when dropped.
+#[derive(Debug)]
+pub struct PooledBuf {
+    vec: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+// === impl BufferPool ===
+
+impl BufferPool {
+    /// A pool holding at most `buffers` free buffers.
+    pub fn new(buffers: usize) -> Arc<Self> {
+        Arc::new(Self { free: ArrayQueue::new(buffers.max(1)) })
+    }
+
+    /// An empty buffer with room for at least `capacity` bytes.
+    pub fn take(self: &Arc<Self>, capacity: usize) -> PooledBuf {
+        let mut vec = self.free.pop().unwrap_or_default();
+        vec.clear();
+        vec.reserve(capacity);
+        PooledBuf { vec, pool: Arc::clone(self) }
+    }
+
+    /// Free buffers waiting for reuse.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+// === impl PooledBuf ===
+
+impl PooledBuf {
+    /// Appends bytes.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.vec.extend_from_slice(bytes);
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.vec.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.vec.is_empty()
+    }
+
+    /// Freezes into `Bytes` that own the buffer; slices of it keep it alive, the last drop returns it.
+    pub fn freeze(self) -> Bytes {
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec
+    }
+}
+
+impl Write for PooledBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.vec.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        let vec = std::mem::take(&mut self.vec);
+        if vec.capacity() > 0 && vec.capacity() <= MAX_POOLED_BUFFER_BYTES {
+            // A full pool means enough buffers are idle already; this one goes to the allocator.
+            let _ = self.pool.free.push(vec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: a pooled body is frozen, sliced, and the slices are dropped in any order.
+    /// Guarantees: the buffer returns to the pool only after the last slice is gone, and is reused.
+    #[test]
+    fn buffer_returns_after_the_last_slice() {
+        let pool = BufferPool::new(4);
+        let mut buf = pool.take(1024);
+        buf.extend_from_slice(b"hello world");
+        let bytes = buf.freeze();
+        let hello = bytes.slice(..5);
+        drop(bytes);
+        assert_eq!(pool.available(), 0, "a live slice must keep the buffer");
+        assert_eq!(&hello[..], b"hello");
+        drop(hello);
+        assert_eq!(pool.available(), 1);
+        let again = pool.take(10);
+        assert!(again.is_empty() && again.vec.capacity() >= 1024, "the pooled allocation is reused");
+    }
+
+    /// Scenario: more buffers than the pool holds, and one grown past the size cap, are dropped.
+    /// Guarantees: the pool keeps at most its bound and never a buffer over the cap.
+    #[test]
+    fn pool_is_bounded() {
+        let pool = BufferPool::new(2);
+        let bufs: Vec<PooledBuf> = (0..5).map(|_| pool.take(16)).collect();
+        drop(bufs);
+        assert_eq!(pool.available(), 2);
+        let pool = BufferPool::new(2);
+        drop(pool.take(MAX_POOLED_BUFFER_BYTES + 1));
+        assert_eq!(pool.available(), 0);
+    }
+}
