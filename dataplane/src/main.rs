@@ -206,28 +206,6 @@ fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format, &args.log_level);
@@ -250,7 +228,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
-        terminated().await;
+        otlp_gateway::app::terminated().await;
         tracing::info!("signal received: draining");
         let report = gateway.shutdown().await;
         let lost: u64 = report.dropped.iter().map(|(_, n)| n).sum();

@@ -158,15 +158,21 @@ impl FileSource {
 
     /// Polls until `stop` fires.
     pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticker.tick() => {
-                    self.poll();
-                }
-            }
+        every(interval, stop, || {
+            self.poll();
+        })
+        .await;
+    }
+}
+
+/// Calls `tick` every `interval` (late ticks are delayed, not bunched) until `stop` fires.
+pub async fn every(interval: Duration, stop: CancellationToken, mut tick: impl FnMut()) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => tick(),
         }
     }
 }

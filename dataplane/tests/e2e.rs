@@ -204,14 +204,7 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     let (r, body) = post(&url, &proto, vec![0x0a, 0xff, 0x01]).await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/x-protobuf");
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    let status = <RpcStatus as prost::Message>::decode(body).unwrap();
+    let status = <otlp_gateway::wire::RpcStatus as prost::Message>::decode(body).unwrap();
     assert_eq!(status.code, 3);
     assert!(status.message.contains("invalid OTLP"), "{}", status.message);
 
@@ -243,36 +236,22 @@ async fn bad_requests_get_the_right_answer_and_the_gateway_stays_up() {
     assert_eq!(status, 405);
 
     // gRPC, through the gateway's own exporter as a real HTTP/2 gRPC client.
-    use otlp_gateway::batch::Batch;
-    use otlp_gateway::export::{ExportError, ExportSettings, Exporter};
-    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
-    let client = |compression| {
-        Exporter::new(
-            &OtlpOutputConfig {
-                protocol: Protocol::Grpc,
-                url: format!("http://{}", gw.grpc),
-                compression,
-                headers: vec![],
-                tls: TlsConfig { insecure: true, ..Default::default() },
-            },
-            ExportSettings::default(),
-        )
-        .unwrap()
-    };
-    let batch = |b: Vec<u8>| Batch { len: b.len(), chunks: vec![b.into()], spans: 1 };
+    use otlp_gateway::export::ExportError;
+    use tracegw_contract::Compression;
+    let client = |compression| grpc_client(gw.grpc, compression, None);
     let plain = client(Compression::None);
-    match plain.send(plain.encode(&batch(vec![0x0a, 0xff, 0x01])).unwrap()).await {
+    match send_raw(&plain, vec![0x0a, 0xff, 0x01], 1).await {
         Err(ExportError::Permanent { message }) => assert!(message.contains("InvalidArgument"), "{message}"),
         other => panic!("{other:?}"),
     }
-    match plain.send(plain.encode(&batch(vec![0u8; 100_000])).unwrap()).await {
+    match send_raw(&plain, vec![0u8; 100_000], 1).await {
         Err(ExportError::Permanent { message }) => {
             assert!(message.contains("ResourceExhausted"), "{message}")
         }
         other => panic!("{other:?}"),
     }
     let gzip = client(Compression::Gzip);
-    match gzip.send(gzip.encode(&batch(vec![0u8; 8 << 20])).unwrap()).await {
+    match send_raw(&gzip, vec![0u8; 8 << 20], 1).await {
         Err(ExportError::Permanent { message }) => {
             assert!(message.contains("ResourceExhausted"), "{message}")
         }
@@ -322,23 +301,10 @@ async fn a_full_queue_refuses_with_retry_hints() {
     }
     let refused = refused.expect("a full queue must refuse");
     assert_eq!(refused.headers()["retry-after"], "1");
-
-    use otlp_gateway::batch::Batch;
-    use otlp_gateway::export::{ExportError, ExportSettings, Exporter};
-    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
-    let grpc = Exporter::new(
-        &OtlpOutputConfig {
-            protocol: Protocol::Grpc,
-            url: format!("http://{}", gw.grpc),
-            compression: Compression::Gzip,
-            headers: vec![],
-            tls: TlsConfig { insecure: true, ..Default::default() },
-        },
-        ExportSettings::default(),
-    )
-    .unwrap();
-    let batch = Batch { len: body.len(), chunks: vec![body.into()], spans: 100 };
-    match grpc.send(grpc.encode(&batch).unwrap()).await {
+    use otlp_gateway::export::ExportError;
+    use tracegw_contract::Compression;
+    let grpc = grpc_client(gw.grpc, Compression::Gzip, None);
+    match send_raw(&grpc, body, 100).await {
         Err(ExportError::Retryable { message, retry_after }) => {
             assert!(message.contains("Unavailable"), "{message}");
             assert_eq!(retry_after, Some(Duration::from_secs(1)));
@@ -552,31 +518,15 @@ status: {podIP: 127.0.0.1}
 
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use otlp_gateway::batch::Batch;
-    use otlp_gateway::export::{ExportSettings, Exporter};
-    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
+    use tracegw_contract::Compression;
     let mut req: ExportTraceServiceRequest = otlp_gateway::testing::sample_request(1, 7, 1, 4);
     req.resource_spans[0].resource = Some(Resource {
         attributes: vec![otlp_gateway::testing::kv("service.name", "unknown_service")],
         ..Default::default()
     });
     let body = bytes::Bytes::from(prost::Message::encode_to_vec(&req));
-    let client = Exporter::with_source(
-        &OtlpOutputConfig {
-            protocol: Protocol::Grpc,
-            url: format!("http://{}", gw.grpc),
-            compression: Compression::None,
-            headers: vec![],
-            tls: TlsConfig { insecure: true, ..Default::default() },
-        },
-        ExportSettings::default(),
-        Some("127.0.0.5".parse().unwrap()),
-    )
-    .unwrap();
-    client
-        .send(client.encode(&Batch { len: body.len(), chunks: vec![body], spans: 7 }).unwrap())
-        .await
-        .unwrap();
+    let client = grpc_client(gw.grpc, Compression::None, Some("127.0.0.5".parse().unwrap()));
+    send_raw(&client, body, 7).await.unwrap();
 
     wait_until("all spans at the backend", Duration::from_secs(20), || sink.spans_received() >= 32).await;
     let spans = sink.spans();

@@ -317,31 +317,14 @@ async fn gateway_binary_enriches_from_the_api_server() {
     wait_until_async("readiness", || async { get(&ready).await.map(|(s, _)| s == 200).unwrap_or(false) })
         .await;
     assert_eq!(gw.metric("otlp_gateway_pod_index_synced"), 1.0, "{}", gw.metrics_text());
-
-    use otlp_gateway::batch::Batch;
-    use otlp_gateway::export::{ExportSettings, Exporter};
-    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
     let body = Bytes::from(prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(1, 5, 1, 4)));
     let mut req = <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(body).unwrap();
     req.resource_spans[0].resource.as_mut().unwrap().attributes =
         vec![otlp_gateway::testing::kv("service.name", "unknown_service:go")];
     let body = Bytes::from(prost::Message::encode_to_vec(&req));
-    let client = Exporter::with_source(
-        &OtlpOutputConfig {
-            protocol: Protocol::Grpc,
-            url: format!("http://{}", gw.grpc),
-            compression: Compression::Gzip,
-            headers: vec![],
-            tls: TlsConfig { insecure: true, ..Default::default() },
-        },
-        ExportSettings::default(),
-        Some("127.0.0.5".parse().unwrap()),
-    )
-    .unwrap();
-    client
-        .send(client.encode(&Batch { len: body.len(), chunks: vec![body], spans: 5 }).unwrap())
-        .await
-        .unwrap();
+    let client =
+        grpc_client(gw.grpc, tracegw_contract::Compression::Gzip, Some("127.0.0.5".parse().unwrap()));
+    send_raw(&client, body, 5).await.unwrap();
     wait_until("delivery", Duration::from_secs(20), || sink.spans_received() >= 5).await;
     let resource = sink.spans()[0]["resource"].clone();
     assert_eq!(resource["k8s.pod.name"], "ledger-0", "{resource}");

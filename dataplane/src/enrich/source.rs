@@ -77,13 +77,6 @@ impl PodFileSource {
 
     /// Polls until `stop` fires.
     pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticker.tick() => self.poll(),
-            }
-        }
+        crate::reload::every(interval, stop, || self.poll()).await;
     }
 }

@@ -310,14 +310,7 @@ fn partial(data: &[u8]) -> Delivered {
 
 /// A short, printable excerpt of an error body: the `google.rpc.Status` message, or the text.
 fn body_message(data: &[u8]) -> String {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    if let Ok(s) = RpcStatus::decode(data)
+    if let Ok(s) = crate::wire::RpcStatus::decode(data)
         && !s.message.is_empty()
     {
         return s.message;

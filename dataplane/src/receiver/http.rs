@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ExportSink, IngestError, RETRY_AFTER, Transport};
 use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES};
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
+use crate::wire::RpcStatus;
 
 const TRACES_PATH: &str = "/v1/traces";
 const PROTOBUF: &str = "application/x-protobuf";
@@ -34,15 +35,6 @@ const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_RESOURCE_EXHAUSTED: i32 = 8;
 const CODE_UNAVAILABLE: i32 = 14;
 const CODE_UNIMPLEMENTED: i32 = 12;
-
-/// `google.rpc.Status`, the body of every OTLP/HTTP error.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 /// Body format of a request, and so of its response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +96,10 @@ impl<S: ExportSink> Server<S> {
                 &format!("request body exceeds {} bytes", self.max_request_bytes),
             )
         };
+        let bad_request = |message: &str| {
+            self.sink.count_failure(Transport::Http);
+            error(format, reply_encoding, StatusCode::BAD_REQUEST, CODE_INVALID_ARGUMENT, message)
+        };
         // Read once into a pooled buffer. A declared length sizes it, but only up to what the pool keeps:
         // a client that claims 64 MiB and sends 1 KiB must not make us reserve 64 MiB.
         let declared = header_str(&request, http::header::CONTENT_LENGTH).parse::<usize>().unwrap_or(0);
@@ -112,16 +108,7 @@ impl<S: ExportSink> Server<S> {
         while let Some(frame) = incoming.frame().await {
             let data = match frame {
                 Ok(frame) => frame.into_data().unwrap_or_default(),
-                Err(e) => {
-                    self.sink.count_failure(Transport::Http);
-                    return error(
-                        format,
-                        reply_encoding,
-                        StatusCode::BAD_REQUEST,
-                        CODE_INVALID_ARGUMENT,
-                        &format!("cannot read body: {e}"),
-                    );
-                }
+                Err(e) => return bad_request(&format!("cannot read body: {e}")),
             };
             if raw.len() + data.len() > self.max_request_bytes {
                 return too_large();
@@ -135,32 +122,14 @@ impl<S: ExportSink> Server<S> {
             match compression::decompress_to(encoding, raw.as_ref(), self.max_request_bytes, &mut inflated) {
                 Ok(()) => inflated.freeze(),
                 Err(DecompressError::TooLarge { .. }) => return too_large(),
-                Err(e) => {
-                    self.sink.count_failure(Transport::Http);
-                    return error(
-                        format,
-                        reply_encoding,
-                        StatusCode::BAD_REQUEST,
-                        CODE_INVALID_ARGUMENT,
-                        &e.to_string(),
-                    );
-                }
+                Err(e) => return bad_request(&e.to_string()),
             }
         };
         let body = match format {
             Format::Protobuf => body,
             Format::Json => match serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
                 Ok(req) => Bytes::from(req.encode_to_vec()),
-                Err(e) => {
-                    self.sink.count_failure(Transport::Http);
-                    return error(
-                        format,
-                        reply_encoding,
-                        StatusCode::BAD_REQUEST,
-                        CODE_INVALID_ARGUMENT,
-                        &format!("invalid OTLP JSON: {e}"),
-                    );
-                }
+                Err(e) => return bad_request(&format!("invalid OTLP JSON: {e}")),
             },
         };
         match self.sink.export(Transport::Http, body, Some(peer.ip())).await {

@@ -76,6 +76,17 @@ pub struct ScopeSpansView {
     pub count: usize,
 }
 
+/// `google.rpc.Status`: the body of every OTLP/HTTP error, in both directions.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RpcStatus {
+    /// gRPC status code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Developer-facing message.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
 /// A request the scanner refuses, with a message for the client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid OTLP ExportTraceServiceRequest: {0}")]

@@ -307,3 +307,36 @@ pub fn pipeline(name: &str, protocol: &str, endpoint: &str) -> String {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("otlp-gateway-e2e").tempdir().unwrap()
 }
+
+/// A real OTLP/gRPC client (the gateway's own exporter) towards `addr`, optionally connecting from
+/// `source` (a 127.0.0.x address standing for a pod).
+pub fn grpc_client(
+    addr: SocketAddr,
+    compression: tracegw_contract::Compression,
+    source: Option<std::net::IpAddr>,
+) -> otlp_gateway::export::Exporter {
+    let output = tracegw_contract::OtlpOutputConfig {
+        protocol: tracegw_contract::Protocol::Grpc,
+        url: format!("http://{addr}"),
+        compression,
+        headers: vec![],
+        tls: tracegw_contract::TlsConfig { insecure: true, ..Default::default() },
+    };
+    otlp_gateway::export::Exporter::with_source(
+        &output,
+        otlp_gateway::export::ExportSettings::default(),
+        source,
+    )
+    .unwrap()
+}
+
+/// Sends already-encoded request bytes once through `client`.
+pub async fn send_raw(
+    client: &otlp_gateway::export::Exporter,
+    body: impl Into<Bytes>,
+    spans: usize,
+) -> Result<otlp_gateway::export::Delivered, otlp_gateway::export::ExportError> {
+    let body = body.into();
+    let batch = otlp_gateway::batch::Batch { len: body.len(), chunks: vec![body], spans };
+    client.send(client.encode(&batch)?).await
+}
