@@ -9,6 +9,7 @@ pub mod load;
 pub mod pipeline;
 pub mod resolve;
 pub mod snapshot;
+pub mod stream;
 
 pub use resolve::{PipelineError, PipelineStatus, Reason, Resolution, SecretStore, resolve};
 pub use snapshot::{Compression, OtlpOutputConfig, PipelineConfig, Protocol, Sensitive, Snapshot, TlsConfig};

@@ -2,6 +2,8 @@
 //! in a directory, each possibly holding several `---`-separated documents. Kinds other than
 //! TracePipeline and Secret are skipped, so a whole kustomize directory can be pointed at.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -145,4 +147,64 @@ pub fn files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Tells when the files under a path changed and then stayed the same for one poll.
+#[derive(Debug, Default)]
+pub struct ChangeDetector {
+    fingerprint: Option<u64>,
+    candidate: Option<u64>,
+}
+
+/// What one poll of a path found.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing new to apply.
+    None,
+    /// New, settled content to read and apply.
+    Settled,
+    /// The path cannot be read; reported once per outage.
+    Unreadable(LoadError),
+}
+
+// === impl ChangeDetector ===
+
+impl ChangeDetector {
+    /// Polls `path`. The first successful read counts as settled at once (start-up); later changes
+    /// must stay the same for one interval, because an editor or `kubectl cp` may be halfway through
+    /// writing and a half-written file can still be valid YAML that lacks pipelines.
+    pub fn poll(&mut self, path: &Path) -> Change {
+        let fingerprint = match fingerprint(path) {
+            Ok(f) => f,
+            Err(e) => {
+                if self.fingerprint == Some(0) {
+                    return Change::None;
+                }
+                self.fingerprint = Some(0);
+                return Change::Unreadable(e);
+            }
+        };
+        if self.fingerprint == Some(fingerprint) {
+            return Change::None;
+        }
+        if self.candidate != Some(fingerprint) && self.fingerprint.is_some() {
+            self.candidate = Some(fingerprint);
+            return Change::None;
+        }
+        self.candidate = None;
+        self.fingerprint = Some(fingerprint);
+        Change::Settled
+    }
+}
+
+/// A hash of the names and contents of the files that would be read.
+fn fingerprint(path: &Path) -> Result<u64, LoadError> {
+    let mut hasher = DefaultHasher::new();
+    for file in files(path)? {
+        file.hash(&mut hasher);
+        let content = std::fs::read(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
+        content.hash(&mut hasher);
+    }
+    // Zero marks "unreadable"; a real fingerprint is never zero.
+    Ok(hasher.finish() | 1)
 }

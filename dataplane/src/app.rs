@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
 use crate::reload::FileSource;
+use crate::subscribe::Subscriber;
 
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
@@ -55,6 +56,10 @@ pub struct GatewayConfig {
     pub pod_sync_timeout: Duration,
     /// How `service.*` attributes are resolved.
     pub service_mode: ServiceMode,
+    /// Take config snapshots from the control plane at this URL instead of reading `pipelines`.
+    pub snapshot_url: Option<String>,
+    /// The token for `snapshot_url`.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Starting failed.
@@ -126,6 +131,8 @@ impl Default for GatewayConfig {
             kubernetes: false,
             pod_sync_timeout: Duration::from_secs(10),
             service_mode: ServiceMode::default(),
+            snapshot_url: None,
+            token_file: None,
         }
     }
 }
@@ -183,14 +190,29 @@ impl Gateway {
             stop_admin.clone(),
         ));
 
-        let mut source = FileSource::new(
-            config.pipelines.clone(),
-            Arc::clone(&router),
-            Arc::clone(&health),
-            metrics.clone(),
-        );
-        source.poll();
-        admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
+        match (&config.snapshot_url, &config.token_file) {
+            (Some(url), Some(token_file)) => {
+                let subscriber = Subscriber {
+                    url: url.clone(),
+                    token_file: token_file.clone(),
+                    router: Arc::clone(&router),
+                    health: Arc::clone(&health),
+                    metrics: metrics.clone(),
+                };
+                admin.spawn(subscriber.run(stop_admin.clone()));
+            }
+            (Some(_), None) => return Err(StartError::Config("--snapshot-url needs --token-file".into())),
+            (None, _) => {
+                let mut source = FileSource::new(
+                    config.pipelines.clone(),
+                    Arc::clone(&router),
+                    Arc::clone(&health),
+                    metrics.clone(),
+                );
+                source.poll();
+                admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
+            }
+        }
 
         if let (Some((client, node)), Some(enricher)) = (kube, &enricher) {
             let sync = Arc::new(SyncState::default());

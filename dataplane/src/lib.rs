@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
 pub mod reload;
+pub mod subscribe;
 pub mod wire;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -46,6 +46,13 @@ struct Args {
     /// TracePipeline and Secret YAML: a file or a directory; re-read when it changes.
     #[arg(long, env = "OTLP_GATEWAY_PIPELINES", default_value_os_t = defaults().pipelines)]
     pipelines: PathBuf,
+    /// Take config snapshots from telemetry-manager at this URL (e.g. http://127.0.0.1:9090) instead of
+    /// reading --pipelines.
+    #[arg(long, env = "OTLP_GATEWAY_SNAPSHOT_URL")]
+    snapshot_url: Option<String>,
+    /// File with the token telemetry-manager expects.
+    #[arg(long, env = "OTLP_GATEWAY_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// OTLP/gRPC listen address.
     #[arg(long, default_value_t = defaults().otlp_grpc_addr)]
     otlp_grpc_addr: SocketAddr,
@@ -156,6 +163,8 @@ impl Args {
             shutdown_grace: self.shutdown_grace.into(),
             pods: self.pods.clone(),
             kubernetes: self.kubernetes,
+            snapshot_url: self.snapshot_url.clone(),
+            token_file: self.token_file.clone(),
             service_mode: match self.service_enrichment {
                 ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
                 ServiceEnrichment::Otel => ServiceMode::Otel,

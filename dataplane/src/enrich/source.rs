@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Enricher;
 use super::index::{IndexConfig, PodStore};
 use super::pods::{ClusterMeta, NodeMeta, PodMeta};
-use crate::reload::{Change, ChangeDetector};
+use tracegw_contract::load::{Change, ChangeDetector};
 
 /// Feeds the index from files.
 #[derive(Debug)]

@@ -1,0 +1,133 @@
+//! Config from the control plane: one long-lived, authenticated stream of versioned snapshots
+//! (`tracegw_contract::stream`). Each newer snapshot is applied atomically; when the manager cannot be
+//! reached the gateway keeps running its last good snapshot and reconnects with backoff, asking only
+//! for versions newer than the one it has.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+use tracegw_contract::stream::{AFTER_PARAM, SNAPSHOTS_PATH, decode_line};
+use tracegw_contract::{PipelineStatus, Resolution};
+
+use crate::admin::Health;
+use crate::metrics::Metrics;
+use crate::pipeline::Router;
+
+/// First reconnect delay; doubles up to [`MAX_RECONNECT_DELAY`].
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(200);
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
+/// Follows the manager's snapshot stream.
+#[derive(Debug)]
+pub struct Subscriber {
+    /// The manager's base URL, e.g. `http://telemetry-manager:9090`.
+    pub url: String,
+    /// File holding the shared token; re-read on every connection, so a rotated token is picked up.
+    pub token_file: PathBuf,
+    /// Where snapshots go.
+    pub router: Arc<Router>,
+    /// Readiness and `/status`.
+    pub health: Arc<Health>,
+    /// Reload counters.
+    pub metrics: Metrics,
+}
+
+// === impl Subscriber ===
+
+impl Subscriber {
+    /// Runs until `stop` fires.
+    pub async fn run(self, stop: CancellationToken) {
+        let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let mut version = 0u64;
+        let mut delay = FIRST_RECONNECT_DELAY;
+        loop {
+            let outcome = tokio::select! {
+                _ = stop.cancelled() => return,
+                outcome = self.follow(&client, &mut version) => outcome,
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::warn!(url = %self.url, version, "snapshot stream ended; reconnecting");
+                    delay = FIRST_RECONNECT_DELAY;
+                }
+                Err(e) => {
+                    tracing::warn!(url = %self.url, version, error = %e, ?delay, "snapshot stream failed; keeping the configuration in force")
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+        }
+    }
+
+    /// One connection: applies snapshots until the stream ends.
+    async fn follow(
+        &self,
+        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>,
+        version: &mut u64,
+    ) -> Result<(), String> {
+        let token = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| format!("cannot read token file {}: {e}", self.token_file.display()))?;
+        let uri: Uri = format!("{}{SNAPSHOTS_PATH}?{AFTER_PARAM}={version}", self.url.trim_end_matches('/'))
+            .parse()
+            .map_err(|e| format!("invalid snapshot URL: {e}"))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| "token is not a valid header value")?;
+        auth.set_sensitive(true);
+        let request =
+            Request::get(uri).header(AUTHORIZATION, auth).body(Empty::new()).map_err(|e| e.to_string())?;
+        let response = client.request(request).await.map_err(|e| format!("cannot reach the manager: {e}"))?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED => return Err("the manager refused our token".into()),
+            other => return Err(format!("the manager answered {other}")),
+        }
+        let mut body = response.into_body();
+        let mut pending = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("stream broken: {e}"))?;
+            let Ok(data) = frame.into_data() else { continue };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line = pending.split_to(end + 1);
+                let snapshot = match decode_line(&line[..end]) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.metrics.reloaded(false);
+                        return Err(format!("undecodable snapshot: {e}"));
+                    }
+                };
+                if snapshot.version <= *version {
+                    continue;
+                }
+                *version = snapshot.version;
+                let statuses = snapshot
+                    .pipelines
+                    .iter()
+                    .map(|p| PipelineStatus { name: p.name.clone(), result: Ok(()) })
+                    .collect();
+                crate::reload::apply(
+                    &self.router,
+                    &self.health,
+                    &self.metrics,
+                    Resolution { snapshot, statuses },
+                );
+                self.metrics.reloaded(true);
+            }
+            if pending.remaining() > 0 && pending.len() > 64 * 1024 * 1024 {
+                return Err("snapshot line too long".into());
+            }
+        }
+        Ok(())
+    }
+}
