@@ -219,6 +219,38 @@ impl TraceData {
     pub fn is_empty(&self) -> bool {
         self.spans == 0
     }
+
+    /// Calls `f` with the encoded content of every span, in order.
+    pub fn for_each_span(&self, mut f: impl FnMut(&[u8])) {
+        for rs in &self.resources {
+            for scope in &rs.scopes {
+                let run = &scope.body[scope.spans_start..scope.spans_end];
+                let mut fields = Fields::new(run);
+                while let Ok(Some(field)) = fields.next_field() {
+                    f(&run[field.value_start..field.end]);
+                }
+            }
+        }
+    }
+}
+
+/// A span's id (`Span.span_id`) and start time (`Span.start_time_unix_nano`), read from its encoding
+/// (the last occurrence wins, as in a decoder).
+pub fn span_identity(span: &[u8]) -> (Option<&[u8]>, Option<u64>) {
+    let (mut id, mut start) = (None, None);
+    let mut fields = Fields::new(span);
+    while let Ok(Some(f)) = fields.next_field() {
+        match (f.number, f.wire) {
+            (2, WIRE_LEN) => id = Some(&span[f.value_start..f.end]),
+            (7, WIRE_FIXED64) => {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(&span[f.value_start..f.end]);
+                start = Some(u64::from_le_bytes(raw));
+            }
+            _ => {}
+        }
+    }
+    (id, start)
 }
 
 // === impl ScopeSpansView ===

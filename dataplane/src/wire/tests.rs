@@ -111,3 +111,22 @@ fn varint_len_matches_encoding() {
         assert_eq!(read_varint(&buf, &mut pos).unwrap(), v);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Scenario: random requests, read span by span from the encoding (as the verifying sink does).
+    /// Guarantees: every span is visited once, in order, with the id and start time prost decodes.
+    #[test]
+    fn span_identity_matches_prost(req in request_strategy()) {
+        let data = scan(Bytes::from(req.encode_to_vec())).unwrap();
+        let mut seen = Vec::new();
+        data.for_each_span(|span| {
+            let (id, start) = span_identity(span);
+            seen.push((id.map(<[u8]>::to_vec).unwrap_or_default(), start.unwrap_or(0)));
+        });
+        let expected: Vec<(Vec<u8>, u64)> =
+            flatten([&req]).into_iter().map(|(_, _, _, _, s)| (s.span_id, s.start_time_unix_nano)).collect();
+        prop_assert_eq!(seen, expected);
+    }
+}
