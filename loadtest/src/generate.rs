@@ -59,6 +59,9 @@ pub struct GenerateArgs {
     /// Request compression: none, gzip or zstd.
     #[arg(long, default_value = "none")]
     pub compression: String,
+    /// Random attribute values (as compressible as real text) instead of one repeated character.
+    #[arg(long)]
+    pub random_values: bool,
     /// First sequence number (span ids are unique across runs that use distinct ranges).
     #[arg(long, default_value_t = 1)]
     pub first_seq: u64,
@@ -88,7 +91,14 @@ impl Template {
     fn new(args: &GenerateArgs) -> anyhow::Result<Self> {
         let n = args.spans_per_request.max(1);
         let resources = args.resources.clamp(1, n);
-        let value = "v".repeat(args.attribute_bytes);
+        let fixed = "v".repeat(args.attribute_bytes);
+        let value = |_: usize| -> String {
+            if args.random_values {
+                (0..args.attribute_bytes).map(|_| fastrand::alphanumeric()).collect()
+            } else {
+                fixed.clone()
+            }
+        };
         // Random markers, found once in the encoding, mark the bytes to patch.
         let markers: Vec<(u64, u64, u64)> =
             (0..n).map(|_| (fastrand::u64(..), fastrand::u64(..), fastrand::u64(..))).collect();
@@ -115,7 +125,7 @@ impl Template {
                         start_time_unix_nano: start,
                         end_time_unix_nano: end,
                         attributes: (0..args.attributes)
-                            .map(|a| kv(format!("loadtest.attr.{a}"), &value))
+                            .map(|a| kv(format!("loadtest.attr.{a}"), &value(a)))
                             .collect(),
                         ..Default::default()
                     }

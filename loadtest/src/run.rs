@@ -72,6 +72,9 @@ pub struct RunArgs {
     /// Bytes per attribute value.
     #[arg(long, default_value_t = 16)]
     pub attribute_bytes: usize,
+    /// Random attribute values instead of one repeated character (realistic compressibility).
+    #[arg(long)]
+    pub random_values: bool,
     /// Requests in flight from the generator.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -301,6 +304,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         sources: args.sources,
         concurrency: args.concurrency,
         compression: "none".into(),
+        random_values: args.random_values,
         first_seq: 1,
     };
     let mut usage = Usage { cpu_start: cpu_seconds(pid)?, ..Usage::default() };
