@@ -20,24 +20,15 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
 
-/// What to send.
+/// The shape of the load, shared by `loadtest generate` and `loadtest run`.
 #[derive(Clone, Debug, clap::Args)]
-pub struct GenerateArgs {
+pub struct LoadShape {
     /// `grpc` or `http`.
     #[arg(long, default_value = "grpc")]
     pub protocol: String,
-    /// Gateway address, `host:port`.
-    #[arg(long, default_value = "127.0.0.1:4317")]
-    pub endpoint: String,
-    /// Target spans per second; 0 sends as fast as possible.
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
     /// How long to send.
     #[arg(long, default_value = "10s")]
     pub duration: humantime::Duration,
-    /// Stop after this many spans (0 = no limit).
-    #[arg(long, default_value_t = 0)]
-    pub total_spans: u64,
     /// Spans per request.
     #[arg(long, default_value_t = 100)]
     pub spans_per_request: usize,
@@ -47,21 +38,38 @@ pub struct GenerateArgs {
     /// Bytes per attribute value.
     #[arg(long, default_value_t = 16)]
     pub attribute_bytes: usize,
-    /// Distinct resources per request.
-    #[arg(long, default_value_t = 1)]
-    pub resources: usize,
+    /// Random attribute values (as compressible as real text) instead of one repeated character.
+    #[arg(long)]
+    pub random_values: bool,
     /// Source addresses 127.0.0.2 .. 127.0.0.(1+N), one per simulated pod.
     #[arg(long, default_value_t = 1)]
     pub sources: usize,
     /// Requests in flight.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+}
+
+/// What to send.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Shape of the load.
+    #[command(flatten)]
+    pub shape: LoadShape,
+    /// Gateway address, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    pub endpoint: String,
+    /// Target spans per second; 0 sends as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Stop after this many spans (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub total_spans: u64,
+    /// Distinct resources per request.
+    #[arg(long, default_value_t = 1)]
+    pub resources: usize,
     /// Request compression: none, gzip or zstd.
     #[arg(long, default_value = "none")]
     pub compression: String,
-    /// Random attribute values (as compressible as real text) instead of one repeated character.
-    #[arg(long)]
-    pub random_values: bool,
     /// First sequence number (span ids are unique across runs that use distinct ranges).
     #[arg(long, default_value_t = 1)]
     pub first_seq: u64,
@@ -89,12 +97,12 @@ struct Counters {
 
 impl Template {
     fn new(args: &GenerateArgs) -> anyhow::Result<Self> {
-        let n = args.spans_per_request.max(1);
+        let n = args.shape.spans_per_request.max(1);
         let resources = args.resources.clamp(1, n);
-        let fixed = "v".repeat(args.attribute_bytes);
+        let fixed = "v".repeat(args.shape.attribute_bytes);
         let value = |_: usize| -> String {
-            if args.random_values {
-                (0..args.attribute_bytes).map(|_| fastrand::alphanumeric()).collect()
+            if args.shape.random_values {
+                (0..args.shape.attribute_bytes).map(|_| fastrand::alphanumeric()).collect()
             } else {
                 fixed.clone()
             }
@@ -124,7 +132,7 @@ impl Template {
                         kind: 2,
                         start_time_unix_nano: start,
                         end_time_unix_nano: end,
-                        attributes: (0..args.attributes)
+                        attributes: (0..args.shape.attributes)
                             .map(|a| kv(format!("loadtest.attr.{a}"), &value(a)))
                             .collect(),
                         ..Default::default()
@@ -175,7 +183,7 @@ impl Template {
 /// Sends load and prints one JSON line with what happened.
 pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
     let template = Arc::new(Template::new(&args)?);
-    let protocol = match args.protocol.as_str() {
+    let protocol = match args.shape.protocol.as_str() {
         "grpc" => Protocol::Grpc,
         "http" => Protocol::Http,
         other => anyhow::bail!("unknown protocol {other}"),
@@ -202,16 +210,16 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
         timeout: Duration::from_secs(30),
         ..ExportSettings::default()
     };
-    let exporters: Vec<Arc<Exporter>> = (0..args.sources.max(1))
+    let exporters: Vec<Arc<Exporter>> = (0..args.shape.sources.max(1))
         .map(|i| {
             let source =
-                (args.sources > 1).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)));
+                (args.shape.sources > 1).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 250) as u8)));
             Exporter::with_source(&output, settings, source).map(Arc::new)
         })
         .collect::<Result<_, _>>()?;
 
     let per_request = template.span_ids.len() as u64;
-    let duration: Duration = args.duration.into();
+    let duration: Duration = args.shape.duration.into();
     let started = Instant::now();
     let deadline = started + duration;
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(per_request as f64 / args.rate as f64));
@@ -219,7 +227,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
     let counters = Arc::new(Counters::default());
     let max_requests = if args.total_spans > 0 { args.total_spans.div_ceil(per_request) } else { u64::MAX };
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency.max(1) {
+    for _ in 0..args.shape.concurrency.max(1) {
         let (template, next_request, counters, exporters) =
             (Arc::clone(&template), Arc::clone(&next_request), Arc::clone(&counters), exporters.clone());
         let first_seq = args.first_seq;

@@ -16,7 +16,7 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::generate::{self, GenerateArgs};
+use crate::generate::{self, GenerateArgs, LoadShape};
 use crate::sink::{self, SinkArgs, SinkHandle};
 
 /// Which forwarder to measure.
@@ -60,30 +60,9 @@ pub struct RunArgs {
     /// Offered load in spans/s; 0 sends as fast as possible.
     #[arg(long, default_value_t = 100_000)]
     pub rate: u64,
-    /// How long to send.
-    #[arg(long, default_value = "10s")]
-    pub duration: humantime::Duration,
-    /// Spans per request.
-    #[arg(long, default_value_t = 100)]
-    pub spans_per_request: usize,
-    /// Attributes per span.
-    #[arg(long, default_value_t = 10)]
-    pub attributes: usize,
-    /// Bytes per attribute value.
-    #[arg(long, default_value_t = 16)]
-    pub attribute_bytes: usize,
-    /// Random attribute values instead of one repeated character (realistic compressibility).
-    #[arg(long)]
-    pub random_values: bool,
-    /// Requests in flight from the generator.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Generator protocol: grpc or http.
-    #[arg(long, default_value = "grpc")]
-    pub protocol: String,
-    /// Source addresses 127.0.0.x used by the generator.
-    #[arg(long, default_value_t = 1)]
-    pub sources: usize,
+    /// Shape of the generated load.
+    #[command(flatten)]
+    pub shape: LoadShape,
     /// The gateway binary; defaults to `otlp-gateway` next to this binary.
     #[arg(long)]
     pub gateway_bin: Option<PathBuf>,
@@ -237,7 +216,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             let mut enrichment: Vec<String> = Vec::new();
             if args.scenario == Scenario::Pods10k {
                 let pods = dir.join("pods.yaml");
-                std::fs::write(&pods, pods_yaml(POD_INDEX_SIZE, args.sources.max(1)))?;
+                std::fs::write(&pods, pods_yaml(POD_INDEX_SIZE, args.shape.sources.max(1)))?;
                 enrichment = vec![
                     "--pods".into(),
                     pods.display().to_string(),
@@ -286,25 +265,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         }
     };
     let pid = child.id().context("forwarder exited at once")?;
-    let target = if args.protocol == "http" { http } else { grpc };
+    let target = if args.shape.protocol == "http" { http } else { grpc };
     wait_for_port(target, Duration::from_secs(20)).await?;
     // Let the forwarder finish starting (config load, connection set-up) before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let generate_args = GenerateArgs {
-        protocol: args.protocol.clone(),
+        shape: args.shape.clone(),
         endpoint: target.to_string(),
         rate: args.rate,
-        duration: args.duration,
         total_spans: 0,
-        spans_per_request: args.spans_per_request,
-        attributes: args.attributes,
-        attribute_bytes: args.attribute_bytes,
         resources: 1,
-        sources: args.sources,
-        concurrency: args.concurrency,
         compression: "none".into(),
-        random_values: args.random_values,
         first_seq: 1,
     };
     let mut usage = Usage { cpu_start: cpu_seconds(pid)?, ..Usage::default() };
