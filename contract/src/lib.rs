@@ -8,17 +8,26 @@
 pub mod load;
 pub mod pipeline;
 pub mod resolve;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod snapshot;
 pub mod stream;
+pub mod tls;
 
-pub use resolve::{PipelineError, PipelineStatus, Reason, Resolution, SecretStore, resolve};
-pub use snapshot::{Compression, OtlpOutputConfig, PipelineConfig, Protocol, Sensitive, Snapshot, TlsConfig};
+pub use resolve::{
+    DEFAULT_MAX_PIPELINES, Generated, PipelineError, PipelineStatus, Reason, Resolution, ResolveOptions,
+    SecretStore, resolve,
+};
+pub use snapshot::{
+    Compression, EnrichmentSettings, OtlpOutputConfig, PipelineConfig, PodLabelRule, Protocol, Sensitive,
+    ServiceMode, Snapshot, TlsConfig,
+};
 
 /// Loads a path and resolves it in one step, folding schema breakage into per-pipeline statuses.
-pub fn resolve_path(path: &std::path::Path, version: u64) -> Result<Resolution, load::LoadError> {
+pub fn resolve_path(path: &std::path::Path, options: ResolveOptions) -> Result<Resolution, load::LoadError> {
     let objects = load::load_path(path)?;
     let secrets = SecretStore::new(&objects.secrets);
-    let mut resolution = resolve(&objects.pipelines, &secrets, version);
+    let mut resolution = resolve(&objects.pipelines, &secrets, options);
     for broken in objects.broken_pipelines {
         let field =
             if broken.field.is_empty() || broken.field == "." { "(root)".to_string() } else { broken.field };

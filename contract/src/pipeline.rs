@@ -1,6 +1,12 @@
 //! Kyma's `TracePipeline` (`telemetry.kyma-project.io`, v1beta1 and v1alpha1) and the core `v1` `Secret`,
 //! as plain serde types. Field names follow the Kubernetes JSON exactly, so Kyma's manifests parse
 //! unchanged; unknown fields inside `spec` are rejected so that a typo is reported instead of ignored.
+//!
+//! With the `schema` feature the spec types also derive their OpenAPI schema (schemars), carrying
+//! Kyma's v1beta1 CEL rules (`x-kubernetes-validations`), enums, required fields and the `protocol`
+//! default that Kyma's defaulting webhook applies. The control plane builds the CRD from it. Optional
+//! fields are given their inner type's schema (`with = ...`) so the CRD stays free of `nullable`, as
+//! Kyma's is.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +54,8 @@ pub struct TracePipeline {
 
 /// `spec` of a TracePipeline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["output"], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracePipelineSpec {
     /// Where the spans go. Required.
@@ -60,167 +68,249 @@ pub struct TracePipelineSpec {
     pub filter: Vec<FilterSpec>,
 }
 
-/// `spec.output`.
+/// The backend the pipeline sends spans to; exactly one output per pipeline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["otlp"], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TracePipelineOutput {
-    /// The OTLP backend. Required by the schema.
+    /// An OTLP backend, reached over gRPC or HTTP.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "OtlpOutput"))]
     pub otlp: Option<OtlpOutput>,
 }
 
-/// `spec.output.otlp`.
+/// An OTLP backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["endpoint"], defaults: &[("protocol", "grpc")] }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "Path is only available with HTTP protocol",
+     "rule": "(has(self.path) && size(self.path) > 0) ? self.protocol == 'http' : true"},
+    {"message": "OAuth2 authentication requires TLS when using gRPC protocol",
+     "rule": "(has(self.authentication) && has(self.authentication.oauth2) && self.protocol == 'grpc' && has(self.tls)) ? !(has(self.tls.insecure) && self.tls.insecure == true) : true"},
+    {"message": "'endpoint' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.endpoint.value) || has(self.endpoint.valueFrom)"},
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OtlpOutput {
-    /// `grpc` (the default) or `http`.
+    /// The OTLP transport: `grpc` (the default) or `http`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("enum" = ["grpc", "http"])))]
     pub protocol: Option<String>,
-    /// `host:port` or a URL.
+    /// The backend: `host:port` for gRPC, a URL for HTTP (`https://` unless `http://` is written).
     #[serde(default)]
     pub endpoint: ValueType,
-    /// HTTP only: replaces the `/v1/traces` that is otherwise appended to the endpoint.
+    /// HTTP only: the request path, used instead of the `/v1/traces` otherwise appended to the
+    /// endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub path: Option<String>,
-    /// Basic or OAuth2 authentication.
+    /// How the gateway authenticates to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "AuthenticationOptions"))]
     pub authentication: Option<AuthenticationOptions>,
-    /// Extra request headers.
+    /// Extra headers sent with every export request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Header>,
-    /// TLS settings towards the backend.
+    /// TLS towards the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "OutputTls"))]
     pub tls: Option<OutputTls>,
-    /// `none`, `gzip` (the default when empty), `snappy` or `zstd`. v1beta1 only.
+    /// Payload compression: `gzip` (the default when unset), `zstd`, `snappy` or `none`. v1beta1 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", extend("enum" = ["none", "gzip", "snappy", "zstd"])))]
     pub compression: Option<String>,
 }
 
-/// A value given inline or taken from a Secret key; Kyma's `ValueType`.
+/// A value written inline or read from a key of a Secret; Kyma's `ValueType`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &[], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [ONLY_ONE_VALUE_RULE])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValueType {
-    /// Inline value.
+    /// The value itself, in plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub value: Option<String>,
-    /// Reference to a Secret key.
+    /// Where to read the value from instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ValueFromSource"))]
     pub value_from: Option<ValueFromSource>,
 }
 
-/// `valueFrom`.
+/// The source of a value.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["secretKeyRef"], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValueFromSource {
-    /// Required by the schema.
+    /// A key of a Secret, named with its namespace (TracePipelines are cluster-scoped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "SecretKeyRef"))]
     pub secret_key_ref: Option<SecretKeyRef>,
 }
 
-/// `valueFrom.secretKeyRef`: the Secret is named with its namespace, since pipelines are cluster-scoped.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// One key of one Secret: the Secret is named with its namespace, since pipelines are cluster-scoped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["key", "name", "namespace"], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
-    /// Secret name.
+    /// Name of the Secret.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
-    /// Secret namespace.
+    /// Namespace of the Secret.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub namespace: String,
-    /// Key inside the Secret's data.
+    /// The key in the Secret's data that holds the value.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub key: String,
 }
 
-/// `authentication`.
+/// Credentials for the backend: basic or OAuth2, not both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &[], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "Only one authentication method can be specified",
+     "rule": "!(has(self.basic) && has(self.oauth2))"},
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthenticationOptions {
     /// HTTP basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "BasicAuthOptions"))]
     pub basic: Option<BasicAuthOptions>,
     /// OAuth2 client credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "OAuth2Options"))]
     pub oauth2: Option<OAuth2Options>,
 }
 
-/// `authentication.basic`.
+/// HTTP basic authentication.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["password", "user"], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "'user' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.user.value) || has(self.user.valueFrom)"},
+    {"message": "'password' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.password.value) || has(self.password.valueFrom)"},
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BasicAuthOptions {
-    /// User name.
+    /// The user name.
     #[serde(default)]
     pub user: ValueType,
-    /// Password.
+    /// The password.
     #[serde(default)]
     pub password: ValueType,
 }
 
-/// `authentication.oauth2`.
+/// OAuth2 client-credentials authentication.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["clientID", "clientSecret", "tokenURL"], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "'tokenURL' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.tokenURL.value) || has(self.tokenURL.valueFrom)"},
+    {"message": "'clientID' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.clientID.value) || has(self.clientID.valueFrom)"},
+    {"message": "'clientSecret' must have 'value' or 'valueFrom' set",
+     "rule": "has(self.clientSecret.value) || has(self.clientSecret.valueFrom)"},
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OAuth2Options {
-    /// Token endpoint URL.
+    /// The token endpoint.
     #[serde(default, rename = "tokenURL")]
+    #[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+        {"message": "'tokenURL' must be a valid URL", "rule": "has(self.value) ? isURL(self.value) : true"},
+        ONLY_ONE_VALUE_RULE,
+    ])))]
     pub token_url: ValueType,
-    /// Client id.
+    /// The client id.
     #[serde(default, rename = "clientID")]
     pub client_id: ValueType,
-    /// Client secret.
+    /// The client secret.
     #[serde(default)]
     pub client_secret: ValueType,
-    /// Requested scopes.
+    /// Scopes to request.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    /// Extra token request parameters.
+    /// Extra parameters for the token request.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
 }
 
-/// One entry of `headers`.
+/// A header sent with every export request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &["name"], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "Header must have 'value' or 'valueFrom' set", "rule": "has(self.value) || has(self.valueFrom)"},
+    ONLY_ONE_VALUE_RULE,
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Header {
-    /// Header name.
+    /// The header name.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
-    /// Joined to the value with one space, e.g. `Bearer`.
+    /// Written before the value, separated by one space (e.g. `Bearer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub prefix: Option<String>,
-    /// Inline value.
+    /// The value in plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub value: Option<String>,
-    /// Value from a Secret.
+    /// Where to read the value from instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ValueFromSource"))]
     pub value_from: Option<ValueFromSource>,
 }
 
-/// `tls`.
+/// TLS towards the backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &[], ..Default::default() }))]
+#[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
+    {"message": "Can define either both 'cert' and 'key', or neither", "rule": "has(self.cert) == has(self.key)"},
+])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutputTls {
-    /// Plain-text connection.
+    /// Send in plain text, without TLS.
     #[serde(default)]
     pub insecure: bool,
-    /// TLS without verifying the server certificate.
+    /// Use TLS but do not verify the backend's certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
-    /// CA bundle (PEM).
+    /// The CA bundle (PEM) that verifies the backend's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ValueType"))]
     pub ca: Option<ValueType>,
-    /// Client certificate (PEM).
+    /// The client certificate (PEM) for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ValueType"))]
     pub cert: Option<ValueType>,
-    /// Client key (PEM).
+    /// The client key (PEM) for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ValueType"))]
     pub key: Option<ValueType>,
 }
 
-/// One entry of `transform`.
+/// OTTL statements that change spans, run before `filter`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &[], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransformSpec {
-    /// OTTL conditions, ORed.
+    /// OTTL conditions, any of which selects the spans the statements apply to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<String>,
     /// OTTL statements.
@@ -228,14 +318,31 @@ pub struct TransformSpec {
     pub statements: Vec<String>,
 }
 
-/// One entry of `filter`.
+/// OTTL conditions that drop spans.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::Object { required: &[], ..Default::default() }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FilterSpec {
-    /// OTTL conditions, ORed; a match drops the span.
+    /// OTTL conditions; a span matching any of them is dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<String>,
 }
+
+/// One `x-kubernetes-validations` entry.
+#[cfg(feature = "schema")]
+#[derive(Serialize)]
+struct CelRule {
+    message: &'static str,
+    rule: &'static str,
+}
+
+/// The CEL rule every `ValueType` carries in v1beta1.
+#[cfg(feature = "schema")]
+const ONLY_ONE_VALUE_RULE: CelRule = CelRule {
+    message: "Only one of 'value' or 'valueFrom' can be set",
+    rule: "!(has(self.value) && has(self.valueFrom))",
+};
 
 /// A core `v1` `Secret`: `data` is base64, `stringData` is plain and wins on conflicts, as in Kubernetes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

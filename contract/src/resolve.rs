@@ -1,7 +1,12 @@
 //! Turns TracePipelines plus the Secrets they reference into a [`Snapshot`], checking Kyma's rules in
 //! Kyma's order: the schema and its CEL rules (which Kyma enforces at admission), referenced Secrets and
-//! keys, then the endpoint. Every rejected pipeline gets a [`PipelineError`] naming the field at fault;
-//! the valid pipelines still make it into the snapshot.
+//! keys, the endpoint, the TLS material, features this gateway does not run, and last the pipeline
+//! limit, so that only pipelines that could run take one of the slots. Every rejected pipeline gets a
+//! [`PipelineError`] naming the field at fault; the valid pipelines still make it into the snapshot.
+//!
+//! The outcome depends on the clock only through certificate expiry, so `now` is an input and the
+//! whole function is pure: the control plane and the data plane reach the same verdict on the same
+//! objects.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -15,6 +20,13 @@ use crate::pipeline::{
 use crate::snapshot::{
     Compression, OtlpOutputConfig, PipelineConfig, Protocol, Sensitive, Snapshot, TlsConfig,
 };
+use crate::tls::{self, ABOUT_TO_EXPIRE_WINDOW, CertExpiry, TlsMaterial, TlsProblem};
+
+/// One pipeline's configuration and what it tells about its certificates, or why it cannot run.
+type Resolved = Result<(PipelineConfig, Generated), PipelineError>;
+
+/// Kyma's limit on TracePipelines per cluster.
+pub const DEFAULT_MAX_PIPELINES: usize = 5;
 
 /// Why a pipeline is not part of the snapshot. The names are the condition reasons Kyma reports in
 /// `ConfigurationGenerated`, plus two for what Kyma's API server would refuse and what we do not run.
@@ -28,8 +40,30 @@ pub enum Reason {
     EndpointInvalid,
     /// TLS material does not parse or does not match.
     TlsConfigurationInvalid,
+    /// A certificate has expired.
+    TlsCertificateExpired,
     /// A feature of the schema this gateway does not implement yet.
     Unsupported,
+    /// More pipelines than allowed; the oldest win.
+    MaxPipelinesExceeded,
+}
+
+/// What to resolve against besides the objects themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolveOptions {
+    /// Stamped on the snapshot.
+    pub version: u64,
+    /// The current time in Unix seconds, for certificate expiry.
+    pub now: i64,
+    /// At most this many pipelines run, the oldest first; `None` is unlimited.
+    pub max_pipelines: Option<usize>,
+}
+
+/// A pipeline that made it into the snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generated {
+    /// Its certificate that expires first, if it has any.
+    pub cert_expiry: Option<CertExpiry>,
 }
 
 /// A pipeline that cannot run, with the field at fault.
@@ -50,7 +84,7 @@ pub struct PipelineStatus {
     /// Pipeline name.
     pub name: String,
     /// `Ok` when the pipeline is in the snapshot.
-    pub result: Result<(), PipelineError>,
+    pub result: Result<Generated, PipelineError>,
 }
 
 /// A snapshot and the verdict on every pipeline that was considered.
@@ -60,6 +94,9 @@ pub struct Resolution {
     pub snapshot: Snapshot,
     /// One entry per pipeline, sorted by name.
     pub statuses: Vec<PipelineStatus>,
+    /// The earliest time (Unix seconds) at which a certificate starts to be about to expire, or
+    /// expires: resolve again then, even if nothing else changed.
+    pub next_check: Option<i64>,
 }
 
 /// Secrets indexed by namespace and name, values decoded.
@@ -91,8 +128,31 @@ impl Reason {
             Self::ReferencedSecretMissing => "ReferencedSecretMissing",
             Self::EndpointInvalid => "EndpointInvalid",
             Self::TlsConfigurationInvalid => "TLSConfigurationInvalid",
+            Self::TlsCertificateExpired => "TLSCertificateExpired",
             Self::Unsupported => "UnsupportedFeature",
+            Self::MaxPipelinesExceeded => "MaxPipelinesExceeded",
         }
+    }
+}
+
+// === impl ResolveOptions ===
+
+impl ResolveOptions {
+    /// Version `version`, the system clock, and Kyma's limit.
+    pub fn at_version(version: u64) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self { version, now, max_pipelines: Some(DEFAULT_MAX_PIPELINES) }
+    }
+}
+
+// === impl Generated ===
+
+impl Generated {
+    /// The expiry to warn about at `now`, if a certificate is about to expire.
+    pub fn expiry_warning(&self, now: i64) -> Option<CertExpiry> {
+        self.cert_expiry.filter(|e| e.about_to_expire(now))
     }
 }
 
@@ -108,6 +168,15 @@ impl PipelineError {
     /// A new error.
     pub fn new(reason: Reason, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { reason, field: field.into(), message: message.into() }
+    }
+
+    /// The text for a status condition: the field is named where the user must find it (schema
+    /// problems, unsupported features); Kyma's reasons carry self-explanatory messages.
+    pub fn condition_message(&self) -> String {
+        match self.reason {
+            Reason::SpecInvalid | Reason::Unsupported => self.to_string(),
+            _ => self.message.clone(),
+        }
     }
 }
 
@@ -248,43 +317,77 @@ impl<'a> Checker<'a> {
 
 // === free functions ===
 
-/// Resolves every pipeline against the Secrets. `version` is stamped on the snapshot. Pipelines are
-/// processed in name order; a second pipeline with a name already seen is rejected.
-pub fn resolve(pipelines: &[TracePipeline], secrets: &SecretStore, version: u64) -> Resolution {
+/// Resolves every pipeline against the Secrets. A second pipeline with a name already seen is
+/// rejected. When more pipelines could run than `options.max_pipelines` allows, the oldest win
+/// (creation time, then name), so the outcome does not depend on the order of events.
+pub fn resolve(pipelines: &[TracePipeline], secrets: &SecretStore, options: ResolveOptions) -> Resolution {
     let mut sorted: Vec<&TracePipeline> = pipelines.iter().collect();
     sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let mut resolution =
-        Resolution { snapshot: Snapshot { version, pipelines: Vec::new() }, statuses: Vec::new() };
+    let mut results: Vec<(&TracePipeline, Resolved)> = Vec::new();
     let mut previous: Option<&str> = None;
     for pipeline in sorted {
-        let name = pipeline.metadata.name.clone();
-        let result = if previous == Some(name.as_str()) {
+        let result = if previous == Some(pipeline.metadata.name.as_str()) {
             Err(PipelineError::new(
                 Reason::SpecInvalid,
                 "metadata.name",
                 "a TracePipeline with this name already exists",
             ))
         } else {
-            resolve_pipeline(pipeline, secrets)
+            resolve_pipeline(pipeline, secrets, options.now)
         };
         previous = Some(pipeline.metadata.name.as_str());
-        let status = match result {
-            Ok(config) => {
-                resolution.snapshot.pipelines.push(config);
-                Ok(())
+        results.push((pipeline, result));
+    }
+    if let Some(max) = options.max_pipelines {
+        let mut runnable: Vec<usize> = (0..results.len()).filter(|i| results[*i].1.is_ok()).collect();
+        runnable.sort_by(|a, b| {
+            let (pa, pb) = (results[*a].0, results[*b].0);
+            let created = |p: &TracePipeline| p.metadata.creation_timestamp.clone().unwrap_or_default();
+            created(pa).cmp(&created(pb)).then_with(|| pa.metadata.name.cmp(&pb.metadata.name))
+        });
+        for i in runnable.into_iter().skip(max) {
+            results[i].1 = Err(PipelineError::new(
+                Reason::MaxPipelinesExceeded,
+                "metadata.creationTimestamp",
+                format!("Maximum pipeline count limit exceeded: only the {max} oldest TracePipelines run"),
+            ));
+        }
+    }
+    let mut resolution = Resolution {
+        snapshot: Snapshot { version: options.version, ..Snapshot::default() },
+        ..Resolution::default()
+    };
+    for (pipeline, result) in results {
+        let result = result.map(|(config, generated)| {
+            resolution.snapshot.pipelines.push(config);
+            if let Some(at) = generated.cert_expiry.and_then(|e| next_threshold(e, options.now)) {
+                resolution.next_check = Some(resolution.next_check.map_or(at, |n| n.min(at)));
             }
-            Err(e) => Err(e),
-        };
-        resolution.statuses.push(PipelineStatus { name, result: status });
+            generated
+        });
+        resolution.statuses.push(PipelineStatus { name: pipeline.metadata.name.clone(), result });
     }
     resolution
 }
 
-/// Resolves one pipeline, or explains why it cannot run.
+/// When the status of a pipeline with this certificate changes next because time passes.
+fn next_threshold(expiry: CertExpiry, now: i64) -> Option<i64> {
+    let warn_from = expiry.not_after - ABOUT_TO_EXPIRE_WINDOW.as_secs() as i64;
+    if now < warn_from {
+        Some(warn_from)
+    } else if now <= expiry.not_after {
+        Some(expiry.not_after + 1)
+    } else {
+        None
+    }
+}
+
+/// Resolves one pipeline at `now` (Unix seconds), or explains why it cannot run.
 pub fn resolve_pipeline(
     pipeline: &TracePipeline,
     secrets: &SecretStore,
-) -> Result<PipelineConfig, PipelineError> {
+    now: i64,
+) -> Result<(PipelineConfig, Generated), PipelineError> {
     let name = &pipeline.metadata.name;
     if name.is_empty() {
         return Err(PipelineError::new(Reason::SpecInvalid, "metadata.name", "name must not be empty"));
@@ -311,6 +414,7 @@ pub fn resolve_pipeline(
         return Err(e);
     }
     let output = resolved?;
+    let cert_expiry = check_tls(&output.tls, now)?;
     if !pipeline.spec.transform.is_empty() || !pipeline.spec.filter.is_empty() {
         let field = if pipeline.spec.transform.is_empty() { "spec.filter" } else { "spec.transform" };
         return Err(PipelineError::new(
@@ -319,7 +423,25 @@ pub fn resolve_pipeline(
             "OTTL transform and filter are not supported by this gateway yet; the pipeline is not run rather than run without them",
         ));
     }
-    Ok(PipelineConfig { name: name.clone(), output })
+    Ok((PipelineConfig { name: name.clone(), output }, Generated { cert_expiry }))
+}
+
+fn check_tls(t: &TlsConfig, now: i64) -> Result<Option<CertExpiry>, PipelineError> {
+    let material = TlsMaterial {
+        ca: t.ca_pem.as_deref(),
+        cert: t.cert_pem.as_deref(),
+        key: t.key_pem.as_ref().map(Sensitive::expose),
+    };
+    if material.ca.is_none() && material.cert.is_none() && material.key.is_none() {
+        return Ok(None);
+    }
+    tls::check(material, now).map_err(|problem| {
+        let reason = match problem {
+            TlsProblem::Invalid(_) => Reason::TlsConfigurationInvalid,
+            TlsProblem::Expired(_) => Reason::TlsCertificateExpired,
+        };
+        PipelineError::new(reason, "spec.output.otlp.tls", problem.to_string())
+    })
 }
 
 fn resolve_output(

@@ -12,6 +12,55 @@ pub struct Snapshot {
     pub version: u64,
     /// Valid pipelines, sorted by name.
     pub pipelines: Vec<PipelineConfig>,
+    /// How resources are enriched, when the control plane decides it; `None` leaves the gateway's
+    /// own flags in force (local files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<EnrichmentSettings>,
+}
+
+/// Cluster-wide enrichment settings: Kyma takes them from its Telemetry resource and the cluster
+/// itself. The control plane reads those once for all gateways, so a gateway needs no access beyond
+/// its own node's pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrichmentSettings {
+    /// Rules for `service.*`.
+    #[serde(default)]
+    pub service_mode: ServiceMode,
+    /// Pod labels copied as `k8s.pod.label.<key>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_labels: Vec<PodLabelRule>,
+    /// `k8s.cluster.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// `k8s.cluster.uid`: the UID of namespace `kube-system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_uid: Option<String>,
+    /// `cloud.provider`, from Gardener's `kube-system/shoot-info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+}
+
+/// Kyma's two ways of resolving `service.*` (annotation `telemetry.kyma-project.io/service-enrichment`
+/// on the Telemetry resource).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    /// Kyma's default in code.
+    #[default]
+    KymaLegacy,
+    /// The OpenTelemetry conventions.
+    Otel,
+}
+
+/// Which pod labels are copied: Kyma's `extractPodLabels` entry, `key` or `keyPrefix`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodLabelRule {
+    /// Exactly this key.
+    Key(String),
+    /// Every key starting with this prefix.
+    KeyPrefix(String),
 }
 
 /// One valid TracePipeline.
@@ -107,6 +156,28 @@ impl fmt::Debug for Sensitive {
 impl fmt::Display for Sensitive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+// === impl ServiceMode ===
+
+impl ServiceMode {
+    /// Kyma's annotation value; anything else means `kyma-legacy`, as in Kyma.
+    pub fn from_annotation(value: Option<&str>) -> Self {
+        match value {
+            Some("otel") => Self::Otel,
+            _ => Self::KymaLegacy,
+        }
+    }
+}
+
+/// `cloud.provider` from the `provider` key of Gardener's `shoot-info` ConfigMap; Kyma reports
+/// OpenStack clusters as `sap`.
+pub fn cloud_provider_from_shoot_info(provider: &str) -> Option<String> {
+    match provider.trim() {
+        "" => None,
+        "openstack" => Some("sap".to_string()),
+        other => Some(other.to_string()),
     }
 }
 

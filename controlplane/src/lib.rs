@@ -5,6 +5,7 @@
 //! [`local`] runs that push path from YAML files, without a cluster; the in-cluster reconciler is
 //! still to come.
 
+pub mod crd;
 pub mod local;
 pub mod snapshots;
 
@@ -15,7 +16,7 @@ pub const CONFIGURED_MESSAGE: &str =
 /// The `ConfigurationGenerated` condition of one pipeline as one printable line.
 pub fn condition_line(status: &tracegw_contract::PipelineStatus) -> String {
     match &status.result {
-        Ok(()) => {
+        Ok(_) => {
             format!("{}\tConfigurationGenerated=True\tGatewayConfigured\t{CONFIGURED_MESSAGE}", status.name)
         }
         Err(e) => format!("{}\tConfigurationGenerated=False\t{}\t{e}", status.name, e.reason.as_str()),

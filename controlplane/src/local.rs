@@ -114,7 +114,10 @@ impl<R: Fn(String)> Renderer<R> {
         // asks for "after N" is never stuck behind a restarted manager.
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let version = now_ms.max(self.tx.borrow().version + 1);
-        let resolution = match tracegw_contract::resolve_path(&self.path, version) {
+        let resolution = match tracegw_contract::resolve_path(
+            &self.path,
+            tracegw_contract::ResolveOptions::at_version(version),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 (self.report)(format!("error: {e}; keeping the last snapshot"));

@@ -83,13 +83,14 @@ fn serve(config: LocalConfig) -> ExitCode {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    let resolution = match tracegw_contract::resolve_path(path, 1) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let resolution =
+        match tracegw_contract::resolve_path(path, tracegw_contract::ResolveOptions::at_version(1)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     for status in &resolution.statuses {
         println!("{}", telemetry_manager::condition_line(status));
     }

@@ -46,7 +46,10 @@ impl FileSource {
             }
             Change::Settled => {}
         }
-        let resolution = match tracegw_contract::resolve_path(&self.path, self.version + 1) {
+        let resolution = match tracegw_contract::resolve_path(
+            &self.path,
+            tracegw_contract::ResolveOptions::at_version(self.version + 1),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid pipelines file; keeping the configuration in force");
@@ -79,7 +82,7 @@ pub fn apply(router: &Router, health: &Health, metrics: &Metrics, resolution: Re
     let mut states = Vec::new();
     for status in &resolution.statuses {
         match &status.result {
-            Ok(()) => {
+            Ok(_) => {
                 let failed = report.failed.iter().find(|(n, _)| *n == status.name);
                 match failed {
                     Some((_, e)) => {

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::stream::{AFTER_PARAM, SNAPSHOTS_PATH, decode_line};
-use tracegw_contract::{PipelineStatus, Resolution};
+use tracegw_contract::{Generated, PipelineStatus, Resolution};
 
 use crate::admin::Health;
 use crate::metrics::Metrics;
@@ -114,13 +114,13 @@ impl Subscriber {
                 let statuses = snapshot
                     .pipelines
                     .iter()
-                    .map(|p| PipelineStatus { name: p.name.clone(), result: Ok(()) })
+                    .map(|p| PipelineStatus { name: p.name.clone(), result: Ok(Generated::default()) })
                     .collect();
                 crate::reload::apply(
                     &self.router,
                     &self.health,
                     &self.metrics,
-                    Resolution { snapshot, statuses },
+                    Resolution { snapshot, statuses, next_check: None },
                 );
                 self.metrics.reloaded(true);
             }

@@ -3,11 +3,18 @@ use std::path::Path;
 use super::*;
 use crate::load::Objects;
 
+const NOW: i64 = 1_800_000_000;
+
 fn resolve_yaml(yaml: &str) -> Resolution {
     let mut objects = Objects::default();
     objects.add_text(Path::new("test.yaml"), yaml).unwrap();
     assert!(objects.broken_pipelines.is_empty(), "{:?}", objects.broken_pipelines);
-    resolve(&objects.pipelines, &SecretStore::new(&objects.secrets), 7)
+    resolve(&objects.pipelines, &SecretStore::new(&objects.secrets), options(7))
+}
+
+/// Version `version` at a fixed time (2027-01-15), with Kyma's limit.
+fn options(version: u64) -> ResolveOptions {
+    ResolveOptions { version, now: NOW, max_pipelines: Some(DEFAULT_MAX_PIPELINES) }
 }
 
 fn only_error(yaml: &str) -> PipelineError {
@@ -58,7 +65,7 @@ stringData:
   token: abc
 "#;
     let r = resolve_yaml(yaml);
-    assert_eq!(r.statuses, vec![PipelineStatus { name: "backend".into(), result: Ok(()) }]);
+    assert_eq!(r.statuses, vec![PipelineStatus { name: "backend".into(), result: Ok(Generated::default()) }]);
     let p = &r.snapshot.pipelines[0];
     assert_eq!(r.snapshot.version, 7);
     assert_eq!(p.output.protocol, Protocol::Grpc);
@@ -213,16 +220,114 @@ fn unknown_fields_are_reported_with_their_path() {
     assert!(broken.message.contains("protocoll"), "{}", broken.message);
 }
 
+fn self_signed(ca: bool, not_after: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["backend.example".into()]).unwrap();
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(not_after - 400 * DAY_SECONDS).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+const DAY_SECONDS: i64 = 24 * 3600;
+
+/// A PEM as users paste it into a YAML value: one line with literal `\n`.
+fn one_line(pem: &str) -> String {
+    pem.trim_end().replace('\n', "\\n")
+}
+
+fn mtls_pipeline(cert: &str, key: &str) -> String {
+    pipeline(&format!(
+        "endpoint: {{value: 'a:4317'}}\ntls:\n  cert: {{value: \"{}\"}}\n  key: {{value: \"{}\"}}",
+        one_line(cert),
+        one_line(key)
+    ))
+}
+
 /// Scenario: TLS material given inline with literal `\n`, as users paste it.
-/// Guarantees: newlines are restored; the key is redacted in Debug output.
+/// Guarantees: newlines are restored, the pair is accepted, and the key is redacted in Debug output.
 #[test]
 fn tls_pem_newlines() {
-    let r = resolve_yaml(&pipeline(
-        "endpoint: {value: 'a:4317'}\ntls:\n  cert: {value: '-----BEGIN CERTIFICATE-----\\nAAA'}\n  key: {value: 'KEYDATA'}",
-    ));
+    let (cert, key) = self_signed(false, NOW + 100 * DAY_SECONDS);
+    let r = resolve_yaml(&mtls_pipeline(&cert, &key));
+    assert!(r.statuses[0].result.is_ok(), "{:?}", r.statuses);
     let tls = &r.snapshot.pipelines[0].output.tls;
-    assert_eq!(tls.cert_pem.as_deref(), Some("-----BEGIN CERTIFICATE-----\nAAA"));
-    assert!(!format!("{tls:?}").contains("KEYDATA"));
+    assert_eq!(tls.cert_pem.as_deref().map(str::trim_end), Some(cert.trim_end()));
+    assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
+}
+
+/// Scenario: garbage instead of a certificate, an expired certificate, one expiring in three days,
+/// and a CA bundle holding a leaf certificate.
+/// Guarantees: Kyma's reasons (TLSConfigurationInvalid, TLSCertificateExpired), the about-to-expire
+/// pipeline still runs with a warning, and the next check is scheduled at its expiry.
+#[test]
+fn tls_reasons_and_expiry() {
+    let (cert, key) = self_signed(false, NOW + 100 * DAY_SECONDS);
+    let garbage =
+        only_error(&mtls_pipeline("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----", &key));
+    assert_eq!(garbage.reason, Reason::TlsConfigurationInvalid, "{garbage}");
+    assert!(garbage.message.starts_with("TLS configuration invalid: "), "{garbage}");
+
+    let (old, old_key) = self_signed(false, NOW - 2 * DAY_SECONDS);
+    let expired = only_error(&mtls_pipeline(&old, &old_key));
+    assert_eq!(expired.reason, Reason::TlsCertificateExpired);
+    assert_eq!(expired.condition_message(), "TLS certificate expired on 2027-01-13");
+
+    let (soon, soon_key) = self_signed(false, NOW + 3 * DAY_SECONDS);
+    let r = resolve_yaml(&mtls_pipeline(&soon, &soon_key));
+    let generated = r.statuses[0].result.clone().unwrap();
+    let warning = generated.expiry_warning(NOW).expect("about to expire");
+    assert_eq!(
+        warning.warning(),
+        "TLS certificate is about to expire, configured certificate is valid until 2027-01-18"
+    );
+    assert_eq!(r.snapshot.pipelines.len(), 1);
+    assert_eq!(r.next_check, Some(NOW + 3 * DAY_SECONDS + 1));
+
+    let far = resolve_yaml(&mtls_pipeline(&cert, &key));
+    assert_eq!(far.next_check, Some(NOW + 100 * DAY_SECONDS - 14 * DAY_SECONDS), "warn two weeks ahead");
+
+    let leaf_as_ca = only_error(&pipeline(&format!(
+        "endpoint: {{value: 'a:4317'}}\ntls:\n  ca: {{value: \"{}\"}}",
+        one_line(&cert)
+    )));
+    assert_eq!(leaf_as_ca.reason, Reason::TlsConfigurationInvalid);
+    assert_eq!(leaf_as_ca.message, "TLS configuration invalid: not a CA certificate");
+}
+
+/// Scenario: seven valid pipelines created at different times, one broken, with Kyma's limit of five.
+/// Guarantees: the five oldest run whatever their names; the others get MaxPipelinesExceeded; the
+/// broken one takes no slot; without a limit all seven run.
+#[test]
+fn the_oldest_pipelines_win() {
+    let mut yaml = String::new();
+    // Names sort opposite to age, so name order alone would pick the wrong five.
+    for (i, name) in ["g", "f", "e", "d", "c", "b", "a"].iter().enumerate() {
+        yaml.push_str(&format!(
+            "---\napiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {{name: {name}, creationTimestamp: '2026-11-0{}T10:00:00Z'}}\nspec: {{output: {{otlp: {{endpoint: {{value: 'b:4317'}}}}}}}}\n",
+            i + 1
+        ));
+    }
+    yaml.push_str("---\napiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {name: broken, creationTimestamp: '2020-01-01T00:00:00Z'}\nspec: {output: {otlp: {endpoint: {value: 'no-port'}}}}\n");
+    let r = resolve_yaml(&yaml);
+    let running: Vec<&str> = r.snapshot.pipelines.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(running, vec!["c", "d", "e", "f", "g"]);
+    let reasons: Vec<(&str, Option<Reason>)> =
+        r.statuses.iter().map(|s| (s.name.as_str(), s.result.as_ref().err().map(|e| e.reason))).collect();
+    assert_eq!(reasons[0], ("a", Some(Reason::MaxPipelinesExceeded)));
+    assert_eq!(reasons[1], ("b", Some(Reason::MaxPipelinesExceeded)));
+    assert_eq!(reasons[2], ("broken", Some(Reason::EndpointInvalid)));
+
+    let mut objects = Objects::default();
+    objects.add_text(Path::new("t.yaml"), &yaml).unwrap();
+    let unlimited = resolve(
+        &objects.pipelines,
+        &SecretStore::new(&objects.secrets),
+        ResolveOptions { max_pipelines: None, ..options(1) },
+    );
+    assert_eq!(unlimited.snapshot.pipelines.len(), 7);
 }
 
 #[test]
