@@ -359,6 +359,44 @@ pub struct Secret {
     pub string_data: BTreeMap<String, String>,
 }
 
+// === impl TracePipelineSpec ===
+
+impl TracePipelineSpec {
+    /// Every Secret key the pipeline reads, in spec order, duplicates removed.
+    pub fn secret_refs(&self) -> Vec<SecretKeyRef> {
+        let mut refs: Vec<SecretKeyRef> = Vec::new();
+        let mut add = |v: Option<&ValueFromSource>| {
+            if let Some(r) = v.and_then(|f| f.secret_key_ref.as_ref())
+                && !refs.contains(r)
+            {
+                refs.push(r.clone());
+            }
+        };
+        let Some(otlp) = &self.output.otlp else { return refs };
+        add(otlp.endpoint.value_from.as_ref());
+        if let Some(auth) = &otlp.authentication {
+            if let Some(b) = &auth.basic {
+                add(b.user.value_from.as_ref());
+                add(b.password.value_from.as_ref());
+            }
+            if let Some(o) = &auth.oauth2 {
+                for v in [&o.token_url, &o.client_id, &o.client_secret] {
+                    add(v.value_from.as_ref());
+                }
+            }
+        }
+        for h in &otlp.headers {
+            add(h.value_from.as_ref());
+        }
+        if let Some(tls) = &otlp.tls {
+            for v in [&tls.ca, &tls.cert, &tls.key].into_iter().flatten() {
+                add(v.value_from.as_ref());
+            }
+        }
+        refs
+    }
+}
+
 // === impl ValueType ===
 
 impl ValueType {

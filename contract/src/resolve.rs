@@ -203,6 +203,25 @@ impl SecretStore {
         store
     }
 
+    /// Adds one Secret from raw values, as the API server returns them; values that are not UTF-8
+    /// text are reported when referenced.
+    pub fn insert_raw<'a>(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let values = values
+            .into_iter()
+            .map(|(k, v)| {
+                let text =
+                    std::str::from_utf8(v).map(str::to_string).map_err(|_| "is not UTF-8 text".to_string());
+                (k.to_string(), text)
+            })
+            .collect();
+        self.secrets.insert((namespace.to_string(), name.to_string()), values);
+    }
+
     fn lookup(&self, r: &SecretKeyRef) -> Result<&str, (Reason, String)> {
         let Some(secret) = self.secrets.get(&(r.namespace.clone(), r.name.clone())) else {
             return Err((

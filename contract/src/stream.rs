@@ -36,6 +36,10 @@ pub struct GatewayReport {
     pub gateway: String,
     /// Random per process: counters restart from zero with a new one.
     pub boot_id: String,
+    /// Seconds since the process started, so a receiver that sees a gateway for the first time can
+    /// tell counters that grew recently from counters that grew long ago.
+    #[serde(default)]
+    pub uptime_seconds: u64,
     /// The snapshot version the gateway runs.
     pub snapshot_version: u64,
     /// Spans refused to clients because no pipeline could take them (back-pressure).

@@ -1,24 +1,20 @@
-//! `telemetry-manager`: the control plane. It turns TracePipelines and Secrets into versioned config
-//! snapshots ([`tracegw_contract`]), serves them to every gateway over one authenticated long-lived
-//! stream each ([`snapshots`]), and reports each pipeline's `ConfigurationGenerated` condition.
+//! `telemetry-manager`: the control plane. It turns TracePipelines and the Secrets they reference
+//! into versioned config snapshots ([`tracegw_contract`]), serves them to every gateway over one
+//! authenticated long-lived stream each ([`snapshots`]), keeps the gateway DaemonSet and its
+//! Services and RBAC in place ([`gateway`]), and reports each pipeline's conditions ([`conditions`]):
+//! whether its configuration was generated, whether the gateways are healthy ([`health`]), and
+//! whether spans flow, judged from the gateways' own counters ([`flow`]).
 //!
-//! [`local`] runs that push path from YAML files, without a cluster; the in-cluster reconciler is
-//! still to come.
+//! [`cluster`] is the in-cluster reconciler; [`local`] runs the same push path from YAML files,
+//! without a cluster. [`crd`] defines the `TracePipeline` resource with Kyma's schema.
 
+pub mod cluster;
+pub mod conditions;
 pub mod crd;
+pub mod flow;
+pub mod gateway;
+pub mod health;
 pub mod local;
+pub mod metrics;
+pub mod secrets;
 pub mod snapshots;
-
-/// Kyma's message for a pipeline that made it into the configuration.
-pub const CONFIGURED_MESSAGE: &str =
-    "TracePipeline specification is successfully applied to the configuration of OTLP Gateway";
-
-/// The `ConfigurationGenerated` condition of one pipeline as one printable line.
-pub fn condition_line(status: &tracegw_contract::PipelineStatus) -> String {
-    match &status.result {
-        Ok(_) => {
-            format!("{}\tConfigurationGenerated=True\tGatewayConfigured\t{CONFIGURED_MESSAGE}", status.name)
-        }
-        Err(e) => format!("{}\tConfigurationGenerated=False\t{}\t{e}", status.name, e.reason.as_str()),
-    }
-}

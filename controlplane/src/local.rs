@@ -1,21 +1,27 @@
 //! Local mode: snapshots rendered from the same TracePipeline/Secret YAML that `otlp-gateway
-//! --pipelines` reads, re-rendered when the files change, and served to subscribed gateways.
+//! --pipelines` reads, re-rendered when the files change, served to subscribed gateways, and each
+//! pipeline's conditions printed whenever they change. The same pure resolution and the same
+//! condition rules as in a cluster; the gateway's health is whether any gateway follows the stream.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracegw_contract::Snapshot;
 use tracegw_contract::load::{Change, ChangeDetector};
+use tracegw_contract::{DEFAULT_MAX_PIPELINES, Resolution, ResolveOptions, Snapshot};
 
-use crate::snapshots::{self, TokenError};
+use crate::conditions::{self, GatewayHealth, Verdict};
+use crate::crd::Condition;
+use crate::flow::{FlowSettings, FlowTracker};
+use crate::metrics::ManagerMetrics;
+use crate::snapshots::{self, Channel, TokenError};
 
-/// How often the files are checked.
+/// How often the files are checked and the conditions re-evaluated.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What local mode needs.
@@ -27,6 +33,10 @@ pub struct LocalConfig {
     pub snapshot_addr: SocketAddr,
     /// The shared token; created with a random value if missing.
     pub token_file: PathBuf,
+    /// At most this many pipelines run; `None` is unlimited.
+    pub max_pipelines: Option<usize>,
+    /// Flow health window.
+    pub flow: FlowSettings,
 }
 
 /// Starting failed.
@@ -55,7 +65,115 @@ pub struct LocalManager {
     pub stop: CancellationToken,
     /// The latest snapshot.
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The manager's metrics (subscribers, reports).
+    pub metrics: ManagerMetrics,
 }
+
+/// Re-renders on change and reports conditions.
+struct Renderer<R> {
+    path: PathBuf,
+    max_pipelines: Option<usize>,
+    changes: ChangeDetector,
+    tx: watch::Sender<Arc<Snapshot>>,
+    flow: Arc<Mutex<FlowTracker>>,
+    metrics: ManagerMetrics,
+    resolution: Option<Resolution>,
+    conditions: BTreeMap<String, Vec<Condition>>,
+    report: R,
+}
+
+// === impl LocalConfig ===
+
+impl LocalConfig {
+    /// Kyma's limit and flow window for `pipelines`, serving on `snapshot_addr`.
+    pub fn new(pipelines: PathBuf, snapshot_addr: SocketAddr, token_file: PathBuf) -> Self {
+        Self {
+            pipelines,
+            snapshot_addr,
+            token_file,
+            max_pipelines: Some(DEFAULT_MAX_PIPELINES),
+            flow: FlowSettings::default(),
+        }
+    }
+}
+
+// === impl Renderer ===
+
+impl<R: Fn(String)> Renderer<R> {
+    /// Reads the files if they changed, then re-evaluates every condition.
+    fn poll(&mut self) {
+        match self.changes.poll(&self.path) {
+            Change::None => {}
+            Change::Unreadable(e) => (self.report)(format!("error: {e}; keeping the last snapshot")),
+            Change::Settled => self.render(),
+        }
+        self.evaluate();
+    }
+
+    fn render(&mut self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        // Wall-clock milliseconds keep versions increasing across manager restarts, so a gateway that
+        // asks for "after N" is never stuck behind a restarted manager.
+        let version = (now.as_millis() as u64).max(self.tx.borrow().version + 1);
+        let options =
+            ResolveOptions { version, now: now.as_secs() as i64, max_pipelines: self.max_pipelines };
+        let resolution = match tracegw_contract::resolve_path(&self.path, options) {
+            Ok(r) => r,
+            Err(e) => {
+                (self.report)(format!("error: {e}; keeping the last snapshot"));
+                return;
+            }
+        };
+        let current = self.tx.borrow().clone();
+        let mut unversioned = resolution.snapshot.clone();
+        unversioned.version = current.version;
+        if *current != unversioned || current.version == 0 {
+            self.metrics.snapshot_version.set(resolution.snapshot.version as i64);
+            self.tx.send_replace(Arc::new(resolution.snapshot.clone()));
+        }
+        self.resolution = Some(resolution);
+    }
+
+    fn evaluate(&mut self) {
+        let Some(resolution) = &self.resolution else { return };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let gateway = match self.metrics.subscribers.get() {
+            0 => GatewayHealth::NotReady("No gateway follows the snapshot stream".into()),
+            _ => GatewayHealth::Ready,
+        };
+        let flow = self.flow.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = Vec::new();
+        for status in &resolution.statuses {
+            let verdict = match &status.result {
+                Ok(g) => Verdict::Generated(g.cert_expiry),
+                Err(e) => Verdict::Rejected(e.clone()),
+            };
+            let previous = self.conditions.get(&status.name).cloned().unwrap_or_default();
+            let previous_flow = previous.iter().find(|c| c.type_ == conditions::TYPE_FLOW_HEALTHY);
+            let health = flow.health(&status.name, Instant::now());
+            let next = conditions::with_transition_times(
+                conditions::conditions(&verdict, &gateway, &health, None, now, previous_flow),
+                &previous,
+                &conditions::rfc3339(now),
+            );
+            let old_lines = conditions::lines(&status.name, &previous);
+            for line in conditions::lines(&status.name, &next) {
+                if !old_lines.contains(&line) {
+                    (self.report)(line);
+                }
+            }
+            self.conditions.insert(status.name.clone(), next);
+            seen.push(status.name.clone());
+        }
+        let gone: Vec<String> = self.conditions.keys().filter(|k| !seen.contains(k)).cloned().collect();
+        for name in gone {
+            (self.report)(format!("{name}\tdeleted"));
+            self.conditions.remove(&name);
+        }
+    }
+}
+
+// === free functions ===
 
 /// Renders the files and starts serving. Condition lines go to `report` whenever they change.
 pub async fn start(
@@ -69,15 +187,22 @@ pub async fn start(
     let addr = listener.local_addr().unwrap_or(config.snapshot_addr);
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
     let stop = CancellationToken::new();
+    let metrics = ManagerMetrics::default();
+    let flow = Arc::new(Mutex::new(FlowTracker::new(config.flow, Instant::now())));
     let mut renderer = Renderer {
         path: config.pipelines,
+        max_pipelines: config.max_pipelines,
         changes: ChangeDetector::default(),
         tx,
-        last: BTreeMap::new(),
+        flow: Arc::clone(&flow),
+        metrics: metrics.clone(),
+        resolution: None,
+        conditions: BTreeMap::new(),
         report,
     };
     renderer.poll();
-    tokio::spawn(snapshots::serve(listener, token, rx.clone(), stop.clone()));
+    let channel = Channel { token: Arc::new(token), snapshots: rx.clone(), flow, metrics: metrics.clone() };
+    tokio::spawn(snapshots::serve(listener, channel, stop.clone()));
     let watch_stop = stop.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(POLL_INTERVAL);
@@ -88,56 +213,5 @@ pub async fn start(
             }
         }
     });
-    Ok(LocalManager { addr, stop, snapshots: rx })
-}
-
-/// Re-renders on change.
-struct Renderer<R> {
-    path: PathBuf,
-    changes: ChangeDetector,
-    tx: watch::Sender<Arc<Snapshot>>,
-    last: BTreeMap<String, String>,
-    report: R,
-}
-
-impl<R: Fn(String)> Renderer<R> {
-    fn poll(&mut self) {
-        match self.changes.poll(&self.path) {
-            Change::None => return,
-            Change::Unreadable(e) => {
-                (self.report)(format!("error: {e}; keeping the last snapshot"));
-                return;
-            }
-            Change::Settled => {}
-        }
-        // Wall-clock milliseconds keep versions increasing across manager restarts, so a gateway that
-        // asks for "after N" is never stuck behind a restarted manager.
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let version = now_ms.max(self.tx.borrow().version + 1);
-        let resolution = match tracegw_contract::resolve_path(
-            &self.path,
-            tracegw_contract::ResolveOptions::at_version(version),
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                (self.report)(format!("error: {e}; keeping the last snapshot"));
-                return;
-            }
-        };
-        let mut current = BTreeMap::new();
-        for status in &resolution.statuses {
-            let line = crate::condition_line(status);
-            if self.last.get(&status.name) != Some(&line) {
-                (self.report)(line.clone());
-            }
-            current.insert(status.name.clone(), line);
-        }
-        for gone in self.last.keys().filter(|k| !current.contains_key(*k)) {
-            (self.report)(format!("{gone}\tdeleted"));
-        }
-        self.last = current;
-        if **self.tx.borrow() != resolution.snapshot || self.tx.borrow().version == 0 {
-            self.tx.send_replace(Arc::new(resolution.snapshot));
-        }
-    }
+    Ok(LocalManager { addr, stop, snapshots: rx, metrics })
 }

@@ -1,37 +1,121 @@
 //! `telemetry-manager` binary.
 //!
-//! - `telemetry-manager --pipelines PATH --snapshot-addr ADDR --token-file FILE`: renders config
-//!   snapshots from TracePipeline/Secret YAML, serves them to gateways (`otlp-gateway --snapshot-url
-//!   http://ADDR --token-file FILE`), and prints each pipeline's conditions whenever they change.
+//! - `telemetry-manager --kubernetes`: in a cluster (service account, else KUBECONFIG): reconciles
+//!   TracePipelines, runs the gateway DaemonSet, pushes snapshots, writes status.
+//! - `telemetry-manager --pipelines PATH --token-file FILE`: local mode, renders snapshots from
+//!   TracePipeline/Secret YAML, serves them to gateways (`otlp-gateway --snapshot-url http://ADDR
+//!   --token-file FILE`), and prints each pipeline's conditions whenever they change.
 //! - `telemetry-manager check --pipelines PATH`: validates once and prints the conditions.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use telemetry_manager::cluster::{self, ClusterConfig, EnrichmentFlags};
+use telemetry_manager::conditions::{self, FlowHealth, GatewayHealth, Verdict};
+use telemetry_manager::flow::FlowSettings;
+use telemetry_manager::gateway::GatewaySettings;
 use telemetry_manager::local::{self, LocalConfig};
+use tracegw_contract::{PodLabelRule, ResolveOptions, ServiceMode};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Exit code for flags that cannot work (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// Where local mode serves when no address is given.
+const LOCAL_SNAPSHOT_ADDR: &str = "127.0.0.1:9090";
+
+fn defaults() -> ClusterConfig {
+    ClusterConfig::default()
+}
+
+fn gateway_defaults() -> GatewaySettings {
+    GatewaySettings::default()
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ServiceEnrichment {
+    KymaLegacy,
+    Otel,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Control plane for otlp-gateway: validates TracePipelines and pushes config snapshots"
+    about = "Control plane for otlp-gateway: reconciles TracePipelines and pushes config snapshots"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// TracePipeline and Secret YAML: a file or a directory; re-read when it changes.
+    /// Run in a cluster: watch TracePipelines and Secrets, run the gateway DaemonSet, write status.
+    #[arg(long, env = "TELEMETRY_MANAGER_KUBERNETES")]
+    kubernetes: bool,
+    /// Local mode: TracePipeline and Secret YAML, a file or a directory; re-read when it changes.
     #[arg(long)]
     pipelines: Option<PathBuf>,
-    /// Where gateways subscribe to snapshots.
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    snapshot_addr: SocketAddr,
-    /// The token gateways must present; created with a random value if the file is missing.
+    /// Local mode: the token gateways must present; created with a random value if the file is missing.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Where gateways subscribe to snapshots and report their counters [default: 127.0.0.1:9090
+    /// locally, 0.0.0.0:9090 in a cluster].
+    #[arg(long)]
+    snapshot_addr: Option<SocketAddr>,
+    /// Operations endpoints (/metrics, /healthz, /readyz) in a cluster.
+    #[arg(long, default_value_t = defaults().admin_addr)]
+    admin_addr: SocketAddr,
+    /// At most this many TracePipelines run (the oldest); Kyma's limit is 5.
+    #[arg(long, default_value_t = tracegw_contract::DEFAULT_MAX_PIPELINES)]
+    max_pipelines: usize,
+    /// Lift the pipeline limit (Kyma's experimental mode).
+    #[arg(long)]
+    unlimited_pipelines: bool,
+    /// Flow health looks at the gateways' counters over this window.
+    #[arg(long, default_value_t = FlowSettings::default().window.into())]
+    flow_window: humantime::Duration,
+    /// Namespace of the manager and the gateway.
+    #[arg(long, env = "POD_NAMESPACE", default_value_t = gateway_defaults().namespace)]
+    namespace: String,
+    /// The otlp-gateway image the DaemonSet runs.
+    #[arg(long, env = "GATEWAY_IMAGE", default_value_t = gateway_defaults().image)]
+    gateway_image: String,
+    /// Image pull policy of the gateway.
+    #[arg(long, default_value_t = gateway_defaults().image_pull_policy)]
+    gateway_image_pull_policy: String,
+    /// PriorityClass of the gateway pods; empty for none.
+    #[arg(long, default_value_t = gateway_defaults().priority_class)]
+    gateway_priority_class: String,
+    /// Memory limit of each gateway pod.
+    #[arg(long, default_value_t = gateway_defaults().memory_limit)]
+    gateway_memory_limit: String,
+    /// The URL gateways reach this manager at [default: http://telemetry-manager.<namespace>.svc:9090].
+    #[arg(long)]
+    manager_url: Option<String>,
+    /// Service attribute rules passed to every gateway.
+    #[arg(long, value_enum, default_value_t = ServiceEnrichment::KymaLegacy)]
+    service_enrichment: ServiceEnrichment,
+    /// Pod label to copy as `k8s.pod.label.<key>` (repeatable).
+    #[arg(long = "pod-label")]
+    pod_labels: Vec<String>,
+    /// Pod label prefix to copy as `k8s.pod.label.<key>` (repeatable).
+    #[arg(long = "pod-label-prefix")]
+    pod_label_prefixes: Vec<String>,
+    /// `k8s.cluster.name`; defaults to the API server's host, as Kyma's.
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `telemetry_manager=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,21 +129,67 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Check { pipelines }) => check(&pipelines),
-        None => {
-            let (Some(pipelines), Some(token_file)) = (cli.pipelines, cli.token_file) else {
-                eprintln!("error: serving needs --pipelines and --token-file (or use `check`)");
-                return ExitCode::from(64);
-            };
-            serve(LocalConfig { pipelines, snapshot_addr: cli.snapshot_addr, token_file })
+// === impl Cli ===
+
+impl Cli {
+    fn max_pipelines(&self) -> Option<usize> {
+        (!self.unlimited_pipelines).then_some(self.max_pipelines)
+    }
+
+    fn cluster_config(&self) -> ClusterConfig {
+        let d = defaults();
+        ClusterConfig {
+            gateway: GatewaySettings {
+                namespace: self.namespace.clone(),
+                image: self.gateway_image.clone(),
+                image_pull_policy: self.gateway_image_pull_policy.clone(),
+                priority_class: self.gateway_priority_class.clone(),
+                memory_limit: self.gateway_memory_limit.clone(),
+                manager_url: self
+                    .manager_url
+                    .clone()
+                    .unwrap_or_else(|| telemetry_manager::gateway::manager_url(&self.namespace)),
+                ..gateway_defaults()
+            },
+            max_pipelines: self.max_pipelines(),
+            snapshot_addr: self.snapshot_addr.unwrap_or(d.snapshot_addr),
+            admin_addr: self.admin_addr,
+            flow: FlowSettings { window: self.flow_window.into(), ..FlowSettings::default() },
+            enrichment: EnrichmentFlags {
+                service_mode: match self.service_enrichment {
+                    ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
+                    ServiceEnrichment::Otel => ServiceMode::Otel,
+                },
+                pod_labels: self
+                    .pod_labels
+                    .iter()
+                    .map(|k| PodLabelRule::Key(k.clone()))
+                    .chain(self.pod_label_prefixes.iter().map(|p| PodLabelRule::KeyPrefix(p.clone())))
+                    .collect(),
+                cluster_name: self.cluster_name.clone(),
+            },
         }
     }
 }
 
-fn serve(config: LocalConfig) -> ExitCode {
+// === free functions ===
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check { pipelines }) = &cli.command {
+        return check(pipelines, cli.max_pipelines());
+    }
+    init_logging(cli.log_format, &cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -67,32 +197,86 @@ fn serve(config: LocalConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let manager = match local::start(config, |line| println!("{line}")).await {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(64);
-            }
-        };
-        eprintln!("serving snapshots on {}", manager.addr);
-        let _ = tokio::signal::ctrl_c().await;
-        manager.stop.cancel();
-        ExitCode::SUCCESS
-    })
+    if cli.kubernetes {
+        return runtime.block_on(run_cluster(cli.cluster_config()));
+    }
+    let (Some(pipelines), Some(token_file)) = (cli.pipelines.clone(), cli.token_file.clone()) else {
+        eprintln!(
+            "error: give --kubernetes, or --pipelines and --token-file for local mode (or use `check`)"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let addr =
+        cli.snapshot_addr.unwrap_or_else(|| LOCAL_SNAPSHOT_ADDR.parse().unwrap_or(defaults().snapshot_addr));
+    let config = LocalConfig {
+        max_pipelines: cli.max_pipelines(),
+        flow: FlowSettings { window: cli.flow_window.into(), ..FlowSettings::default() },
+        ..LocalConfig::new(pipelines, addr, token_file)
+    };
+    runtime.block_on(serve_local(config))
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    let resolution =
-        match tracegw_contract::resolve_path(path, tracegw_contract::ResolveOptions::at_version(1)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+async fn run_cluster(config: ClusterConfig) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot configure the Kubernetes client");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let manager = match cluster::start(client, config).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(snapshot_addr = %manager.snapshot_addr, admin_addr = %manager.admin_addr, "telemetry-manager started");
+    let _ = tokio::signal::ctrl_c().await;
+    manager.stop.cancel();
+    manager.wait().await;
+    ExitCode::SUCCESS
+}
+
+async fn serve_local(config: LocalConfig) -> ExitCode {
+    let manager = match local::start(config, |line| println!("{line}")).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    eprintln!("serving snapshots on {}", manager.addr);
+    let _ = tokio::signal::ctrl_c().await;
+    manager.stop.cancel();
+    ExitCode::SUCCESS
+}
+
+fn check(path: &std::path::Path, max_pipelines: Option<usize>) -> ExitCode {
+    let options = ResolveOptions { max_pipelines, ..ResolveOptions::at_version(1) };
+    let resolution = match tracegw_contract::resolve_path(path, options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for status in &resolution.statuses {
-        println!("{}", telemetry_manager::condition_line(status));
+        let verdict = match &status.result {
+            Ok(g) => Verdict::Generated(g.cert_expiry),
+            Err(e) => Verdict::Rejected(e.clone()),
+        };
+        let all = conditions::conditions(
+            &verdict,
+            &GatewayHealth::Ready,
+            &FlowHealth::Pending,
+            None,
+            options.now,
+            None,
+        );
+        for line in conditions::lines(&status.name, &all[..1]) {
+            println!("{line}");
+        }
     }
     if resolution.statuses.iter().any(|s| s.result.is_err()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

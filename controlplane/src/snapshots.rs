@@ -1,9 +1,11 @@
 //! Serving config snapshots to gateways: one long-lived, authenticated stream per gateway, fed from a
-//! `tokio::sync::watch` that always holds the newest snapshot (see `tracegw_contract::stream`).
+//! `tokio::sync::watch` that always holds the newest snapshot, and taking the gateways' counter
+//! reports for flow health (see `tracegw_contract::stream`).
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -14,7 +16,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::Snapshot;
-use tracegw_contract::stream::{AFTER_PARAM, SNAPSHOTS_PATH, encode_line, token_matches};
+use tracegw_contract::stream::{
+    AFTER_PARAM, GatewayReport, MAX_REPORT_BYTES, REPORTS_PATH, SNAPSHOTS_PATH, encode_line, token_matches,
+};
+
+use crate::flow::FlowTracker;
+use crate::metrics::ManagerMetrics;
 
 /// Bytes of randomness in a generated token.
 const TOKEN_BYTES: usize = 32;
@@ -38,6 +45,28 @@ pub enum TokenError {
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// What the snapshot server needs; clones share it.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    /// The token gateways must present.
+    pub token: Arc<String>,
+    /// The newest snapshot.
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Where reports go.
+    pub flow: Arc<Mutex<FlowTracker>>,
+    /// Subscriber and report counts.
+    pub metrics: ManagerMetrics,
+}
+
+/// Decrements the subscriber gauge when a stream ends, however it ends.
+struct Subscription(ManagerMetrics);
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.0.subscribers.dec();
+    }
+}
+
 // === free functions ===
 
 /// Reads the token from `path`, or creates the file with a fresh random token (readable by the owner
@@ -50,11 +79,16 @@ pub fn load_or_create_token(path: &Path) -> Result<String, TokenError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let mut raw = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token = random_token()?;
     write_private(path, &token).map_err(io)?;
     Ok(token)
+}
+
+/// A fresh random token, hex-encoded.
+pub fn random_token() -> Result<String, TokenError> {
+    let mut raw = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(unix)]
@@ -76,23 +110,49 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-fn handle(
-    req: &Request<Incoming>,
-    token: &str,
-    snapshots: &watch::Receiver<Arc<Snapshot>>,
-) -> Response<Body> {
-    if req.uri().path() != SNAPSHOTS_PATH {
-        return plain(StatusCode::NOT_FOUND, "not found");
-    }
+async fn handle(req: Request<Incoming>, channel: &Channel) -> Response<Body> {
     let presented = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !token_matches(presented, token) {
-        return plain(StatusCode::UNAUTHORIZED, "invalid token");
+    let authorized = token_matches(presented, &channel.token);
+    match (req.method(), req.uri().path()) {
+        (_, SNAPSHOTS_PATH | REPORTS_PATH) if !authorized => plain(StatusCode::UNAUTHORIZED, "invalid token"),
+        (&http::Method::GET, SNAPSHOTS_PATH) => subscribe(&req, channel),
+        (&http::Method::POST, REPORTS_PATH) => report(req, channel).await,
+        (_, SNAPSHOTS_PATH | REPORTS_PATH) => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => plain(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// Takes one gateway's counters.
+async fn report(req: Request<Incoming>, channel: &Channel) -> Response<Body> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_REPORT_BYTES);
+    let body = match limited.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            channel.metrics.report(false);
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "report too large or unreadable");
+        }
+    };
+    match serde_json::from_slice::<GatewayReport>(&body) {
+        Ok(r) => {
+            channel.metrics.report(true);
+            let mut flow = channel.flow.lock().unwrap_or_else(|p| p.into_inner());
+            flow.record(r, Instant::now());
+            plain(StatusCode::NO_CONTENT, "")
+        }
+        Err(e) => {
+            channel.metrics.report(false);
+            plain(StatusCode::BAD_REQUEST, &format!("invalid report: {e}"))
+        }
+    }
+}
+
+/// One gateway's stream of snapshots.
+fn subscribe(req: &Request<Incoming>, channel: &Channel) -> Response<Body> {
     let after: u64 = req
         .uri()
         .query()
@@ -101,17 +161,19 @@ fn handle(
         .find_map(|kv| kv.strip_prefix(AFTER_PARAM).and_then(|v| v.strip_prefix('=')))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut rx = snapshots.clone();
+    let mut rx = channel.snapshots.clone();
     rx.mark_changed();
+    channel.metrics.subscribers.inc();
+    let subscription = Subscription(channel.metrics.clone());
     // Each subscriber waits on the watch; a slow one simply skips to the newest snapshot.
-    let lines = futures::stream::unfold((rx, after), |(mut rx, mut sent)| async move {
+    let lines = futures::stream::unfold((rx, after, subscription), |(mut rx, mut sent, sub)| async move {
         loop {
             rx.changed().await.ok()?;
             let snapshot = Arc::clone(&rx.borrow_and_update());
             if snapshot.version > sent {
                 sent = snapshot.version;
                 let line = encode_line(&snapshot).unwrap_or_default();
-                return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), (rx, sent)));
+                return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), (rx, sent, sub)));
             }
         }
     });
@@ -121,14 +183,8 @@ fn handle(
     r
 }
 
-/// Serves snapshots until `stop` fires.
-pub async fn serve(
-    listener: TcpListener,
-    token: String,
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    stop: CancellationToken,
-) {
-    let token = Arc::new(token);
+/// Serves snapshots and takes reports until `stop` fires.
+pub async fn serve(listener: TcpListener, channel: Channel, stop: CancellationToken) {
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -137,10 +193,10 @@ pub async fn serve(
                 Err(_) => continue,
             },
         };
-        let (token, snapshots, stop) = (Arc::clone(&token), snapshots.clone(), stop.clone());
+        let (channel, stop) = (channel.clone(), stop.clone());
         let service = hyper::service::service_fn(move |req| {
-            let r = handle(&req, &token, &snapshots);
-            async move { Ok::<_, Infallible>(r) }
+            let channel = channel.clone();
+            async move { Ok::<_, Infallible>(handle(req, &channel).await) }
         });
         tokio::spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

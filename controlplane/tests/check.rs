@@ -37,7 +37,7 @@ fn missing_secret_is_reported() {
     let (ok, out) = check(dir.path());
     assert!(!ok);
     assert!(
-        out.contains("p\tConfigurationGenerated=False\tReferencedSecretMissing\tspec.output.otlp.endpoint: One or more referenced Secrets are missing: Secret 's' of Namespace 'n'"),
+        out.contains("p\tConfigurationGenerated=False\tReferencedSecretMissing\tOne or more referenced Secrets are missing: Secret 's' of Namespace 'n'"),
         "{out}"
     );
 }

@@ -28,11 +28,7 @@ async fn snapshots_reach_a_running_gateway() {
     let reports = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink_reports = Arc::clone(&reports);
     let manager = local::start(
-        LocalConfig {
-            pipelines: pipelines.clone(),
-            snapshot_addr: "127.0.0.1:0".parse().unwrap(),
-            token_file: token_file.clone(),
-        },
+        LocalConfig::new(pipelines.clone(), "127.0.0.1:0".parse().unwrap(), token_file.clone()),
         move |line| sink_reports.lock().unwrap().push(line),
     )
     .await
