@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health, Role};
 use crate::enrich::index::IndexConfig;
-use crate::enrich::kube::SyncState;
+use crate::enrich::kube::{Settings as KubeSettings, SyncState};
 use crate::enrich::source::PodFileSource;
 use crate::enrich::{Enricher, ServiceMode};
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
 use crate::reload::FileSource;
+use crate::report::Reporter;
 use crate::subscribe::Subscriber;
 
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
@@ -60,6 +61,12 @@ pub struct GatewayConfig {
     pub snapshot_url: Option<String>,
     /// The token for `snapshot_url`.
     pub token_file: Option<PathBuf>,
+    /// The manager's stored copy of its latest snapshot, run when the manager cannot be reached.
+    pub snapshot_file: Option<PathBuf>,
+    /// This gateway's name in counter reports to the manager.
+    pub report_name: String,
+    /// How often counters are reported to the manager.
+    pub report_interval: Duration,
 }
 
 /// Starting failed.
@@ -133,6 +140,9 @@ impl Default for GatewayConfig {
             service_mode: ServiceMode::default(),
             snapshot_url: None,
             token_file: None,
+            snapshot_file: None,
+            report_name: "otlp-gateway".into(),
+            report_interval: tracegw_contract::stream::REPORT_INTERVAL,
         }
     }
 }
@@ -190,16 +200,30 @@ impl Gateway {
             stop_admin.clone(),
         ));
 
+        // Enrichment settings pushed by the control plane, for the pod index writer.
+        let (settings_tx, settings_rx) = tokio::sync::watch::channel(None);
+        let pushed = config.snapshot_url.is_some();
         match (&config.snapshot_url, &config.token_file) {
             (Some(url), Some(token_file)) => {
                 let subscriber = Subscriber {
                     url: url.clone(),
                     token_file: token_file.clone(),
+                    snapshot_file: config.snapshot_file.clone(),
                     router: Arc::clone(&router),
                     health: Arc::clone(&health),
                     metrics: metrics.clone(),
+                    settings: settings_tx,
                 };
                 admin.spawn(subscriber.run(stop_admin.clone()));
+                let reporter = Reporter {
+                    url: url.clone(),
+                    token_file: token_file.clone(),
+                    name: config.report_name.clone(),
+                    interval: config.report_interval,
+                    router: Arc::clone(&router),
+                    metrics: metrics.clone(),
+                };
+                admin.spawn(reporter.run(stop_admin.clone()));
             }
             (Some(_), None) => return Err(StartError::Config("--snapshot-url needs --token-file".into())),
             (None, _) => {
@@ -223,6 +247,7 @@ impl Gateway {
                 config.index.clone(),
                 Arc::clone(enricher),
                 Arc::clone(&sync),
+                if pushed { KubeSettings::Pushed(settings_rx.clone()) } else { KubeSettings::Local },
                 stop_admin.clone(),
             ));
             let (health, metrics, timeout) = (Arc::clone(&health), metrics.clone(), config.pod_sync_timeout);
@@ -250,7 +275,12 @@ impl Gateway {
             });
         }
         if let (Some(path), Some(enricher)) = (&config.pods, &enricher) {
-            let mut pods = PodFileSource::new(path.clone(), Arc::clone(enricher), config.index.clone());
+            let mut pods = PodFileSource::new(
+                path.clone(),
+                Arc::clone(enricher),
+                config.index.clone(),
+                pushed.then(|| settings_rx.clone()),
+            );
             pods.poll();
             admin.spawn(pods.run(config.reload_interval, stop_admin.clone()));
         }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod receiver;
 pub mod reload;
+pub mod report;
 pub mod subscribe;
 pub mod wire;
 

@@ -53,6 +53,16 @@ struct Args {
     /// File with the token telemetry-manager expects.
     #[arg(long, env = "OTLP_GATEWAY_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// The manager's stored copy of its latest snapshot (mounted from its Secret): run at start
+    /// while the manager cannot be reached.
+    #[arg(long, env = "OTLP_GATEWAY_SNAPSHOT_FILE")]
+    snapshot_file: Option<PathBuf>,
+    /// This gateway's name in counter reports to the manager.
+    #[arg(long, env = "MY_POD_NAME", default_value_t = defaults().report_name)]
+    report_name: String,
+    /// How often counters are reported to the manager.
+    #[arg(long, default_value_t = hd(defaults().report_interval))]
+    report_interval: humantime::Duration,
     /// OTLP/gRPC listen address.
     #[arg(long, default_value_t = defaults().otlp_grpc_addr)]
     otlp_grpc_addr: SocketAddr,
@@ -165,6 +175,9 @@ impl Args {
             kubernetes: self.kubernetes,
             snapshot_url: self.snapshot_url.clone(),
             token_file: self.token_file.clone(),
+            snapshot_file: self.snapshot_file.clone(),
+            report_name: self.report_name.clone(),
+            report_interval: self.report_interval.into(),
             service_mode: match self.service_enrichment {
                 ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
                 ServiceEnrichment::Otel => ServiceMode::Otel,

@@ -2,6 +2,10 @@
 //! (`tracegw_contract::stream`). Each newer snapshot is applied atomically; when the manager cannot be
 //! reached the gateway keeps running its last good snapshot and reconnects with backoff, asking only
 //! for versions newer than the one it has.
+//!
+//! In a cluster the manager also stores its latest snapshot in the Secret mounted into the gateway
+//! (`--snapshot-file`). A gateway that starts while the manager is away runs that copy, and while
+//! disconnected it picks up newer copies as the kubelet refreshes the mount.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,9 +17,10 @@ use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::stream::{AFTER_PARAM, SNAPSHOTS_PATH, decode_line};
-use tracegw_contract::{Generated, PipelineStatus, Resolution};
+use tracegw_contract::{EnrichmentSettings, Generated, PipelineStatus, Resolution, Snapshot};
 
 use crate::admin::Health;
 use crate::metrics::Metrics;
@@ -24,6 +29,8 @@ use crate::pipeline::Router;
 /// First reconnect delay; doubles up to [`MAX_RECONNECT_DELAY`].
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(200);
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+/// The longest snapshot line accepted.
+const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Follows the manager's snapshot stream.
 #[derive(Debug)]
@@ -32,12 +39,16 @@ pub struct Subscriber {
     pub url: String,
     /// File holding the shared token; re-read on every connection, so a rotated token is picked up.
     pub token_file: PathBuf,
+    /// The manager's stored copy of its latest snapshot, if mounted.
+    pub snapshot_file: Option<PathBuf>,
     /// Where snapshots go.
     pub router: Arc<Router>,
     /// Readiness and `/status`.
     pub health: Arc<Health>,
     /// Reload counters.
     pub metrics: Metrics,
+    /// Where pushed enrichment settings go.
+    pub settings: watch::Sender<Option<EnrichmentSettings>>,
 }
 
 // === impl Subscriber ===
@@ -49,6 +60,7 @@ impl Subscriber {
         let mut version = 0u64;
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
+            self.apply_stored(&mut version);
             let outcome = tokio::select! {
                 _ = stop.cancelled() => return,
                 outcome = self.follow(&client, &mut version) => outcome,
@@ -68,6 +80,58 @@ impl Subscriber {
             }
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
         }
+    }
+
+    /// Applies the stored copy if it is newer than what runs.
+    fn apply_stored(&self, version: &mut u64) {
+        let Some(path) = &self.snapshot_file else { return };
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the stored snapshot");
+                return;
+            }
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match serde_json::from_slice::<Snapshot>(&text) {
+            Ok(s) if s.version > *version => {
+                tracing::info!(version = s.version, path = %path.display(), "applying the stored snapshot");
+                *version = s.version;
+                self.apply(s);
+                self.metrics.reloaded(true);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.metrics.reloaded(false);
+                tracing::warn!(path = %path.display(), error = %e, "the stored snapshot is unreadable; ignoring it");
+            }
+        }
+    }
+
+    fn apply(&self, snapshot: Snapshot) {
+        if let Some(e) = &snapshot.enrichment {
+            self.settings.send_if_modified(|current| {
+                let changed = current.as_ref() != Some(e);
+                if changed {
+                    *current = Some(e.clone());
+                }
+                changed
+            });
+        }
+        let statuses = snapshot
+            .pipelines
+            .iter()
+            .map(|p| PipelineStatus { name: p.name.clone(), result: Ok(Generated::default()) })
+            .collect();
+        crate::reload::apply(
+            &self.router,
+            &self.health,
+            &self.metrics,
+            Resolution { snapshot, statuses, next_check: None },
+        );
     }
 
     /// One connection: applies snapshots until the stream ends.
@@ -111,20 +175,10 @@ impl Subscriber {
                     continue;
                 }
                 *version = snapshot.version;
-                let statuses = snapshot
-                    .pipelines
-                    .iter()
-                    .map(|p| PipelineStatus { name: p.name.clone(), result: Ok(Generated::default()) })
-                    .collect();
-                crate::reload::apply(
-                    &self.router,
-                    &self.health,
-                    &self.metrics,
-                    Resolution { snapshot, statuses, next_check: None },
-                );
+                self.apply(snapshot);
                 self.metrics.reloaded(true);
             }
-            if pending.remaining() > 0 && pending.len() > 64 * 1024 * 1024 {
+            if pending.remaining() > MAX_LINE_BYTES {
                 return Err("snapshot line too long".into());
             }
         }

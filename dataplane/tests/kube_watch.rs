@@ -17,7 +17,7 @@ use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use otlp_gateway::enrich::Enricher;
 use otlp_gateway::enrich::index::IndexConfig;
-use otlp_gateway::enrich::kube::{SyncState, run};
+use otlp_gateway::enrich::kube::{Settings, SyncState, run};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,8 @@ struct State {
     expire_next_watch: bool,
     /// Query strings of pod requests, to check the field selector.
     pod_queries: Vec<String>,
+    /// Every path requested.
+    paths: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -85,6 +87,7 @@ impl FakeApi {
         let watch = query.contains("watch=true");
         let selector = query_param(&query, "fieldSelector");
         let mut state = self.0.lock().unwrap();
+        state.paths.push(path.clone());
         match path.as_str() {
             "/api/v1/pods" => {
                 state.pod_queries.push(query.clone());
@@ -230,6 +233,7 @@ async fn watcher_follows_the_api_server() {
         IndexConfig { cluster_name: Some("c1".into()), ..IndexConfig::default() },
         Arc::clone(&enricher),
         Arc::clone(&sync),
+        Settings::Local,
         stop.clone(),
     ));
 
@@ -347,4 +351,66 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Scenario: a gateway under a control plane: the cluster facts and pod-label rules arrive in pushed
+/// settings, and later the rules change while the pods stay the same.
+/// Guarantees: the gateway never reads kube-system (its RBAC would not allow it); the pushed facts
+/// are in the index; a new label rule takes effect by listing the pods again, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_settings_reconfigure_the_index() {
+    let api = FakeApi::default();
+    api.0.lock().unwrap().pods =
+        vec![pod("web-1", "uid-web", "10.0.0.1", "node-1", json!({"team": "shop", "tier": "front"}))];
+    let addr = api.clone().serve().await;
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+    let enricher = Arc::new(Enricher::default());
+    let sync = Arc::new(SyncState::default());
+    let stop = CancellationToken::new();
+    let settings = |labels: Vec<tracegw_contract::PodLabelRule>| tracegw_contract::EnrichmentSettings {
+        service_mode: tracegw_contract::ServiceMode::Otel,
+        pod_labels: labels,
+        cluster_name: Some("pushed-cluster".into()),
+        cluster_uid: Some("uid-from-manager".into()),
+        cloud_provider: Some("aws".into()),
+    };
+    let (tx, rx) =
+        tokio::sync::watch::channel(Some(settings(vec![tracegw_contract::PodLabelRule::Key("team".into())])));
+    let task = tokio::spawn(run(
+        client,
+        "node-1".into(),
+        IndexConfig::default(),
+        Arc::clone(&enricher),
+        Arc::clone(&sync),
+        Settings::Pushed(rx),
+        stop.clone(),
+    ));
+    eventually("the first list", || sync.is_synced()).await;
+    let web = pod_at(&enricher, "10.0.0.1").unwrap();
+    assert_eq!(web.get("k8s.pod.label.team").map(String::as_str), Some("shop"));
+    assert!(!web.contains_key("k8s.pod.label.tier"));
+    let cluster: HashMap<String, String> =
+        enricher.index().cluster.iter().map(|a| (a.key.to_string(), a.value.to_string())).collect();
+    assert_eq!(
+        (cluster["k8s.cluster.uid"].as_str(), cluster["cloud.provider"].as_str()),
+        ("uid-from-manager", "aws")
+    );
+    assert_eq!(cluster["k8s.cluster.name"], "pushed-cluster");
+    assert_eq!(enricher.mode(), otlp_gateway::enrich::ServiceMode::Otel);
+
+    let lists_before = api.0.lock().unwrap().pod_queries.iter().filter(|q| !q.contains("watch=true")).count();
+    tx.send_replace(Some(settings(vec![tracegw_contract::PodLabelRule::KeyPrefix("ti".into())])));
+    eventually("the new label rule", || {
+        pod_at(&enricher, "10.0.0.1")
+            .is_some_and(|p| p.get("k8s.pod.label.tier").map(String::as_str) == Some("front"))
+    })
+    .await;
+    let lists_after = api.0.lock().unwrap().pod_queries.iter().filter(|q| !q.contains("watch=true")).count();
+    assert!(lists_after > lists_before, "no re-list after the label rules changed");
+    assert!(!pod_at(&enricher, "10.0.0.1").unwrap().contains_key("k8s.pod.label.team"));
+    let paths = api.0.lock().unwrap().paths.clone();
+    assert!(paths.iter().all(|p| !p.contains("kube-system")), "the gateway read cluster objects: {paths:?}");
+    stop.cancel();
+    task.await.unwrap();
 }

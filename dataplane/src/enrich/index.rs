@@ -311,6 +311,23 @@ impl PodStore {
         self.cluster = cluster;
     }
 
+    /// The settings in force.
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// Replaces the settings and recomputes every pod. Returns whether the pod label rules changed:
+    /// labels the old rules did not keep are gone, so the caller must list the pods again.
+    pub fn reconfigure(&mut self, config: IndexConfig) -> bool {
+        if config == self.config {
+            return false;
+        }
+        let relist = config.pod_labels != self.config.pod_labels;
+        self.config = config;
+        self.recompute();
+        relist
+    }
+
     /// Forgets pods deleted longer than the grace period ago; returns how many.
     pub fn sweep(&mut self, now: Instant) -> usize {
         let grace = self.config.delete_grace;

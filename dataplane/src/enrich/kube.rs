@@ -6,6 +6,9 @@
 //!
 //! A re-list (after `410 Gone` or a broken watch) replaces the index only when the new list is
 //! complete, so enrichment never runs on a half-built index; watch errors back off and retry.
+//!
+//! Under a control plane, the cluster facts and the enrichment settings arrive in its snapshots
+//! ([`super::settings`]) and the gateway reads nothing but its node and its node's pods.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::Enricher;
 use super::index::{IndexConfig, PodStore};
 use super::pods::{ClusterMeta, NodeMeta, PodMeta};
+use super::settings::{SettingsRx, effective};
 
 /// How often a changed index is published at most; many pod events in a burst make one snapshot.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
@@ -47,6 +51,26 @@ impl SyncState {
 }
 
 // === free functions ===
+
+/// Applies settings to the writer; returns whether the pods must be listed again.
+fn apply_settings(store: &mut PodStore, enricher: &Enricher, e: super::settings::Effective) -> bool {
+    if let Some(mode) = e.mode {
+        enricher.set_mode(mode);
+    }
+    if let Some(cluster) = e.cluster {
+        store.set_cluster(cluster);
+    }
+    store.reconfigure(e.config)
+}
+
+/// Resolves when the pushed settings change (`true`), or their sender is gone (`false`); never
+/// without a control plane.
+async fn settings_changed(rx: &mut Option<SettingsRx>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
 
 fn pod_meta(pod: &Pod) -> Option<PodMeta> {
     // One definition of "the fields we use": the same reader as for local files.
@@ -77,6 +101,15 @@ async fn cluster_meta(client: &Client) -> ClusterMeta {
     cluster
 }
 
+/// Where the cluster facts and enrichment settings come from.
+#[derive(Debug)]
+pub enum Settings {
+    /// The gateway's flags, and the cluster facts read from the API.
+    Local,
+    /// Snapshots from the control plane; the API is not asked for cluster facts.
+    Pushed(SettingsRx),
+}
+
 /// Watches this node's pods, the node and the cluster facts until `stop` fires, publishing the index
 /// into `enricher`. `sync` turns true once the first complete pod list is published.
 pub async fn run(
@@ -85,21 +118,36 @@ pub async fn run(
     config: IndexConfig,
     enricher: Arc<Enricher>,
     sync: Arc<SyncState>,
+    settings: Settings,
     stop: CancellationToken,
 ) {
-    let mut store = PodStore::new(IndexConfig { node_name: Some(node_name.clone()), ..config });
-    store.set_cluster(cluster_meta(&client).await);
-    let pods = watcher::watcher(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
-    )
-    .default_backoff();
+    let base = IndexConfig { node_name: Some(node_name.clone()), ..config };
+    let mut store = PodStore::new(base.clone());
+    let mut pushed = match settings {
+        Settings::Local => {
+            store.set_cluster(cluster_meta(&client).await);
+            None
+        }
+        Settings::Pushed(mut rx) => {
+            let e = effective(&base, rx.borrow_and_update().as_ref());
+            apply_settings(&mut store, &enricher, e);
+            Some(rx)
+        }
+    };
+    let pod_stream = || {
+        watcher::watcher(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+        )
+        .default_backoff()
+        .boxed()
+    };
     let nodes = watcher::watcher(
         Api::<Node>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={node_name}")),
     )
     .default_backoff();
-    let mut pods = std::pin::pin!(pods);
+    let mut pods = pod_stream();
     let mut nodes = std::pin::pin!(nodes);
     let mut listing: Option<Vec<PodMeta>> = None;
     let (mut pods_listed, mut node_listed) = (false, false);
@@ -166,6 +214,21 @@ pub async fn run(
                 if store.sweep(Instant::now()) > 0 {
                     dirty = true;
                 }
+            }
+            changed = settings_changed(&mut pushed) => {
+                let Some(rx) = pushed.as_mut().filter(|_| changed) else {
+                    pushed = None;
+                    continue;
+                };
+                let e = effective(&base, rx.borrow_and_update().as_ref());
+                if apply_settings(&mut store, &enricher, e) {
+                    // Labels the old rules dropped are needed now: list the pods again. The index
+                    // in force keeps serving until the new list is complete.
+                    tracing::info!("pod label rules changed: listing this node's pods again");
+                    pods = pod_stream();
+                    listing = None;
+                }
+                dirty = true;
             }
         }
     }

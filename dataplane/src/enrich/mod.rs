@@ -10,10 +10,12 @@
 pub mod index;
 pub mod kube;
 pub mod pods;
+pub mod settings;
 pub mod source;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
@@ -46,7 +48,8 @@ pub enum ServiceMode {
 #[derive(Debug, Default)]
 pub struct Enricher {
     index: ArcSwap<PodIndex>,
-    mode: ServiceMode,
+    /// The service mode, switchable at runtime by the control plane: `true` is `otel`.
+    otel: AtomicBool,
 }
 
 /// One attribute already on a resource.
@@ -66,7 +69,17 @@ struct Existing<'a> {
 impl Enricher {
     /// An enricher with an empty index.
     pub fn new(mode: ServiceMode) -> Self {
-        Self { index: ArcSwap::default(), mode }
+        Self { index: ArcSwap::default(), otel: AtomicBool::new(mode == ServiceMode::Otel) }
+    }
+
+    /// Switches the service mode; requests enriched from now on use it.
+    pub fn set_mode(&self, mode: ServiceMode) {
+        self.otel.store(mode == ServiceMode::Otel, Ordering::Relaxed);
+    }
+
+    /// The service mode in force.
+    pub fn mode(&self) -> ServiceMode {
+        if self.otel.load(Ordering::Relaxed) { ServiceMode::Otel } else { ServiceMode::KymaLegacy }
     }
 
     /// Publishes a new index; readers switch on their next request.
@@ -82,8 +95,9 @@ impl Enricher {
     /// Enriches every resource of a request sent from `peer`.
     pub fn enrich(&self, data: &mut TraceData, peer: Option<IpAddr>) {
         let index = self.index.load();
+        let mode = self.mode();
         for rs in &mut data.resources {
-            enrich_resource(rs, &index, peer, self.mode);
+            enrich_resource(rs, &index, peer, mode);
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Enricher;
 use super::index::{IndexConfig, PodStore};
 use super::pods::{ClusterMeta, NodeMeta, PodMeta};
+use super::settings::{SettingsRx, effective};
 use tracegw_contract::load::{Change, ChangeDetector};
 
 /// Feeds the index from files.
@@ -20,19 +21,57 @@ pub struct PodFileSource {
     store: PodStore,
     node_name: Option<String>,
     changes: ChangeDetector,
+    base: IndexConfig,
+    settings: Option<SettingsRx>,
+    /// Cluster facts pushed by the control plane; they win over the files'.
+    pushed_cluster: Option<ClusterMeta>,
 }
 
 // === impl PodFileSource ===
 
 impl PodFileSource {
     /// A source for `path`; nothing is read until [`PodFileSource::poll`].
-    pub fn new(path: PathBuf, enricher: Arc<Enricher>, config: IndexConfig) -> Self {
+    pub fn new(
+        path: PathBuf,
+        enricher: Arc<Enricher>,
+        config: IndexConfig,
+        settings: Option<SettingsRx>,
+    ) -> Self {
         let node_name = config.node_name.clone();
-        Self { path, enricher, store: PodStore::new(config), node_name, changes: ChangeDetector::default() }
+        Self {
+            path,
+            enricher,
+            store: PodStore::new(config.clone()),
+            node_name,
+            changes: ChangeDetector::default(),
+            base: config,
+            settings,
+            pushed_cluster: None,
+        }
+    }
+
+    /// Applies settings pushed since the last poll; a change of label rules re-reads the files.
+    fn apply_settings(&mut self) {
+        let Some(rx) = self.settings.as_mut() else { return };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let e = effective(&self.base, rx.borrow_and_update().as_ref());
+        if let Some(mode) = e.mode {
+            self.enricher.set_mode(mode);
+        }
+        self.pushed_cluster = e.cluster;
+        if let Some(c) = &self.pushed_cluster {
+            self.store.set_cluster(c.clone());
+        }
+        self.store.reconfigure(e.config);
+        // Read the files again: dropped labels may be wanted now, and the index must be republished.
+        self.changes = ChangeDetector::default();
     }
 
     /// Applies a change of the files and expires deleted pods; publishes when anything changed.
     pub fn poll(&mut self) {
+        self.apply_settings();
         let now = Instant::now();
         match self.changes.poll(&self.path) {
             Change::None => {}
@@ -59,7 +98,7 @@ impl PodFileSource {
                         None => None,
                     };
                     self.store.set_node(node);
-                    self.store.set_cluster(cluster);
+                    self.store.set_cluster(self.pushed_cluster.clone().unwrap_or(cluster));
                     self.store.replace_all(pods, now);
                     self.store.sweep(now);
                     let index = self.store.snapshot();

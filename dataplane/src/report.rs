@@ -1,0 +1,141 @@
+//! Counter reports to the control plane: every interval, the gateway posts its cumulative
+//! per-pipeline counters (the Collector's exporter metrics) and its refused spans to
+//! `POST /v1/reports`, authenticated with the snapshot channel's token. The manager judges each
+//! pipeline's flow health from them, so a cluster needs no Prometheus for `TelemetryFlowHealthy`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+use tracegw_contract::stream::{GatewayReport, PipelineCounters, REPORTS_PATH};
+
+use crate::metrics::{ExporterLabels, Metrics, ReceiverLabels};
+use crate::pipeline::Router;
+
+/// Posts this gateway's counters to the manager.
+#[derive(Debug)]
+pub struct Reporter {
+    /// The manager's base URL.
+    pub url: String,
+    /// File holding the shared token.
+    pub token_file: PathBuf,
+    /// This gateway's name (its pod name in a cluster).
+    pub name: String,
+    /// How often to report.
+    pub interval: Duration,
+    /// The running pipelines.
+    pub router: Arc<Router>,
+    /// Where the counters are.
+    pub metrics: Metrics,
+}
+
+// === impl Reporter ===
+
+impl Reporter {
+    /// Reports until `stop` fires. Failures are logged once per outage and retried at the next tick.
+    pub async fn run(self, stop: CancellationToken) {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let started = Instant::now();
+        let boot_id = boot_id();
+        let mut failing = false;
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let report = self.report(&boot_id, started.elapsed());
+            match self.post(&client, &report).await {
+                Ok(()) if failing => {
+                    tracing::info!(url = %self.url, "counter reports reach the manager again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(url = %self.url, error = %e, "cannot report counters to the manager; retrying");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The counters now.
+    pub fn report(&self, boot_id: &str, uptime: Duration) -> GatewayReport {
+        let table = self.router.load();
+        let pipelines = table
+            .pipelines
+            .iter()
+            .map(|p| {
+                let labels = ExporterLabels { exporter: p.exporter_id().to_string() };
+                PipelineCounters {
+                    name: p.config().name.clone(),
+                    sent_spans: self.metrics.exporter_sent_spans.get_or_create(&labels).get(),
+                    send_failed_spans: self.metrics.exporter_send_failed_spans.get_or_create(&labels).get(),
+                    enqueue_failed_spans: self
+                        .metrics
+                        .exporter_enqueue_failed_spans
+                        .get_or_create(&labels)
+                        .get(),
+                }
+            })
+            .collect();
+        let refused_spans = ["grpc", "http"]
+            .iter()
+            .map(|t| {
+                let labels = ReceiverLabels { receiver: "otlp".into(), transport: (*t).into() };
+                self.metrics.receiver_refused_spans.get_or_create(&labels).get()
+            })
+            .sum();
+        GatewayReport {
+            gateway: self.name.clone(),
+            boot_id: boot_id.to_string(),
+            uptime_seconds: uptime.as_secs(),
+            snapshot_version: table.version,
+            refused_spans,
+            pipelines,
+        }
+    }
+
+    async fn post(
+        &self,
+        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+        report: &GatewayReport,
+    ) -> Result<(), String> {
+        let token = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| format!("cannot read token file {}: {e}", self.token_file.display()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| "token is not a valid header value")?;
+        auth.set_sensitive(true);
+        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let request = Request::post(format!("{}{REPORTS_PATH}", self.url.trim_end_matches('/')))
+            .header(AUTHORIZATION, auth)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(self.interval, client.request(request))
+            .await
+            .map_err(|_| "the manager did not answer in time".to_string())?
+            .map_err(|e| format!("cannot reach the manager: {e}"))?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        match status {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            StatusCode::UNAUTHORIZED => Err("the manager refused our token".into()),
+            other => Err(format!("the manager answered {other}")),
+        }
+    }
+}
+
+/// A random id for this process.
+fn boot_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
