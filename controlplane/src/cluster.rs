@@ -333,12 +333,7 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
     metrics.snapshot_version.set(initial.version as i64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(initial));
     let flow = Arc::new(Mutex::new(FlowTracker::new(config.flow, Instant::now())));
-    let channel = Channel {
-        token: Arc::clone(&token),
-        snapshots: snapshot_rx.clone(),
-        flow: Arc::clone(&flow),
-        metrics: metrics.clone(),
-    };
+    let channel = Channel::new(Arc::clone(&token), snapshot_rx.clone(), Arc::clone(&flow), metrics.clone());
     tokio::spawn(snapshots::serve(snapshot_listener, channel, stop.clone()));
     tokio::spawn(metrics::serve(
         admin_listener,

@@ -201,7 +201,7 @@ pub async fn start(
         report,
     };
     renderer.poll();
-    let channel = Channel { token: Arc::new(token), snapshots: rx.clone(), flow, metrics: metrics.clone() };
+    let channel = Channel::new(Arc::new(token), rx.clone(), flow, metrics.clone());
     tokio::spawn(snapshots::serve(listener, channel, stop.clone()));
     let watch_stop = stop.clone();
     tokio::spawn(async move {

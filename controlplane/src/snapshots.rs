@@ -56,6 +56,35 @@ pub struct Channel {
     pub flow: Arc<Mutex<FlowTracker>>,
     /// Subscriber and report counts.
     pub metrics: ManagerMetrics,
+    /// The newest snapshot's line, encoded once for every subscriber.
+    encoded: Arc<Mutex<Option<(u64, Bytes)>>>,
+}
+
+// === impl Channel ===
+
+impl Channel {
+    /// A channel serving `snapshots` to holders of `token`, recording reports in `flow`.
+    pub fn new(
+        token: Arc<String>,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        flow: Arc<Mutex<FlowTracker>>,
+        metrics: ManagerMetrics,
+    ) -> Self {
+        Self { token, snapshots, flow, metrics, encoded: Arc::default() }
+    }
+
+    /// The stream line for `snapshot`, serialised once per version however many gateways follow.
+    fn line(&self, snapshot: &Snapshot) -> Bytes {
+        let mut cache = self.encoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((version, line)) = cache.as_ref()
+            && *version == snapshot.version
+        {
+            return line.clone();
+        }
+        let line = Bytes::from(encode_line(snapshot).unwrap_or_default());
+        *cache = Some((snapshot.version, line.clone()));
+        line
+    }
 }
 
 /// Decrements the subscriber gauge when a stream ends, however it ends.
@@ -165,15 +194,19 @@ fn subscribe(req: &Request<Incoming>, channel: &Channel) -> Response<Body> {
     rx.mark_changed();
     channel.metrics.subscribers.inc();
     let subscription = Subscription(channel.metrics.clone());
+    let channel = channel.clone();
     // Each subscriber waits on the watch; a slow one simply skips to the newest snapshot.
-    let lines = futures::stream::unfold((rx, after, subscription), |(mut rx, mut sent, sub)| async move {
-        loop {
-            rx.changed().await.ok()?;
-            let snapshot = Arc::clone(&rx.borrow_and_update());
-            if snapshot.version > sent {
-                sent = snapshot.version;
-                let line = encode_line(&snapshot).unwrap_or_default();
-                return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), (rx, sent, sub)));
+    let lines = futures::stream::unfold((rx, after, subscription), move |(mut rx, mut sent, sub)| {
+        let channel = channel.clone();
+        async move {
+            loop {
+                rx.changed().await.ok()?;
+                let snapshot = Arc::clone(&rx.borrow_and_update());
+                if snapshot.version > sent {
+                    sent = snapshot.version;
+                    let line = channel.line(&snapshot);
+                    return Some((Ok::<_, Infallible>(Frame::data(line)), (rx, sent, sub)));
+                }
             }
         }
     });

@@ -1,7 +1,7 @@
 //! `loadtest`: a load generator and a verifying OTLP sink for `otlp-gateway`.
 
 use clap::{Parser, Subcommand};
-use loadtest::{generate, run, sink};
+use loadtest::{fanout, generate, run, sink};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,6 +21,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run a measured scenario: forwarder, sinks and generator; prints a table and one JSON line.
     Run(run::RunArgs),
+    /// Measure what many gateways cost telemetry-manager: snapshot streams, changes, reports.
+    Fanout(fanout::FanoutArgs),
 }
 
 #[tokio::main]
@@ -30,6 +32,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Generate(args) => {
             let report = generate::run(args).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Fanout(args) => {
+            let result = fanout::run(args).await?;
+            eprint!("{}", fanout::table(&result));
+            println!("{result}");
             Ok(())
         }
         Command::Run(args) => {

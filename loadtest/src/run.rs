@@ -103,7 +103,7 @@ impl Usage {
 // === free functions ===
 
 /// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may contain spaces; fields after the closing parenthesis are fixed.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
@@ -114,7 +114,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((utime + stime) / 100.0)
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
@@ -359,7 +359,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     Ok(result)
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("loadtest-run-{}-{}", std::process::id(), fastrand::u32(..)));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
