@@ -94,6 +94,8 @@ pub struct ClusterConfig {
     pub flow: FlowSettings,
     /// Enrichment settings for the snapshot.
     pub enrichment: EnrichmentFlags,
+    /// Serve the snapshot channel over TLS with the manager's own certificate (see [`crate::tls`]).
+    pub tls: bool,
 }
 
 /// Starting failed.
@@ -120,6 +122,12 @@ pub enum StartError {
     /// The system's random source failed.
     #[error("cannot generate a token: {0}")]
     Random(String),
+    /// The serving certificate cannot be made, stored or used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The serving certificate cannot be stored.
+    #[error("cannot store the serving certificate: {0}")]
+    StoreCert(#[source] kube::Error),
 }
 
 /// A pass that could not finish; it is retried with backoff.
@@ -196,6 +204,8 @@ struct Reconciler {
     secret_states: HashMap<SecretId, SecretState>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     token: Arc<String>,
+    /// The certificate gateways trust for the channel; empty when it is plain.
+    ca_pem: String,
     flow: Arc<Mutex<FlowTracker>>,
     /// Writes whose watch event has not arrived yet: the resource version the cache held before, and
     /// what the API server answered.
@@ -219,6 +229,7 @@ impl Default for ClusterConfig {
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             flow: FlowSettings::default(),
             enrichment: EnrichmentFlags::default(),
+            tls: true,
         }
     }
 }
@@ -314,6 +325,45 @@ async fn load_secret(client: &Client, namespace: &str) -> Result<(String, Option
     Ok((token, snapshot))
 }
 
+/// The manager's serving certificate: the stored one if it still serves the manager's names, else a
+/// new one, stored for the next start.
+async fn serving_cert(
+    client: &Client,
+    config: &ClusterConfig,
+) -> Result<crate::tls::ServingCert, StartError> {
+    use crate::tls::{SERVING_SECRET, ServingCert, names_for};
+    let namespace = &config.gateway.namespace;
+    let names = names_for(&config.gateway.manager_url);
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let stored = api
+        .get_opt(SERVING_SECRET)
+        .await
+        .map_err(|source| StartError::Kube { what: format!("Secret {namespace}/{SERVING_SECRET}"), source })?
+        .and_then(|s| s.data)
+        .and_then(|d| {
+            let text = |k: &str| d.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok());
+            Some(ServingCert { cert_pem: text("tls.crt")?, key_pem: text("tls.key")? })
+        });
+    let (now, _) = unix_now();
+    if let Some(cert) = stored.filter(|c| c.usable_for(&names, now)) {
+        return Ok(cert);
+    }
+    tracing::info!(names = ?names, "creating the snapshot channel's serving certificate");
+    let cert = ServingCert::generate(&names, now)?;
+    use base64::Engine as _;
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": SERVING_SECRET, "namespace": namespace,
+                     "labels": {MANAGED_BY.0: MANAGED_BY.1, "app.kubernetes.io/name": "telemetry-manager"}},
+        "data": {"tls.crt": b64(&cert.cert_pem), "tls.key": b64(&cert.key_pem)},
+    });
+    api.patch(SERVING_SECRET, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        .await
+        .map_err(StartError::StoreCert)?;
+    Ok(cert)
+}
+
 /// Starts watching, serving snapshots and reconciling.
 pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManager, StartError> {
     let bind = |addr: SocketAddr| async move {
@@ -334,7 +384,13 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(initial));
     let flow = Arc::new(Mutex::new(FlowTracker::new(config.flow, Instant::now())));
     let channel = Channel::new(Arc::clone(&token), snapshot_rx.clone(), Arc::clone(&flow), metrics.clone());
-    tokio::spawn(snapshots::serve(snapshot_listener, channel, stop.clone()));
+    let (tls, ca_pem) = if config.tls {
+        let cert = serving_cert(&client, &config).await?;
+        (Some(cert.server_config()?), cert.cert_pem)
+    } else {
+        (None, String::new())
+    };
+    tokio::spawn(snapshots::serve(snapshot_listener, channel, tls, stop.clone()));
     tokio::spawn(metrics::serve(
         admin_listener,
         Arc::new(metrics.registry()),
@@ -394,6 +450,7 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
         secret_states: HashMap::new(),
         snapshot_tx,
         token,
+        ca_pem,
         flow,
         recent_applies: HashMap::new(),
         recent_deletes: HashMap::new(),
@@ -671,7 +728,7 @@ impl Reconciler {
         let snapshot_json = serde_json::to_string(&next).unwrap_or_default();
         let mut desired =
             if running > 0 { gateway::gateway_objects(&self.config.gateway) } else { Vec::new() };
-        desired.insert(0, gateway::secret(&self.config.gateway, &self.token, &snapshot_json));
+        desired.insert(0, gateway::secret(&self.config.gateway, &self.token, &snapshot_json, &self.ca_pem));
         self.apply_objects(&desired).await?;
 
         // Status.

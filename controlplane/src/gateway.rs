@@ -26,6 +26,9 @@ pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", GATEWAY_NAME);
 pub const TOKEN_KEY: &str = "token";
 /// Key of the last snapshot in the gateway Secret.
 pub const SNAPSHOT_KEY: &str = "snapshot.json";
+/// Key of the manager's serving certificate in the gateway Secret: the one certificate gateways
+/// trust for the snapshot channel.
+pub const CA_KEY: &str = "ca.crt";
 /// Where the gateway Secret is mounted in the gateway.
 pub const SECRET_MOUNT: &str = "/etc/otlp-gateway/secret";
 
@@ -88,7 +91,7 @@ impl Default for GatewaySettings {
 
 /// The URL gateways use to reach the manager's Service in `namespace`.
 pub fn manager_url(namespace: &str) -> String {
-    format!("http://telemetry-manager.{namespace}.svc:9090")
+    format!("https://telemetry-manager.{namespace}.svc:9090")
 }
 
 // === impl Desired ===
@@ -203,6 +206,8 @@ fn daemonset(s: &GatewaySettings) -> Value {
         format!("{SECRET_MOUNT}/{TOKEN_KEY}"),
         "--snapshot-file".into(),
         format!("{SECRET_MOUNT}/{SNAPSHOT_KEY}"),
+        "--snapshot-ca".into(),
+        format!("{SECRET_MOUNT}/{CA_KEY}"),
         "--kubernetes".into(),
         "--log-format".into(),
         "json".into(),
@@ -276,16 +281,17 @@ fn daemonset(s: &GatewaySettings) -> Value {
     })
 }
 
-/// The Secret mounted into every gateway: the snapshot channel's token and the last snapshot, read
-/// at start when the manager cannot be reached.
-pub fn secret(s: &GatewaySettings, token: &str, snapshot_json: &str) -> Desired {
+/// The Secret mounted into every gateway: the snapshot channel's token and the certificate it
+/// trusts for the channel (empty when the channel is plain), and the last snapshot, read at start
+/// when the manager cannot be reached.
+pub fn secret(s: &GatewaySettings, token: &str, snapshot_json: &str, ca_pem: &str) -> Desired {
     use base64::Engine as _;
     let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
     let object = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": metadata(GATEWAY_NAME, Some(&s.namespace), "gateway"),
         "type": "Opaque",
-        "data": {TOKEN_KEY: b64(token), SNAPSHOT_KEY: b64(snapshot_json)},
+        "data": {TOKEN_KEY: b64(token), SNAPSHOT_KEY: b64(snapshot_json), CA_KEY: b64(ca_pem)},
     });
     Desired::new("v1", "Secret", Some(&s.namespace), object)
 }

@@ -18,3 +18,4 @@ pub mod local;
 pub mod metrics;
 pub mod secrets;
 pub mod snapshots;
+pub mod tls;

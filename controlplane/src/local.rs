@@ -202,7 +202,7 @@ pub async fn start(
     };
     renderer.poll();
     let channel = Channel::new(Arc::new(token), rx.clone(), flow, metrics.clone());
-    tokio::spawn(snapshots::serve(listener, channel, stop.clone()));
+    tokio::spawn(snapshots::serve(listener, channel, None, stop.clone()));
     let watch_stop = stop.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(POLL_INTERVAL);

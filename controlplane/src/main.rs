@@ -95,9 +95,13 @@ struct Cli {
     /// Memory limit of each gateway pod.
     #[arg(long, default_value_t = gateway_defaults().memory_limit)]
     gateway_memory_limit: String,
-    /// The URL gateways reach this manager at [default: http://telemetry-manager.<namespace>.svc:9090].
+    /// The URL gateways reach this manager at [default: https://telemetry-manager.<namespace>.svc:9090].
     #[arg(long)]
     manager_url: Option<String>,
+    /// Serve the snapshot channel in plain HTTP instead of TLS (e.g. when a mesh already encrypts it;
+    /// give an http:// --manager-url then).
+    #[arg(long)]
+    snapshot_plaintext: bool,
     /// Service attribute rules passed to every gateway.
     #[arg(long, value_enum, default_value_t = ServiceEnrichment::KymaLegacy)]
     service_enrichment: ServiceEnrichment,
@@ -145,16 +149,17 @@ impl Cli {
                 image_pull_policy: self.gateway_image_pull_policy.clone(),
                 priority_class: self.gateway_priority_class.clone(),
                 memory_limit: self.gateway_memory_limit.clone(),
-                manager_url: self
-                    .manager_url
-                    .clone()
-                    .unwrap_or_else(|| telemetry_manager::gateway::manager_url(&self.namespace)),
+                manager_url: self.manager_url.clone().unwrap_or_else(|| {
+                    let url = telemetry_manager::gateway::manager_url(&self.namespace);
+                    if self.snapshot_plaintext { url.replacen("https://", "http://", 1) } else { url }
+                }),
                 ..gateway_defaults()
             },
             max_pipelines: self.max_pipelines(),
             snapshot_addr: self.snapshot_addr.unwrap_or(d.snapshot_addr),
             admin_addr: self.admin_addr,
             flow: FlowSettings { window: self.flow_window.into(), ..FlowSettings::default() },
+            tls: !self.snapshot_plaintext,
             enrichment: EnrichmentFlags {
                 service_mode: match self.service_enrichment {
                     ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,

@@ -216,8 +216,17 @@ fn subscribe(req: &Request<Incoming>, channel: &Channel) -> Response<Body> {
     r
 }
 
-/// Serves snapshots and takes reports until `stop` fires.
-pub async fn serve(listener: TcpListener, channel: Channel, stop: CancellationToken) {
+/// How long a client may take for the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves snapshots and takes reports until `stop` fires; over TLS when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    channel: Channel,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -226,17 +235,32 @@ pub async fn serve(listener: TcpListener, channel: Channel, stop: CancellationTo
                 Err(_) => continue,
             },
         };
-        let (channel, stop) = (channel.clone(), stop.clone());
+        let (channel, stop, acceptor) = (channel.clone(), stop.clone(), acceptor.clone());
         let service = hyper::service::service_fn(move |req| {
             let channel = channel.clone();
             async move { Ok::<_, Infallible>(handle(req, &channel).await) }
         });
         tokio::spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.cancelled() => {}
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
             }
         });
     }

@@ -31,6 +31,8 @@ fn config() -> ClusterConfig {
             stale_after: Duration::from_secs(2),
             evaluate_every: Duration::from_millis(200),
         },
+        // These tests post reports in plain HTTP; TLS is covered by the gateway e2e tests.
+        tls: false,
         ..ClusterConfig::default()
     }
 }

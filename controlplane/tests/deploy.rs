@@ -61,7 +61,7 @@ fn manifests_validate_against_kubernetes_schemas() {
     let dir = tempfile::tempdir().unwrap();
     let rendered = dir.path().join("rendered-gateway.yaml");
     let mut objects = gateway::gateway_objects(&GatewaySettings::default());
-    objects.push(gateway::secret(&GatewaySettings::default(), "token", "{}"));
+    objects.push(gateway::secret(&GatewaySettings::default(), "token", "{}", ""));
     let yaml: String =
         objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(&o.object).unwrap())).collect();
     std::fs::write(&rendered, yaml).unwrap();

@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     pub token_file: Option<PathBuf>,
     /// The manager's stored copy of its latest snapshot, run when the manager cannot be reached.
     pub snapshot_file: Option<PathBuf>,
+    /// The certificate the manager serves the snapshot channel with (PEM), for `https://` URLs.
+    pub snapshot_ca: Option<PathBuf>,
     /// This gateway's name in counter reports to the manager.
     pub report_name: String,
     /// How often counters are reported to the manager.
@@ -141,6 +143,7 @@ impl Default for GatewayConfig {
             snapshot_url: None,
             token_file: None,
             snapshot_file: None,
+            snapshot_ca: None,
             report_name: "otlp-gateway".into(),
             report_interval: tracegw_contract::stream::REPORT_INTERVAL,
         }
@@ -205,9 +208,13 @@ impl Gateway {
         let pushed = config.snapshot_url.is_some();
         match (&config.snapshot_url, &config.token_file) {
             (Some(url), Some(token_file)) => {
-                let subscriber = Subscriber {
+                let link = crate::link::ManagerLink {
                     url: url.clone(),
                     token_file: token_file.clone(),
+                    ca_file: config.snapshot_ca.clone(),
+                };
+                let subscriber = Subscriber {
+                    link: link.clone(),
                     snapshot_file: config.snapshot_file.clone(),
                     router: Arc::clone(&router),
                     health: Arc::clone(&health),
@@ -216,8 +223,7 @@ impl Gateway {
                 };
                 admin.spawn(subscriber.run(stop_admin.clone()));
                 let reporter = Reporter {
-                    url: url.clone(),
-                    token_file: token_file.clone(),
+                    link,
                     name: config.report_name.clone(),
                     interval: config.report_interval,
                     router: Arc::clone(&router),

@@ -20,6 +20,7 @@ pub mod compression;
 pub mod enrich;
 pub mod export;
 pub mod filter;
+pub mod link;
 pub mod metrics;
 pub mod pipeline;
 pub mod receiver;

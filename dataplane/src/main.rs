@@ -57,6 +57,10 @@ struct Args {
     /// while the manager cannot be reached.
     #[arg(long, env = "OTLP_GATEWAY_SNAPSHOT_FILE")]
     snapshot_file: Option<PathBuf>,
+    /// The certificate telemetry-manager serves snapshots with (PEM); the only one trusted for an
+    /// https:// --snapshot-url. Without it the system's roots are used.
+    #[arg(long, env = "OTLP_GATEWAY_SNAPSHOT_CA")]
+    snapshot_ca: Option<PathBuf>,
     /// This gateway's name in counter reports to the manager.
     #[arg(long, env = "MY_POD_NAME", default_value_t = defaults().report_name)]
     report_name: String,
@@ -176,6 +180,7 @@ impl Args {
             snapshot_url: self.snapshot_url.clone(),
             token_file: self.token_file.clone(),
             snapshot_file: self.snapshot_file.clone(),
+            snapshot_ca: self.snapshot_ca.clone(),
             report_name: self.report_name.clone(),
             report_interval: self.report_interval.into(),
             service_mode: match self.service_enrichment {

@@ -3,29 +3,25 @@
 //! `POST /v1/reports`, authenticated with the snapshot channel's token. The manager judges each
 //! pipeline's flow health from them, so a cluster needs no Prometheus for `TelemetryFlowHealthy`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::stream::{GatewayReport, PipelineCounters, REPORTS_PATH};
 
+use crate::link::{ManagerClient, ManagerLink};
 use crate::metrics::{ExporterLabels, Metrics, ReceiverLabels};
 use crate::pipeline::Router;
 
 /// Posts this gateway's counters to the manager.
 #[derive(Debug)]
 pub struct Reporter {
-    /// The manager's base URL.
-    pub url: String,
-    /// File holding the shared token.
-    pub token_file: PathBuf,
+    /// The manager.
+    pub link: ManagerLink,
     /// This gateway's name (its pod name in a cluster).
     pub name: String,
     /// How often to report.
@@ -41,7 +37,7 @@ pub struct Reporter {
 impl Reporter {
     /// Reports until `stop` fires. Failures are logged once per outage and retried at the next tick.
     pub async fn run(self, stop: CancellationToken) {
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let mut client: Option<ManagerClient<Full<Bytes>>> = None;
         let started = Instant::now();
         let boot_id = boot_id();
         let mut failing = false;
@@ -53,14 +49,26 @@ impl Reporter {
                 _ = ticker.tick() => {}
             }
             let report = self.report(&boot_id, started.elapsed());
-            match self.post(&client, &report).await {
+            // One client, so one connection, while it works; a new one (certificate read again)
+            // after a failure.
+            let outcome = match client.take().map_or_else(|| self.link.client(), Ok) {
+                Ok(c) => {
+                    let result = self.post(&c, &report).await;
+                    if result.is_ok() {
+                        client = Some(c);
+                    }
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(()) if failing => {
-                    tracing::info!(url = %self.url, "counter reports reach the manager again");
+                    tracing::info!(url = %self.link.url, "counter reports reach the manager again");
                     failing = false;
                 }
                 Ok(()) => {}
                 Err(e) if !failing => {
-                    tracing::warn!(url = %self.url, error = %e, "cannot report counters to the manager; retrying");
+                    tracing::warn!(url = %self.link.url, error = %e, "cannot report counters to the manager; retrying");
                     failing = true;
                 }
                 Err(_) => {}
@@ -105,18 +113,10 @@ impl Reporter {
         }
     }
 
-    async fn post(
-        &self,
-        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-        report: &GatewayReport,
-    ) -> Result<(), String> {
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| format!("cannot read token file {}: {e}", self.token_file.display()))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .map_err(|_| "token is not a valid header value")?;
-        auth.set_sensitive(true);
+    async fn post(&self, client: &ManagerClient<Full<Bytes>>, report: &GatewayReport) -> Result<(), String> {
+        let auth = self.link.authorization()?;
         let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
-        let request = Request::post(format!("{}{REPORTS_PATH}", self.url.trim_end_matches('/')))
+        let request = Request::post(format!("{}{REPORTS_PATH}", self.link.url.trim_end_matches('/')))
             .header(AUTHORIZATION, auth)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))

@@ -13,16 +13,15 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, StatusCode, Uri};
+use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::stream::{AFTER_PARAM, SNAPSHOTS_PATH, decode_line};
 use tracegw_contract::{EnrichmentSettings, Generated, PipelineStatus, Resolution, Snapshot};
 
 use crate::admin::Health;
+use crate::link::ManagerLink;
 use crate::metrics::Metrics;
 use crate::pipeline::Router;
 
@@ -35,10 +34,9 @@ const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 /// Follows the manager's snapshot stream.
 #[derive(Debug)]
 pub struct Subscriber {
-    /// The manager's base URL, e.g. `http://telemetry-manager:9090`.
-    pub url: String,
-    /// File holding the shared token; re-read on every connection, so a rotated token is picked up.
-    pub token_file: PathBuf,
+    /// The manager; the token and certificate are re-read on every connection, so a rotation is
+    /// picked up.
+    pub link: ManagerLink,
     /// The manager's stored copy of its latest snapshot, if mounted.
     pub snapshot_file: Option<PathBuf>,
     /// Where snapshots go.
@@ -56,22 +54,21 @@ pub struct Subscriber {
 impl Subscriber {
     /// Runs until `stop` fires.
     pub async fn run(self, stop: CancellationToken) {
-        let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let mut version = 0u64;
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
             self.apply_stored(&mut version);
             let outcome = tokio::select! {
                 _ = stop.cancelled() => return,
-                outcome = self.follow(&client, &mut version) => outcome,
+                outcome = self.follow(&mut version) => outcome,
             };
             match outcome {
                 Ok(()) => {
-                    tracing::warn!(url = %self.url, version, "snapshot stream ended; reconnecting");
+                    tracing::warn!(url = %self.link.url, version, "snapshot stream ended; reconnecting");
                     delay = FIRST_RECONNECT_DELAY;
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.url, version, error = %e, ?delay, "snapshot stream failed; keeping the configuration in force")
+                    tracing::warn!(url = %self.link.url, version, error = %e, ?delay, "snapshot stream failed; keeping the configuration in force")
                 }
             }
             tokio::select! {
@@ -135,19 +132,13 @@ impl Subscriber {
     }
 
     /// One connection: applies snapshots until the stream ends.
-    async fn follow(
-        &self,
-        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>,
-        version: &mut u64,
-    ) -> Result<(), String> {
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| format!("cannot read token file {}: {e}", self.token_file.display()))?;
-        let uri: Uri = format!("{}{SNAPSHOTS_PATH}?{AFTER_PARAM}={version}", self.url.trim_end_matches('/'))
-            .parse()
-            .map_err(|e| format!("invalid snapshot URL: {e}"))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .map_err(|_| "token is not a valid header value")?;
-        auth.set_sensitive(true);
+    async fn follow(&self, version: &mut u64) -> Result<(), String> {
+        let client = self.link.client::<Empty<bytes::Bytes>>()?;
+        let auth = self.link.authorization()?;
+        let uri: Uri =
+            format!("{}{SNAPSHOTS_PATH}?{AFTER_PARAM}={version}", self.link.url.trim_end_matches('/'))
+                .parse()
+                .map_err(|e| format!("invalid snapshot URL: {e}"))?;
         let request =
             Request::get(uri).header(AUTHORIZATION, auth).body(Empty::new()).map_err(|e| e.to_string())?;
         let response = client.request(request).await.map_err(|e| format!("cannot reach the manager: {e}"))?;

@@ -22,6 +22,7 @@ use prost::Message as _;
 use serde_json::{Value, json};
 use telemetry_manager::cluster::{self, ClusterConfig, ClusterManager};
 use telemetry_manager::flow::FlowSettings;
+use telemetry_manager::gateway::GatewaySettings;
 
 const NS: &str = "kyma-system";
 const TP: &str = "telemetry.kyma-project.io/v1beta1";
@@ -36,6 +37,11 @@ async fn start_manager(sim: &ApiSim) -> ClusterManager {
             window: Duration::from_secs(5),
             stale_after: Duration::from_secs(3),
             evaluate_every: Duration::from_millis(200),
+        },
+        // The serving certificate must name the address the gateway dials.
+        gateway: GatewaySettings {
+            manager_url: "https://127.0.0.1:9090".into(),
+            ..GatewaySettings::default()
         },
         ..ClusterConfig::default()
     };
@@ -70,7 +76,7 @@ async fn mount_gateway_secret(sim: &ApiSim, dir: &Path) -> std::path::PathBuf {
     })
     .await;
     let secret = sim.get("v1", "Secret", Some(NS), "telemetry-otlp-gateway").unwrap();
-    for key in ["token", "snapshot.json"] {
+    for key in ["token", "snapshot.json", "ca.crt"] {
         let raw =
             base64::engine::general_purpose::STANDARD.decode(secret["data"][key].as_str().unwrap()).unwrap();
         std::fs::write(dir.join(key), raw).unwrap();
@@ -106,7 +112,7 @@ async fn rotation_reaches_a_running_gateway_while_spans_flow() {
         "spec": {"output": {"otlp": {"endpoint": {"valueFrom": {"secretKeyRef": {"name": "backend", "namespace": "default", "key": "endpoint"}}}}}}}));
     let manager = start_manager(&sim).await;
     let token = mount_gateway_secret(&sim, dir.path()).await;
-    let url = format!("http://{}", manager.snapshot_addr);
+    let url = format!("https://127.0.0.1:{}", manager.snapshot_addr.port());
     let gw = Gateway::start(
         dir.path(),
         "# unused: the gateway follows the manager\n",
@@ -117,6 +123,8 @@ async fn rotation_reaches_a_running_gateway_while_spans_flow() {
             token.to_str().unwrap(),
             "--snapshot-file",
             dir.path().join("snapshot.json").to_str().unwrap(),
+            "--snapshot-ca",
+            dir.path().join("ca.crt").to_str().unwrap(),
             "--batch-timeout",
             "50ms",
             "--report-interval",
@@ -204,7 +212,7 @@ async fn cold_start_from_the_stored_snapshot() {
         "spec": {"output": {"otlp": {"endpoint": {"valueFrom": {"secretKeyRef": {"name": "backend", "namespace": "default", "key": "endpoint"}}}}}}}));
     let manager = start_manager(&sim).await;
     let token = mount_gateway_secret(&sim, dir.path()).await;
-    let url = format!("http://{}", manager.snapshot_addr);
+    let url = format!("https://127.0.0.1:{}", manager.snapshot_addr.port());
     manager.stop.cancel();
     manager.wait().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -218,6 +226,8 @@ async fn cold_start_from_the_stored_snapshot() {
             token.to_str().unwrap(),
             "--snapshot-file",
             dir.path().join("snapshot.json").to_str().unwrap(),
+            "--snapshot-ca",
+            dir.path().join("ca.crt").to_str().unwrap(),
             "--batch-timeout",
             "50ms",
         ],
@@ -231,4 +241,58 @@ async fn cold_start_from_the_stored_snapshot() {
     send_raw(&client, request(1), SPANS_PER_REQUEST).await.unwrap();
     wait_until("delivery", Duration::from_secs(20), || a.spans_received() >= SPANS_PER_REQUEST as u64).await;
     assert!(gw.proc.log_text().contains("applying the stored snapshot"), "{}", gw.proc.log_text());
+}
+
+/// Scenario: the manager's snapshot channel in a cluster, probed without TLS, with TLS but trusting
+/// another certificate, and as a gateway does; then the manager restarts.
+/// Guarantees: plain HTTP gets no snapshot, a client that does not trust the manager's own
+/// certificate cannot connect, the gateway (trusting `ca.crt` from its Secret) is served; a restart
+/// keeps the certificate, so running gateways need nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_snapshot_channel_is_tls_with_the_managers_own_certificate() {
+    let dir = tempdir();
+    let sim = ApiSim::start().await.unwrap();
+    sim.put(json!({"apiVersion": TP, "kind": "TracePipeline", "metadata": {"name": "traces"},
+        "spec": {"output": {"otlp": {"endpoint": {"value": "http://backend:4317"}}}}}));
+    let manager = start_manager(&sim).await;
+    let token_file = mount_gateway_secret(&sim, dir.path()).await;
+    let port = manager.snapshot_addr.port();
+
+    let plain = get(&format!("http://127.0.0.1:{port}/v1/snapshots")).await;
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+
+    let link = |ca: &Path| otlp_gateway::link::ManagerLink {
+        url: format!("https://127.0.0.1:{port}"),
+        token_file: token_file.clone(),
+        ca_file: Some(ca.to_path_buf()),
+    };
+    let request = |link: &otlp_gateway::link::ManagerLink| {
+        http::Request::get(format!("{}/v1/reports", link.url))
+            .header("authorization", link.authorization().unwrap())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.path().join("other.crt"), stranger.cert.pem()).unwrap();
+    let other = link(&dir.path().join("other.crt"));
+    let client: otlp_gateway::link::ManagerClient<http_body_util::Empty<Bytes>> = other.client().unwrap();
+    assert!(
+        client.request(request(&other)).await.is_err(),
+        "a client trusting another certificate connected"
+    );
+    let trusted = link(&dir.path().join("ca.crt"));
+    let client: otlp_gateway::link::ManagerClient<http_body_util::Empty<Bytes>> = trusted.client().unwrap();
+    let answer = client.request(request(&trusted)).await.unwrap();
+    assert_eq!(answer.status(), 405, "over TLS the request reaches the manager (GET on the report path)");
+
+    let cert_before = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    manager.stop.cancel();
+    manager.wait().await;
+    let again = start_manager(&sim).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let secret = sim.get("v1", "Secret", Some(NS), "telemetry-otlp-gateway").unwrap();
+    let cert_after =
+        base64::engine::general_purpose::STANDARD.decode(secret["data"]["ca.crt"].as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(cert_after).unwrap(), cert_before, "the certificate changed on restart");
+    again.stop.cancel();
 }
