@@ -1,6 +1,14 @@
 //! gzip and zstd for both directions. Decompression is bounded while it runs, so a small compressed
 //! body that inflates past the limit (a decompression bomb) is stopped after `limit` bytes.
+//!
+//! Export batches are compressed whole, so gzip uses libdeflate, which compresses a whole buffer
+//! rather than a stream: on realistic spans it is as fast as zlib-rs at level 1 with 15 % smaller
+//! output, and about twice as fast at level 6 (PERF.md, "Export compression"). Each worker thread
+//! keeps one compressor per level, since a compressor's state is hundreds of kilobytes to set up.
+//! Decompression of received bodies stays streaming (flate2), because only a stream can stop a
+//! bomb after `limit` bytes.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use bytes::{Bytes, BytesMut};
@@ -171,13 +179,7 @@ pub fn compress_into(
             }
             Ok(out)
         }
-        Encoding::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(gzip_level));
-            for c in chunks {
-                enc.write_all(c)?;
-            }
-            Ok(enc.finish()?.into_inner())
-        }
+        Encoding::Gzip => gzip_into(chunks, out, gzip_level),
         Encoding::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(out.writer(), zstd_level)?;
             enc.include_checksum(false)?;
@@ -191,9 +193,79 @@ pub fn compress_into(
 
 use bytes::BufMut as _;
 
+/// One thread's gzip state: a compressor per level used, and a scratch buffer for joining chunks.
+type GzipState = (Vec<(i32, libdeflater::Compressor)>, Vec<u8>);
+
+thread_local! {
+    static GZIP: RefCell<GzipState> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// gzip with libdeflate: the chunks are joined (libdeflate needs one input buffer), then compressed
+/// straight into `out`.
+fn gzip_into(chunks: &[Bytes], mut out: BytesMut, level: u32) -> std::io::Result<BytesMut> {
+    let level = i32::try_from(level.clamp(0, 12)).unwrap_or(1);
+    let lvl = libdeflater::CompressionLvl::new(level).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("gzip level {level}: {e:?}"))
+    })?;
+    GZIP.with(|cell| {
+        let mut state = cell.borrow_mut();
+        let (compressors, scratch) = &mut *state;
+        let input: &[u8] = match chunks {
+            [only] => only,
+            _ => {
+                scratch.clear();
+                for c in chunks {
+                    scratch.extend_from_slice(c);
+                }
+                scratch
+            }
+        };
+        let index = match compressors.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                compressors.push((level, libdeflater::Compressor::new(lvl)));
+                compressors.len() - 1
+            }
+        };
+        let compressor = &mut compressors[index].1;
+        let start = out.len();
+        out.resize(start + compressor.gzip_compress_bound(input.len()), 0);
+        let written = compressor
+            .gzip_compress(input, &mut out[start..])
+            .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
+        out.truncate(start + written);
+        // A batch far above the usual size should not pin its buffer in every thread forever.
+        if scratch.capacity() > MAX_RETAINED_SCRATCH_BYTES {
+            *scratch = Vec::new();
+        }
+        Ok(out)
+    })
+}
+
+/// The largest joining buffer a thread keeps between batches.
+const MAX_RETAINED_SCRATCH_BYTES: usize = 8 * 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scenario: libdeflate's gzip at every level, read back by flate2 (what backends use), from one
+    /// chunk and from many.
+    /// Guarantees: the output is standard gzip holding exactly the input.
+    #[test]
+    fn libdeflate_gzip_is_standard_gzip() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data = Bytes::from(data);
+        for level in [0, 1, 6, 9, 12] {
+            let parts = [data.slice(..1), data.slice(1..77_777), data.slice(77_777..)];
+            for chunks in [&[data.clone()][..], &parts[..]] {
+                let packed = compress(Encoding::Gzip, chunks, data.len(), level, 1).unwrap();
+                let mut back = Vec::new();
+                flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut back).unwrap();
+                assert_eq!(back, data, "level {level}");
+            }
+        }
+    }
 
     /// Scenario: gzip and zstd round trips, and a 1 MiB body of zeros against a 64 KiB limit.
     /// Guarantees: data survives; the bomb is refused as TooLarge, not read whole.
