@@ -41,7 +41,7 @@ static GLOBAL: Counting = Counting;
 
 fn pod(i: usize) -> PodMeta {
     PodMeta {
-        uid: format!("0b6b1d5e-{i:04}-4000-8000-{i:012}"),
+        uid: format!("0b6b1d5e-{i:04}-4000-8000-{i:012}").into(),
         name: format!("checkout-7d4b9c8f5d-{i:05}"),
         namespace: format!("team-{}", i % 40),
         node_name: "node-1".into(),

@@ -51,7 +51,7 @@ fn enricher() -> Enricher {
         PodStore::new(IndexConfig { cluster_name: Some("bench".into()), ..IndexConfig::default() });
     for i in 0..100u8 {
         store.upsert(PodMeta {
-            uid: format!("uid-{i}"),
+            uid: format!("uid-{i}").into(),
             name: format!("app-{i}"),
             namespace: "shop".into(),
             ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))],

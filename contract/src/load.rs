@@ -65,16 +65,7 @@ pub enum LoadError {
 impl Objects {
     /// Adds every document of one YAML/JSON text.
     pub fn add_text(&mut self, source: &Path, text: &str) -> Result<(), LoadError> {
-        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let value: serde_json::Value = serde::Deserialize::deserialize(document).map_err(|e| {
-                LoadError::Syntax { path: source.to_path_buf(), index, message: e.to_string() }
-            })?;
-            if value.is_null() {
-                continue;
-            }
-            self.add_value(source, value);
-        }
-        Ok(())
+        visit_text(source, text, |value| self.add_value(source, value))
     }
 
     fn add_value(&mut self, source: &Path, value: serde_json::Value) {
@@ -119,6 +110,28 @@ pub fn load_path(path: &Path) -> Result<Objects, LoadError> {
         objects.add_text(&file, &text)?;
     }
     Ok(objects)
+}
+
+/// Calls `visit` with each document under `path`, one at a time, so a caller that keeps only a few
+/// fields of each (ten thousand Pods, say) never holds every document at once.
+pub fn visit_path(path: &Path, mut visit: impl FnMut(serde_json::Value)) -> Result<(), LoadError> {
+    for file in files(path)? {
+        let text =
+            std::fs::read_to_string(&file).map_err(|source| LoadError::Io { path: file.clone(), source })?;
+        visit_text(&file, &text, &mut visit)?;
+    }
+    Ok(())
+}
+
+fn visit_text(source: &Path, text: &str, mut visit: impl FnMut(serde_json::Value)) -> Result<(), LoadError> {
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document)
+            .map_err(|e| LoadError::Syntax { path: source.to_path_buf(), index, message: e.to_string() })?;
+        if !value.is_null() {
+            visit(value);
+        }
+    }
+    Ok(())
 }
 
 /// The files `load_path` would read, in order.

@@ -234,6 +234,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 }
 
 fn main() -> ExitCode {
+    otlp_gateway::app::tune_allocator();
     let args = Args::parse();
     init_logging(args.log_format, &args.log_level);
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -348,6 +348,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         "forwarder_cores_used": cpu / wall,
         "rss_peak_mib": usage.rss_peak_mib(),
         "rss_mean_mib": usage.rss_mean_mib(),
+        "rss_timeline_mib": usage.rss_samples_kib.iter().map(|k| k / 1024).collect::<Vec<u64>>(),
         "latency_p50_us": latency["p50"],
         "latency_p99_us": latency["p99"],
         "latency_p999_us": latency["p999"],

@@ -5,7 +5,7 @@
 //! Each pod's resource attributes are computed and encoded once, when the pod changes, so enriching a
 //! resource appends ready bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ pub struct IndexConfig {
 #[derive(Clone, Debug, Default)]
 pub struct PodIndex {
     by_ip: HashMap<IpAddr, Arc<PodAttrs>>,
-    by_uid: HashMap<String, Arc<PodAttrs>>,
+    by_uid: HashMap<Arc<str>, Arc<PodAttrs>>,
     /// Cluster-wide attributes, added to every resource.
     pub cluster: AttrSet,
     /// Pods indexed.
@@ -127,7 +127,7 @@ pub struct PodIndex {
 #[derive(Debug)]
 pub struct PodStore {
     config: IndexConfig,
-    pods: HashMap<String, StoredPod>,
+    pods: HashMap<Arc<str>, StoredPod>,
     node: Option<NodeMeta>,
     cluster: ClusterMeta,
 }
@@ -265,9 +265,9 @@ impl PodStore {
         }
         let mut meta = meta;
         // Only labels that can become attributes are worth their memory.
-        meta.labels.retain(|k, _| {
+        meta.labels.retain(|k| {
             matches!(
-                k.as_str(),
+                k,
                 "app.kubernetes.io/name"
                     | "app.kubernetes.io/instance"
                     | "app.kubernetes.io/version"
@@ -288,8 +288,8 @@ impl PodStore {
 
     /// Replaces the set of pods with `pods` (a full re-list): pods no longer listed are deleted.
     pub fn replace_all(&mut self, pods: Vec<PodMeta>, now: Instant) {
-        let listed: std::collections::HashSet<String> = pods.iter().map(|p| p.uid.clone()).collect();
-        let gone: Vec<String> = self.pods.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+        let listed: std::collections::HashSet<Arc<str>> = pods.iter().map(|p| Arc::clone(&p.uid)).collect();
+        let gone: Vec<Arc<str>> = self.pods.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
         for uid in gone {
             self.delete(&uid, now);
         }
@@ -352,7 +352,7 @@ impl PodStore {
         let mut by_ip: HashMap<IpAddr, (&StoredPod, Arc<PodAttrs>)> = HashMap::new();
         let mut by_uid = HashMap::with_capacity(self.pods.len());
         for (uid, pod) in &self.pods {
-            by_uid.insert(uid.clone(), Arc::clone(&pod.attrs));
+            by_uid.insert(Arc::clone(uid), Arc::clone(&pod.attrs));
             if pod.meta.host_network {
                 continue;
             }
@@ -419,23 +419,20 @@ impl PodStore {
                 }
             }
         }
-        let labels: BTreeMap<&String, &String> = pod
-            .labels
-            .iter()
-            .filter(|(k, _)| self.config.pod_labels.iter().any(|rule| rule.matches(k)))
-            .collect();
-        for (k, v) in labels {
+        for (k, v) in
+            pod.labels.iter().filter(|(k, _)| self.config.pod_labels.iter().any(|rule| rule.matches(k)))
+        {
             push(&format!("k8s.pod.label.{k}"), v);
         }
-        let text = |v: Option<&String>| v.filter(|v| !v.is_empty()).map(|v| Box::<str>::from(v.as_str()));
+        let text = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(Box::<str>::from);
         let annotation = |k: &str| text(pod.annotations.get(&format!("resource.opentelemetry.io/{k}")));
         let replicaset = match &pod.owner {
             Some((kind, name)) if kind == "ReplicaSet" => Some(name.clone()),
             _ => None,
         };
         let otel_name = [
-            pod.labels.get("app.kubernetes.io/instance").cloned(),
-            pod.labels.get("app.kubernetes.io/name").cloned(),
+            pod.labels.get("app.kubernetes.io/instance").map(str::to_string),
+            pod.labels.get("app.kubernetes.io/name").map(str::to_string),
             w.deployment.clone(),
             replicaset,
             w.statefulset.clone(),
@@ -463,8 +460,8 @@ impl PodStore {
                 .labels
                 .get("app.kubernetes.io/name")
                 .filter(|v| !v.is_empty())
-                .map(|v| v.as_str().into()),
-            app_label: pod.labels.get("app").filter(|v| !v.is_empty()).map(|v| v.as_str().into()),
+                .map(Into::into),
+            app_label: pod.labels.get("app").filter(|v| !v.is_empty()).map(Into::into),
             otel,
         }
     }

@@ -78,36 +78,39 @@ impl PodFileSource {
             Change::Unreadable(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot read pods; keeping the index in force");
             }
-            Change::Settled => match tracegw_contract::load::load_path(&self.path) {
-                Ok(objects) => {
-                    let mut pods = Vec::new();
-                    let mut nodes = Vec::new();
-                    let mut cluster = ClusterMeta::default();
-                    for v in &objects.others {
-                        if let Some(p) = PodMeta::from_object(v) {
-                            pods.push(p);
-                        } else if let Some(n) = NodeMeta::from_object(v) {
-                            nodes.push(n);
-                        } else {
-                            cluster.observe(v);
-                        }
+            Change::Settled => {
+                // Each document is reduced to the few fields enrichment uses as soon as it is read.
+                let mut pods = Vec::new();
+                let mut nodes = Vec::new();
+                let mut cluster = ClusterMeta::default();
+                let read = tracegw_contract::load::visit_path(&self.path, |v| {
+                    if let Some(p) = PodMeta::from_object(&v) {
+                        pods.push(p);
+                    } else if let Some(n) = NodeMeta::from_object(&v) {
+                        nodes.push(n);
+                    } else {
+                        cluster.observe(&v);
                     }
-                    let node = match &self.node_name {
-                        Some(name) => nodes.into_iter().find(|n| &n.name == name),
-                        None if nodes.len() == 1 => nodes.pop(),
-                        None => None,
-                    };
-                    self.store.set_node(node);
-                    self.store.set_cluster(self.pushed_cluster.clone().unwrap_or(cluster));
-                    self.store.replace_all(pods, now);
-                    self.store.sweep(now);
-                    let index = self.store.snapshot();
-                    tracing::info!(pods = index.pods, "pod index loaded");
-                    self.enricher.publish(index);
-                    return;
+                });
+                match read {
+                    Ok(()) => {
+                        let node = match &self.node_name {
+                            Some(name) => nodes.into_iter().find(|n| &n.name == name),
+                            None if nodes.len() == 1 => nodes.pop(),
+                            None => None,
+                        };
+                        self.store.set_node(node);
+                        self.store.set_cluster(self.pushed_cluster.clone().unwrap_or(cluster));
+                        self.store.replace_all(pods, now);
+                        self.store.sweep(now);
+                        let index = self.store.snapshot();
+                        tracing::info!(pods = index.pods, "pod index loaded");
+                        self.enricher.publish(index);
+                        return;
+                    }
+                    Err(e) => tracing::error!(error = %e, "invalid pods file; keeping the index in force"),
                 }
-                Err(e) => tracing::error!(error = %e, "invalid pods file; keeping the index in force"),
-            },
+            }
         }
         if self.store.sweep(now) > 0 {
             self.enricher.publish(self.store.snapshot());

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use prost::Message;
 
 use super::index::{IndexConfig, LabelRule, PodIndex, PodStore};
-use super::pods::{ClusterMeta, NodeMeta, PodMeta};
+use super::pods::{ClusterMeta, Labels, NodeMeta, PodMeta};
 use super::*;
 use crate::batch::{BatchLimits, Batcher};
 
@@ -43,16 +43,15 @@ fn store() -> PodStore {
     }));
     s.set_cluster(ClusterMeta { name: None, uid: Some("cluster-uid".into()), provider: Some("sap".into()) });
     let mut web = pod("uid-1", "web-7d4b9c8f5d-x2x", "10.0.0.1", "2026-01-01T00:00:00Z");
-    web.labels = BTreeMap::from([
-        ("pod-template-hash".into(), "7d4b9c8f5d".into()),
-        ("app.kubernetes.io/name".into(), "webshop".into()),
-        ("team".into(), "checkout".into()),
-        ("tier.level".into(), "front".into()),
-        ("other".into(), "x".into()),
-        ("app.kubernetes.io/version".into(), "2.4.1".into()),
+    web.labels = Labels::from_iter([
+        ("pod-template-hash", "7d4b9c8f5d"),
+        ("app.kubernetes.io/name", "webshop"),
+        ("team", "checkout"),
+        ("tier.level", "front"),
+        ("other", "x"),
+        ("app.kubernetes.io/version", "2.4.1"),
     ]);
-    web.annotations =
-        BTreeMap::from([("resource.opentelemetry.io/service.name".into(), "web-annotated".into())]);
+    web.annotations = Labels::from_iter([("resource.opentelemetry.io/service.name", "web-annotated")]);
     web.owner = Some(("ReplicaSet".into(), "web-7d4b9c8f5d".into()));
     s.upsert(web);
     let mut db = pod("uid-2", "db-0", "10.0.0.2", "2026-01-01T00:00:00Z");
