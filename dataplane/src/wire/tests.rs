@@ -42,6 +42,71 @@ proptest! {
     }
 }
 
+/// One piece of a hand-built `KeyValue`: the common shape and every way to leave it.
+fn key_value_piece() -> impl Strategy<Value = Vec<u8>> {
+    let text = prop_oneof![
+        Just(b"service.name".to_vec()),
+        Just("säule".as_bytes().to_vec()),
+        Just(vec![0xff, 0xfe]),
+        Just(vec![b'x'; 130]),
+        Just(Vec::new()),
+    ];
+    let len_prefixed = |tag: u8, body: Vec<u8>| {
+        let mut out = vec![tag];
+        out.extend(varint(body.len()));
+        out.extend(body);
+        out
+    };
+    prop_oneof![
+        text.clone().prop_map(move |t| len_prefixed(0x0a, t)),
+        (text, any::<bool>()).prop_map(move |(t, bytes)| {
+            let any = if bytes { len_prefixed(0x3a, t) } else { len_prefixed(0x0a, t) };
+            len_prefixed(0x12, any)
+        }),
+        Just(vec![0x12, 0x00]),
+        Just(vec![0x18, 0x07]),
+        Just(vec![0x12, 0x02, 0x10, 0x01]),
+        Just(vec![0x12, 0x05, 0x0a]),
+        Just(vec![0x0a, 0x81, 0x00]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Scenario: span attributes built from the usual shape's parts and its near misses (other
+    /// value types, UTF-8 and invalid text, long and non-canonical lengths, extra and truncated
+    /// fields, repeated fields), placed in a valid request.
+    /// Guarantees: the attribute fast path never accepts what prost refuses, nor refuses what it
+    /// accepts.
+    #[test]
+    fn attribute_fast_path_agrees_with_prost(pieces in proptest::collection::vec(key_value_piece(), 0..4)) {
+        // A valid span, with the hand-built KeyValue appended as its field 9 (attributes).
+        let mut span = sample_request(1, 1, 0, 0).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+        let kv: Vec<u8> = pieces.concat();
+        span.extend(len_field(0x4a, &kv));
+        let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
+        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), prost_accepts(&request), "{:02x?}", kv);
+    }
+}
+
+fn varint(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out
+}
+
+fn len_field(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend(varint(body.len()));
+    out.extend_from_slice(body);
+    out
+}
+
 /// Scenario: messages nested deeper than prost's recursion limit, through known fields and groups.
 /// Guarantees: the scanner refuses exactly when prost does.
 #[test]
@@ -62,6 +127,22 @@ fn recursion_limit_matches_prost() {
         );
         let bytes = req.encode_to_vec();
         assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "depth {depth}");
+    }
+    // Key-value lists nested down to a plain string attribute (the fast path's shape); each list
+    // level costs three levels of budget, so at 32 the innermost one has none left for its value.
+    for depth in 28..36 {
+        use opentelemetry_proto::tonic::common::v1::{KeyValue, KeyValueList};
+        let plain = |v: AnyValue| KeyValue { key: "k".into(), value: Some(v), key_strindex: 0 };
+        let mut kv = plain(AnyValue { value: Some(any_value::Value::StringValue("x".into())) });
+        for _ in 0..depth {
+            kv = plain(AnyValue {
+                value: Some(any_value::Value::KvlistValue(KeyValueList { values: vec![kv] })),
+            });
+        }
+        let mut req = sample_request(1, 1, 0, 0);
+        req.resource_spans[0].scope_spans[0].spans[0].attributes.push(kv);
+        let bytes = req.encode_to_vec();
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "kvlist depth {depth}");
     }
     for depth in [97usize, 98, 99, 100, 101] {
         // An unknown group field nested `depth` times inside the request.

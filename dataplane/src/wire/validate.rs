@@ -141,7 +141,11 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
                 if budget == 0 {
                     return Err(WireError("recursion limit reached".into()));
                 }
-                validate_message(read_len(buf, &mut pos)?, inner, budget - 1)?;
+                let body = read_len(buf, &mut pos)?;
+                // Attributes are most of a span; their usual shape has a path of its own.
+                if !(std::ptr::eq(inner, &KEY_VALUE) && plain_string_attribute(body, budget - 1)) {
+                    validate_message(body, inner, budget - 1)?;
+                }
             }
             Kind::String => {
                 let value = read_len(buf, &mut pos)?;
@@ -163,6 +167,44 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
         }
     }
     Ok(())
+}
+
+/// Whether `buf` is a `KeyValue` of the usual shape, valid as it stands: an ASCII key, then a value
+/// holding one ASCII string (or nothing), every length in one byte. Checked in one pass without
+/// recursion; `false` sends it down the general path, which gives the verdict for everything else,
+/// so this can only say yes where the general path would.
+#[inline]
+fn plain_string_attribute(buf: &[u8], budget: usize) -> bool {
+    /// A one-byte length at `*pos`, and the slice it announces.
+    fn short<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+        let len = *buf.get(*pos)?;
+        if len >= 0x80 {
+            return None;
+        }
+        let start = *pos + 1;
+        let end = start + len as usize;
+        *pos = end;
+        buf.get(start..end)
+    }
+    // The value is a message: prost needs budget left to enter it.
+    if budget == 0 || buf.first() != Some(&0x0a) {
+        return false;
+    }
+    let mut pos = 1;
+    let Some(key) = short(buf, &mut pos) else { return false };
+    if !key.is_ascii() || buf.get(pos) != Some(&0x12) {
+        return false;
+    }
+    pos += 1;
+    let Some(value) = short(buf, &mut pos) else { return false };
+    if pos != buf.len() {
+        return false;
+    }
+    if value.is_empty() {
+        return true;
+    }
+    let mut at = 1;
+    value[0] == 0x0a && short(value, &mut at).is_some_and(|s| at == value.len() && s.is_ascii())
 }
 
 /// Skips an unknown field exactly as prost's `skip_field` does, recursion budget included.
