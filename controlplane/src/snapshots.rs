@@ -227,14 +227,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    loop {
-        let stream = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => continue,
-            },
-        };
+    while let Some(stream) = crate::metrics::next_connection(&listener, &stop).await {
         let (channel, stop, acceptor) = (channel.clone(), stop.clone(), acceptor.clone());
         let service = hyper::service::service_fn(move |req| {
             let channel = channel.clone();
