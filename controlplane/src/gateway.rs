@@ -53,6 +53,9 @@ pub struct GatewaySettings {
     pub memory_limit: String,
     /// `RUST_LOG`-style log filter of the gateway.
     pub log_level: String,
+    /// Runtime worker threads per gateway; 0 is one per core the pod may use. Fewer workers cost
+    /// less CPU per span (fewer cross-thread wake-ups) and cap a gateway's throughput.
+    pub worker_threads: usize,
 }
 
 /// One object to keep in the cluster.
@@ -85,6 +88,7 @@ impl Default for GatewaySettings {
             memory_request: "128Mi".into(),
             memory_limit: "1Gi".into(),
             log_level: "info".into(),
+            worker_threads: 0,
         }
     }
 }
@@ -199,7 +203,7 @@ fn daemonset(s: &GatewaySettings) -> Value {
     pod_labels["telemetry.kyma-project.io/trace-ingest"] = json!("true");
     pod_labels["telemetry.kyma-project.io/trace-export"] = json!("true");
     let probe = |path: &str| json!({"httpGet": {"path": path, "port": 13133}, "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 2});
-    let args = vec![
+    let mut args = vec![
         "--snapshot-url".to_string(),
         s.manager_url.clone(),
         "--token-file".into(),
@@ -212,6 +216,9 @@ fn daemonset(s: &GatewaySettings) -> Value {
         "--log-format".into(),
         "json".into(),
     ];
+    if s.worker_threads > 0 {
+        args.extend(["--worker-threads".to_string(), s.worker_threads.to_string()]);
+    }
     let mut pod_spec = json!({
         "serviceAccountName": GATEWAY_NAME,
         "terminationGracePeriodSeconds": 30,
@@ -353,6 +360,14 @@ mod tests {
             &json!([{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}])
         );
         assert!(objects.iter().all(|o| o.object["metadata"]["labels"][MANAGED_BY.0] == MANAGED_BY.1));
+        let args = |s: &GatewaySettings| {
+            let o = gateway_objects(s);
+            let ds = o.iter().find(|d| d.kind == "DaemonSet").unwrap();
+            ds.object["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+        };
+        assert!(!args(&GatewaySettings::default()).as_array().unwrap().contains(&json!("--worker-threads")));
+        let two = args(&GatewaySettings { worker_threads: 2, ..GatewaySettings::default() });
+        assert!(two.as_array().unwrap().windows(2).any(|w| w[0] == "--worker-threads" && w[1] == "2"), "{two}");
     }
 
     /// Scenario: live objects as the API server returns them: with defaults and status added, with

@@ -95,6 +95,9 @@ struct Cli {
     /// Memory limit of each gateway pod.
     #[arg(long, default_value_t = gateway_defaults().memory_limit)]
     gateway_memory_limit: String,
+    /// Runtime worker threads per gateway; 0 is one per core the pod may use.
+    #[arg(long, default_value_t = gateway_defaults().worker_threads)]
+    gateway_worker_threads: usize,
     /// The URL gateways reach this manager at [default: https://telemetry-manager.<namespace>.svc:9090].
     #[arg(long)]
     manager_url: Option<String>,
@@ -149,6 +152,7 @@ impl Cli {
                 image_pull_policy: self.gateway_image_pull_policy.clone(),
                 priority_class: self.gateway_priority_class.clone(),
                 memory_limit: self.gateway_memory_limit.clone(),
+                worker_threads: self.gateway_worker_threads,
                 manager_url: self.manager_url.clone().unwrap_or_else(|| {
                     let url = telemetry_manager::gateway::manager_url(&self.namespace);
                     if self.snapshot_plaintext { url.replacen("https://", "http://", 1) } else { url }
