@@ -367,7 +367,10 @@ mod tests {
         };
         assert!(!args(&GatewaySettings::default()).as_array().unwrap().contains(&json!("--worker-threads")));
         let two = args(&GatewaySettings { worker_threads: 2, ..GatewaySettings::default() });
-        assert!(two.as_array().unwrap().windows(2).any(|w| w[0] == "--worker-threads" && w[1] == "2"), "{two}");
+        assert!(
+            two.as_array().unwrap().windows(2).any(|w| w[0] == "--worker-threads" && w[1] == "2"),
+            "{two}"
+        );
     }
 
     /// Scenario: live objects as the API server returns them: with defaults and status added, with

@@ -103,9 +103,7 @@ impl Sink {
                 }
             });
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.spans.fetch_add(spans, Ordering::Relaxed);
-        self.duplicates.fetch_add(dups, Ordering::Relaxed);
+        // Dumped before it is counted: whoever sees the count finds the request in the dump.
         if let Some(dump) = &self.dump {
             let request = ExportTraceServiceRequest::decode(body.as_ref())
                 .map_err(|e| IngestError::Invalid(WireError(e.to_string())))?;
@@ -114,6 +112,9 @@ impl Sink {
             let _ = writeln!(w, "{line}");
             let _ = w.flush();
         }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.spans.fetch_add(spans, Ordering::Relaxed);
+        self.duplicates.fetch_add(dups, Ordering::Relaxed);
         Ok(())
     }
 

@@ -1,5 +1,11 @@
-//! One TracePipeline at run time: a bounded queue, a batcher and an exporter, in one task of its own,
+//! One TracePipeline at run time: a bounded queue, a batcher and an exporter, with a task of its own,
 //! so a slow or dead backend holds up only its own pipeline.
+//!
+//! Receivers batch in place: a request is appended to the pipeline's open batch under a short lock,
+//! and the pipeline's task is woken only when a batch is complete or a new one opens (its flush timer
+//! must start), about twice per batch instead of once per request. Waking a task is a cross-thread
+//! hand-off that costs more than the append itself, and with several pipelines every request paid
+//! it once per pipeline.
 //!
 //! The queue is bounded in spans. Everything between the receiver's hand-off and the backend's answer
 //! (queued requests, the open batch, batches waiting or in flight) counts against it, so the memory a
@@ -10,10 +16,10 @@
 mod router;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,9 +36,6 @@ pub use router::{ApplyReport, Router};
 pub const DEFAULT_QUEUE_CAPACITY_SPANS: usize = 256 * 512;
 /// Concurrent exports per pipeline (the Collector's `num_consumers`).
 pub const DEFAULT_MAX_IN_FLIGHT_EXPORTS: usize = 10;
-/// Requests waiting in a pipeline's channel; the span bound is what limits memory, this only caps
-/// the number of tiny requests.
-const CHANNEL_CAPACITY_REQUESTS: usize = 4096;
 
 /// Settings every pipeline shares.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,14 +50,34 @@ pub struct PipelineSettings {
     pub export: ExportSettings,
 }
 
-/// The receiving side of a running pipeline.
+/// The receiving side of a running pipeline. Dropping the last handle closes it: the open batch is
+/// handed to the task, which drains and ends.
 #[derive(Debug)]
 pub struct Pipeline {
     config: PipelineConfig,
     exporter_id: String,
-    tx: mpsc::Sender<Arc<TraceData>>,
+    shared: Arc<Shared>,
     capacity: i64,
     metrics: ExporterMetrics,
+}
+
+/// What receivers and the pipeline's task share.
+#[derive(Debug)]
+struct Shared {
+    collect: Mutex<Collect>,
+    /// Wakes the task; a wake with no waiter is kept for the next wait.
+    wake: Notify,
+}
+
+/// The open batch and the complete ones not yet taken by the task.
+#[derive(Debug)]
+struct Collect {
+    batcher: Batcher,
+    ready: VecDeque<Batch>,
+    /// When the open batch is due even if not full.
+    deadline: Option<Instant>,
+    /// No more requests will come.
+    closed: bool,
 }
 
 /// What a pipeline task reports when it ends.
@@ -66,17 +89,16 @@ pub struct DrainReport {
     pub dropped_spans: u64,
 }
 
-/// The task side: owns the batcher and the exports.
+/// The task side: owns the exports.
 struct Worker {
-    rx: mpsc::Receiver<Arc<TraceData>>,
-    batcher: Batcher,
+    shared: Arc<Shared>,
     exporter: Arc<Exporter>,
     metrics: ExporterMetrics,
     max_in_flight: usize,
     exporter_id: String,
     hard_stop: CancellationToken,
-    /// Spans taken from the channel and not yet finished (batching, waiting or in flight).
-    outstanding: u64,
+    /// Spans of exports in flight.
+    in_flight_spans: u64,
 }
 
 /// The result of one batch's export with all its retries.
@@ -113,22 +135,29 @@ impl Pipeline {
         let exporter = Arc::new(Exporter::new(&config.output, settings.export)?);
         let exporter_id = config.exporter_id();
         let exporter_metrics = metrics.exporter(&exporter_id, settings.queue_capacity_spans);
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY_REQUESTS);
+        let shared = Arc::new(Shared {
+            collect: Mutex::new(Collect {
+                batcher: Batcher::new(settings.batch),
+                ready: VecDeque::new(),
+                deadline: None,
+                closed: false,
+            }),
+            wake: Notify::new(),
+        });
         let worker = Worker {
-            rx,
-            batcher: Batcher::new(settings.batch),
+            shared: Arc::clone(&shared),
             exporter,
             metrics: exporter_metrics.clone(),
             max_in_flight: settings.max_in_flight_exports.max(1),
             exporter_id: exporter_id.clone(),
             hard_stop,
-            outstanding: 0,
+            in_flight_spans: 0,
         };
         let task = tokio::spawn(worker.run());
         let pipeline = Self {
             config,
             exporter_id,
-            tx,
+            shared,
             capacity: i64::try_from(settings.queue_capacity_spans).unwrap_or(i64::MAX),
             metrics: exporter_metrics,
         };
@@ -157,12 +186,72 @@ impl Pipeline {
             self.metrics.enqueue_failed.inc_by(data.spans as u64);
             return false;
         }
-        if self.tx.try_send(Arc::clone(data)).is_err() {
-            self.metrics.queue_size.dec_by(spans);
-            self.metrics.enqueue_failed.inc_by(data.spans as u64);
-            return false;
+        let wake = {
+            let mut collect = self.shared.lock();
+            if collect.closed {
+                drop(collect);
+                self.metrics.queue_size.dec_by(spans);
+                self.metrics.enqueue_failed.inc_by(data.spans as u64);
+                return false;
+            }
+            let was_open = collect.batcher.pending_spans() > 0;
+            let ready_before = collect.ready.len();
+            collect.push(data);
+            let opened = !was_open && collect.batcher.pending_spans() > 0;
+            if opened {
+                // The timer starts with the batch's first span, as it did when the task batched.
+                collect.deadline = Some(Instant::now() + collect.batcher.limits().flush_interval);
+            }
+            opened || collect.ready.len() > ready_before
+        };
+        if wake {
+            self.shared.wake.notify_one();
         }
         true
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let mut collect = self.shared.lock();
+        collect.closed = true;
+        let last = collect.batcher.take();
+        collect.ready.extend(last);
+        collect.deadline = None;
+        drop(collect);
+        self.shared.wake.notify_one();
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// The collection state; a panic while it was held cannot leave it inconsistent (every update is
+    /// one push or take), so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, Collect> {
+        self.collect.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+// === impl Collect ===
+
+impl Collect {
+    fn push(&mut self, data: &TraceData) {
+        let mut out = Vec::new();
+        self.batcher.push(data, &mut out);
+        self.ready.extend(out);
+        if self.batcher.pending_spans() == 0 {
+            self.deadline = None;
+        }
+    }
+
+    /// The open batch, when its time has come.
+    fn take_due(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|d| d <= now) {
+            let batch = self.batcher.take();
+            self.ready.extend(batch);
+            self.deadline = None;
+        }
     }
 }
 
@@ -170,60 +259,44 @@ impl Pipeline {
 
 impl Worker {
     async fn run(mut self) -> DrainReport {
-        let mut ready: VecDeque<Batch> = VecDeque::new();
         let mut in_flight: JoinSet<Outcome> = JoinSet::new();
-        let mut out = Vec::new();
-        let mut batch_deadline: Option<Instant> = None;
-        let flush_interval = self.batcher.limits().flush_interval;
-        let mut open = true;
         loop {
-            while in_flight.len() < self.max_in_flight
-                && let Some(batch) = ready.pop_front()
-            {
-                self.start_export(&mut in_flight, batch);
-            }
-            if !open && ready.is_empty() && in_flight.is_empty() {
+            // Take what is ready (and the open batch when due), as far as exports may start.
+            let (deadline, finished) = {
+                let mut collect = self.shared.lock();
+                collect.take_due(Instant::now());
+                while in_flight.len() < self.max_in_flight
+                    && let Some(batch) = collect.ready.pop_front()
+                {
+                    self.in_flight_spans += batch.spans as u64;
+                    self.start_export(&mut in_flight, batch);
+                }
+                let idle = collect.ready.is_empty() && collect.batcher.pending_spans() == 0;
+                (collect.deadline, collect.closed && idle)
+            };
+            if finished && in_flight.is_empty() {
                 break;
             }
-            let can_take = open && ready.is_empty() && in_flight.len() < self.max_in_flight;
+            let can_take = in_flight.len() < self.max_in_flight;
             tokio::select! {
                 biased;
                 _ = self.hard_stop.cancelled() => break,
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => self.finish(done),
-                received = self.rx.recv(), if can_take => match received {
-                    Some(data) => {
-                        self.outstanding += data.spans as u64;
-                        if self.batcher.pending_spans() == 0 {
-                            batch_deadline = Some(Instant::now() + flush_interval);
-                        }
-                        self.batcher.push(&data, &mut out);
-                        ready.extend(out.drain(..));
-                        if self.batcher.pending_spans() == 0 {
-                            batch_deadline = None;
-                        }
-                    }
-                    None => {
-                        // Every sender is gone: the pipeline was removed or the gateway is stopping.
-                        open = false;
-                        ready.extend(self.batcher.take());
-                        batch_deadline = None;
-                    }
-                },
-                _ = sleep_until(batch_deadline), if can_take && batch_deadline.is_some() => {
-                    ready.extend(self.batcher.take());
-                    batch_deadline = None;
-                }
+                _ = self.shared.wake.notified(), if can_take => {}
+                _ = sleep_until(deadline), if can_take && deadline.is_some() => {}
             }
         }
-        // Only a hard stop gets here with work left: aborted exports stay in `outstanding`.
+        // Only a hard stop gets here with work left: what is still queued, batching or in flight.
         in_flight.abort_all();
         while let Some(done) = in_flight.join_next().await {
             self.finish(done);
         }
-        self.rx.close();
-        let mut dropped = self.outstanding;
-        while let Ok(data) = self.rx.try_recv() {
-            dropped += data.spans as u64;
+        let mut dropped = self.in_flight_spans;
+        {
+            let mut collect = self.shared.lock();
+            collect.closed = true;
+            dropped += collect.ready.drain(..).map(|b| b.spans as u64).sum::<u64>();
+            dropped += collect.batcher.take().map_or(0, |b| b.spans as u64);
         }
         if dropped > 0 {
             self.metrics.send_failed.inc_by(dropped);
@@ -245,7 +318,7 @@ impl Worker {
             // Aborted at hard stop; accounted for by the caller through the queue size.
             Err(_) => return,
         };
-        self.outstanding -= spans;
+        self.in_flight_spans -= spans;
         self.metrics.queue_size.dec_by(spans as i64);
         match outcome {
             Outcome::Sent { spans, rejected } => {
