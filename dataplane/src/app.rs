@@ -349,16 +349,34 @@ impl Gateway {
 /// mimalloc's `purge_delay` option (`mi_option_purge_delay` in mimalloc.h, the same index in its v2
 /// and v3); libmimalloc-sys names no constant for it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// mimalloc v3's `allow_thp` option (`mi_option_allow_thp`); libmimalloc-sys names no constant.
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
-/// mimalloc keeps freed pages committed for a second by default. Under the gateway's steady churn
-/// of request and batch buffers that holds tens of MiB it no longer uses (a third of the peak RSS
-/// in the pods10k load test); returning them at once cost no measurable CPU (PERF.md).
-/// `MIMALLOC_PURGE_DELAY` still overrides. Call it first thing in `main`.
+/// Two memory settings, each measured in the pods10k load test (PERF.md):
+/// - mimalloc keeps freed pages committed for a second by default. Under the gateway's steady churn
+///   of request and batch buffers that holds tens of MiB it no longer uses; they are returned at once.
+/// - mimalloc asks the kernel for transparent huge pages on its arenas, so a 2 MiB page that holds a
+///   few live kilobytes counts whole in the RSS: a third of the gateway's RSS was such pages. The
+///   gateway's working set is small and its buffers are pooled, so 4 KiB pages cost no measurable
+///   CPU. The first arena is mapped (and advised) before `main` runs, so mimalloc's own switch comes
+///   too late for it; the process-wide `PR_SET_THP_DISABLE` covers every fault from here on.
+///
+/// `MIMALLOC_PURGE_DELAY` and `MIMALLOC_ALLOW_THP` still override. Call it first thing in `main`.
 pub fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one integer option of the allocator, which mimalloc reads atomically; no code
         // relies on its previous value.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: as above.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) };
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and sets one flag of this process; a
+        // kernel without it fails the call, which leaves huge pages as they were.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
     }
 }
 
@@ -387,19 +405,35 @@ pub async fn terminated() {
 
 #[cfg(test)]
 mod tests {
-    /// Scenario: the allocator option the gateway tunes, read before and after tuning.
-    /// Guarantees: the index names mimalloc's purge delay (its distinctive default of 1000 ms in v3
-    /// is what is read first), and tuning sets it to 0.
+    /// Scenario: the allocator options the gateway tunes, read before and after tuning.
+    /// Guarantees: the indexes name mimalloc v3's purge delay and THP switch (their distinctive
+    /// defaults, and those of THP's neighbours, are what is read first), and tuning sets both to 0.
     #[test]
-    fn purge_delay_option_is_the_right_one() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+    fn allocator_options_are_the_right_ones() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some()
+            || std::env::var_os("MIMALLOC_ALLOW_THP").is_some()
+        {
             return;
         }
-        // SAFETY: reads an allocator option.
-        let before = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert_eq!(before, 1000, "not mimalloc v3's purge delay default: wrong option index?");
+        // SAFETY: reads allocator options.
+        let get = |option| unsafe { libmimalloc_sys::mi_option_get(option) };
+        assert_eq!(
+            get(super::MI_OPTION_PURGE_DELAY),
+            1000,
+            "not mimalloc v3's purge delay default: wrong index?"
+        );
+        // page_max_reclaim (-1), page_cross_thread_max_reclaim (32), allow_thp (1).
+        let around_thp = [
+            get(super::MI_OPTION_ALLOW_THP - 2),
+            get(super::MI_OPTION_ALLOW_THP - 1),
+            get(super::MI_OPTION_ALLOW_THP),
+        ];
+        assert_eq!(around_thp, [-1, 32, 1], "not mimalloc v3's option layout: wrong THP index?");
         super::tune_allocator();
-        // SAFETY: reads an allocator option.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 0);
+        assert_eq!(get(super::MI_OPTION_PURGE_DELAY), 0);
+        assert_eq!(get(super::MI_OPTION_ALLOW_THP), 0);
+        // SAFETY: reads one flag of this process.
+        #[cfg(target_os = "linux")]
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }, 1, "THP still enabled");
     }
 }

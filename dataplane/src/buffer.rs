@@ -1,10 +1,8 @@
-//! Pooled receive buffers. An HTTP request body (and its decompressed form) is read into a buffer taken
-//! from a bounded, lock-free pool and frozen into `Bytes` that own it; spans then travel as slices of
-//! it through batching and export. When the last slice is dropped, wherever that happens, the buffer
-//! goes back to the pool instead of to the allocator.
-//!
-//! gRPC bodies are not copied into the pool: tonic already reads each message into its own receive
-//! buffer and hands it over without a copy, and copying it again would cost more than it saves.
+//! Pooled receive buffers. A request body, gRPC or HTTP (and its decompressed form), is read into a
+//! buffer taken from a bounded, lock-free pool and frozen into `Bytes` that own it; spans then travel
+//! as slices of it through batching and export. When the last slice is dropped, wherever that
+//! happens, the buffer goes back to the pool instead of to the allocator, so the steady stream of
+//! request-sized allocations neither reallocates nor faults in freshly returned pages.
 
 use std::io::Write;
 use std::sync::Arc;
