@@ -69,6 +69,11 @@ impl PooledBuf {
         self.vec.is_empty()
     }
 
+    /// The buffer itself, for writers that need a `Vec` (compressors).
+    pub fn as_mut_vec(&mut self) -> &mut Vec<u8> {
+        &mut self.vec
+    }
+
     /// Freezes into `Bytes` that own the buffer; slices of it keep it alive, the last drop returns it.
     pub fn freeze(self) -> Bytes {
         Bytes::from_owner(self)

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::io::{Read, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut as _, Bytes, BytesMut};
 
 /// Default gzip level for exports. Level 1 is chosen for CPU per span; PERF.md records the trade-off.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
@@ -160,38 +160,39 @@ pub fn compress(
     {
         return Ok(only.clone());
     }
-    compress_into(encoding, chunks, BytesMut::with_capacity(len), gzip_level, zstd_level)
-        .map(BytesMut::freeze)
+    let mut out = Vec::with_capacity(len);
+    compress_into(encoding, chunks, &mut out, gzip_level, zstd_level)?;
+    Ok(Bytes::from(out))
 }
 
 /// Appends the compressed concatenation of `chunks` to `out`.
 pub fn compress_into(
     encoding: Encoding,
     chunks: &[Bytes],
-    mut out: BytesMut,
+    out: &mut Vec<u8>,
     gzip_level: u32,
     zstd_level: i32,
-) -> std::io::Result<BytesMut> {
+) -> std::io::Result<()> {
     match encoding {
         Encoding::Identity => {
+            out.reserve(chunks.iter().map(Bytes::len).sum());
             for c in chunks {
                 out.extend_from_slice(c);
             }
-            Ok(out)
+            Ok(())
         }
         Encoding::Gzip => gzip_into(chunks, out, gzip_level),
         Encoding::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(out.writer(), zstd_level)?;
+            let mut enc = zstd::stream::write::Encoder::new(out, zstd_level)?;
             enc.include_checksum(false)?;
             for c in chunks {
                 enc.write_all(c)?;
             }
-            Ok(enc.finish()?.into_inner())
+            enc.finish()?;
+            Ok(())
         }
     }
 }
-
-use bytes::BufMut as _;
 
 /// One thread's gzip state: a compressor per level used, and a scratch buffer for joining chunks.
 type GzipState = (Vec<(i32, libdeflater::Compressor)>, Vec<u8>);
@@ -202,7 +203,7 @@ thread_local! {
 
 /// gzip with libdeflate: the chunks are joined (libdeflate needs one input buffer), then compressed
 /// straight into `out`.
-fn gzip_into(chunks: &[Bytes], mut out: BytesMut, level: u32) -> std::io::Result<BytesMut> {
+fn gzip_into(chunks: &[Bytes], out: &mut Vec<u8>, level: u32) -> std::io::Result<()> {
     let level = i32::try_from(level.clamp(0, 12)).unwrap_or(1);
     let lvl = libdeflater::CompressionLvl::new(level).map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("gzip level {level}: {e:?}"))
@@ -238,7 +239,7 @@ fn gzip_into(chunks: &[Bytes], mut out: BytesMut, level: u32) -> std::io::Result
         if scratch.capacity() > MAX_RETAINED_SCRATCH_BYTES {
             *scratch = Vec::new();
         }
-        Ok(out)
+        Ok(())
     })
 }
 

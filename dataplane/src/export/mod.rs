@@ -9,9 +9,10 @@
 pub mod retry;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,6 +25,7 @@ use prost::Message;
 use tracegw_contract::{OtlpOutputConfig, Protocol};
 
 use crate::batch::Batch;
+use crate::buffer::BufferPool;
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoding};
 
 pub use retry::RetryPolicy;
@@ -34,6 +36,8 @@ const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceSer
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Idle pooled connections are closed after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Encoded batches kept for reuse per backend: enough for the exports one pipeline has in flight.
+const EXPORT_POOLED_BUFFERS: usize = 8;
 /// Compressed flag and message length in front of every gRPC message.
 const GRPC_FRAME_HEADER_BYTES: usize = 5;
 /// gRPC status codes that OTLP says to retry; RESOURCE_EXHAUSTED only with RetryInfo.
@@ -63,6 +67,8 @@ pub struct Exporter {
     encoding: Encoding,
     headers: HeaderMap,
     settings: ExportSettings,
+    /// Export buffers: a batch is encoded into one, which goes back when the last attempt is done.
+    pool: Arc<BufferPool>,
 }
 
 /// The exporter cannot be built from this configuration.
@@ -205,7 +211,15 @@ impl Exporter {
                 }
             }
         }
-        Ok(Self { client, uri, protocol: config.protocol, encoding, headers, settings })
+        Ok(Self {
+            client,
+            uri,
+            protocol: config.protocol,
+            encoding,
+            headers,
+            settings,
+            pool: BufferPool::new(EXPORT_POOLED_BUFFERS),
+        })
     }
 
     /// The retry policy in force.
@@ -220,9 +234,10 @@ impl Exporter {
             Protocol::Http => 0,
             Protocol::Grpc => GRPC_FRAME_HEADER_BYTES,
         };
-        let mut out = BytesMut::with_capacity(prefix + batch.len);
+        let mut buf = self.pool.take(prefix + batch.len);
+        let out = buf.as_mut_vec();
         out.resize(prefix, 0);
-        let mut out = compression::compress_into(
+        compression::compress_into(
             self.encoding,
             &batch.chunks,
             out,
@@ -236,7 +251,7 @@ impl Exporter {
             out[0] = u8::from(self.encoding != Encoding::Identity);
             out[1..prefix].copy_from_slice(&len.to_be_bytes());
         }
-        Ok(out.freeze())
+        Ok(buf.freeze())
     }
 
     /// One attempt, bounded by the per-attempt timeout.
