@@ -1,7 +1,7 @@
 //! Export compression on a realistic batch: 500 spans with random ids and random alphanumeric
 //! attribute values (as `loadtest --random-values` sends), compressed whole as the exporter does.
-//! Compares the deflate implementations for gzip (flate2 on zlib-rs, libdeflate) at the levels that
-//! matter, and zstd, reporting time per span; the compressed sizes are printed once.
+//! Compares the deflate implementations for gzip (flate2 on zlib-rs, libdeflate, ISA-L) at the levels
+//! that matter, and zstd, reporting time per span; the compressed sizes are printed once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -56,6 +56,11 @@ fn libdeflate(compressor: &mut libdeflater::Compressor, data: &[u8], out: &mut V
     compressor.gzip_compress(data, out).unwrap()
 }
 
+fn isal(data: &[u8], out: &mut Vec<u8>) -> usize {
+    out.resize(data.len() + data.len() / 16 + 1024, 0);
+    isal::compress_into(data, out, isal::CompressionLevel::One, isal::Codec::Gzip).unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let data = batch();
     println!("batch: {} spans, {} bytes", SPANS, data.len());
@@ -67,6 +72,7 @@ fn bench(c: &mut Criterion) {
         let mut comp = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
         println!("  libdeflate level {level}: {} bytes", libdeflate(&mut comp, &data, &mut out));
     }
+    println!("  ISA-L level 1: {} bytes", isal(&data, &mut out));
     println!("  zstd level 1: {} bytes", zstd::bulk::compress(&data, 1).unwrap().len());
 
     let mut group = c.benchmark_group("gzip_random_values");
@@ -81,6 +87,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| libdeflate(&mut comp, &data, &mut out))
         });
     }
+    group.bench_function(BenchmarkId::new("isal", 1), |b| b.iter(|| isal(&data, &mut out)));
     group.bench_function(BenchmarkId::new("zstd", 1), |b| {
         b.iter(|| zstd::bulk::compress(&data, 1).unwrap().len())
     });

@@ -115,7 +115,8 @@ struct Args {
     /// Give up on a batch after this long; 0s retries forever.
     #[arg(long, default_value_t = hd(defaults().pipeline.export.retry.max_elapsed))]
     retry_max_elapsed: humantime::Duration,
-    /// gzip level for exports (1 fastest .. 9 smallest).
+    /// gzip level for exports: 1 uses ISA-L, the cheapest in CPU; 2..9 use libdeflate, smaller
+    /// output for more CPU; 0 stores without compressing.
     #[arg(long, default_value_t = defaults().pipeline.export.gzip_level, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
     /// zstd level for exports.
