@@ -248,22 +248,67 @@ fn gzip_into(chunks: &[Bytes], out: &mut Vec<u8>, level: u32) -> std::io::Result
     })
 }
 
-/// ISA-L's level 1; `false` when its output did not fit the room given (the caller then uses
-/// libdeflate, which computes an exact bound).
+/// ISA-L's level 1, straight into `out`'s spare capacity; `false` when the output did not fit the
+/// room given or ISA-L refused the input (the caller then uses libdeflate, which computes an exact
+/// bound). Each thread sets up ISA-L's stream (82 KB) and level 1's working buffer (276 KB) once;
+/// a batch only resets the stream's fields, since allocating and zeroing them per batch cost more
+/// than the copies around the compressor.
 fn isal_gzip_into(input: &[u8], out: &mut Vec<u8>) -> bool {
-    let start = out.len();
+    use isal_sys::igzip_lib as isal;
+    let Ok(avail_in) = u32::try_from(input.len()) else {
+        return false;
+    };
     // Deflate's worst case, stored blocks, adds a few bytes per 64 KiB; this leaves ample room.
-    out.resize(start + input.len() + input.len() / 16 + ISAL_ROOM_BYTES, 0);
-    match isal::compress_into(input, &mut out[start..], isal::CompressionLevel::One, isal::Codec::Gzip) {
-        Ok(written) => {
-            out.truncate(start + written);
+    out.reserve(input.len() + input.len() / 16 + ISAL_ROOM_BYTES);
+    let start = out.len();
+    let spare = out.spare_capacity_mut();
+    let avail_out = u32::try_from(spare.len()).unwrap_or(u32::MAX);
+    let written = ISAL.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let state = cell.get_or_insert_with(|| IsalState {
+            // SAFETY: `isal_zstream` is a C struct of integers, raw pointers and arrays of them, for
+            // which all zero bytes is a valid value.
+            stream: Box::new(unsafe { std::mem::zeroed::<isal::isal_zstream>() }),
+            level_buf: vec![0; isal::ISAL_DEF_LVL1_DEFAULT as usize],
+        });
+        let stream: &mut isal::isal_zstream = &mut state.stream;
+        // SAFETY: the stream is a valid, exclusively borrowed struct; init only writes its fields.
+        unsafe { isal::isal_deflate_stateless_init(stream) };
+        stream.level = 1;
+        stream.level_buf = state.level_buf.as_mut_ptr();
+        stream.level_buf_size = u32::try_from(state.level_buf.len()).unwrap_or(0);
+        stream.gzip_flag = isal::IGZIP_GZIP as u16;
+        stream.end_of_stream = 1;
+        stream.flush = isal::NO_FLUSH as u16;
+        // ISA-L never writes through next_in; the C API just lacks the const.
+        stream.next_in = input.as_ptr().cast_mut();
+        stream.avail_in = avail_in;
+        stream.next_out = spare.as_mut_ptr().cast::<u8>();
+        stream.avail_out = avail_out;
+        // SAFETY: every pointer in the stream is valid for its stated length for the duration of the
+        // call: the input slice, `out`'s spare capacity and the thread's level buffer; ISA-L writes
+        // at most `avail_out` bytes to `next_out` and reads `avail_in` bytes from `next_in`.
+        let code = unsafe { isal::isal_deflate_stateless(stream) };
+        (code == isal::COMP_OK as i32).then_some(stream.total_out as usize)
+    });
+    match written {
+        Some(n) if n <= avail_out as usize => {
+            // SAFETY: ISA-L initialised the first `n` bytes of the spare capacity.
+            unsafe { out.set_len(start + n) };
             true
         }
-        Err(_) => {
-            out.truncate(start);
-            false
-        }
+        _ => false,
     }
+}
+
+/// One thread's ISA-L stream and level buffer.
+struct IsalState {
+    stream: Box<isal_sys::igzip_lib::isal_zstream>,
+    level_buf: Vec<u8>,
+}
+
+thread_local! {
+    static ISAL: RefCell<Option<IsalState>> = const { RefCell::new(None) };
 }
 
 /// The gzip level compressed by ISA-L.
