@@ -3,7 +3,7 @@
 //!
 //! Export batches are compressed whole, from one buffer into another. gzip level 1, the default,
 //! uses ISA-L (Intel's assembly deflate): on realistic spans it takes less than half the CPU of
-//! libdeflate's level 1 for about 3 % more output (PERF.md, "Export compression"). Levels 2–12 use
+//! libdeflate's level 1 for 1.6 % more output (PERF.md, "Export compression"). Every other level uses
 //! libdeflate, which compresses better as the level rises and is about twice as fast as zlib at
 //! level 6. Each worker thread keeps one libdeflate compressor per level, since a compressor's state
 //! is hundreds of kilobytes to set up.
@@ -12,8 +12,11 @@
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+
+use crate::buffer::{BufferPool, MAX_POOLED_BUFFER_BYTES};
 
 /// Default gzip level for exports. Level 1 is chosen for CPU per span; PERF.md records the trade-off.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
@@ -96,6 +99,19 @@ pub fn decompress(encoding: Encoding, input: &[u8], limit: usize) -> Result<Byte
     let mut out = BytesMut::with_capacity((input.len() * 4).min(limit).max(1024)).writer();
     decompress_to(encoding, input, limit, &mut out)?;
     Ok(out.into_inner().freeze())
+}
+
+/// Decompresses a received body into a buffer from `pool`, failing as soon as the output would pass
+/// `limit` bytes. The buffer is sized for a typical 4× ratio, within what the pool keeps.
+pub fn decompress_pooled(
+    encoding: Encoding,
+    input: &[u8],
+    limit: usize,
+    pool: &Arc<BufferPool>,
+) -> Result<Bytes, DecompressError> {
+    let mut out = pool.take((input.len() * 4).min(limit).min(MAX_POOLED_BUFFER_BYTES));
+    decompress_to(encoding, input, limit, &mut out)?;
+    Ok(out.freeze())
 }
 
 /// Decompresses `input` into `out`, failing as soon as the output would pass `limit` bytes.
@@ -207,9 +223,6 @@ thread_local! {
 /// into `out`, by ISA-L at level 1 and by libdeflate at any other level.
 fn gzip_into(chunks: &[Bytes], out: &mut Vec<u8>, level: u32) -> std::io::Result<()> {
     let level = i32::try_from(level.clamp(0, 12)).unwrap_or(1);
-    let lvl = libdeflater::CompressionLvl::new(level).map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("gzip level {level}: {e:?}"))
-    })?;
     GZIP.with(|cell| {
         let mut state = cell.borrow_mut();
         let (compressors, scratch) = &mut *state;
@@ -223,29 +236,44 @@ fn gzip_into(chunks: &[Bytes], out: &mut Vec<u8>, level: u32) -> std::io::Result
                 scratch
             }
         };
-        if level == ISAL_GZIP_LEVEL && isal_gzip_into(input, out) {
-            return Ok(());
-        }
-        let index = match compressors.iter().position(|(l, _)| *l == level) {
-            Some(i) => i,
-            None => {
-                compressors.push((level, libdeflater::Compressor::new(lvl)));
-                compressors.len() - 1
-            }
+        let result = if level == ISAL_GZIP_LEVEL && isal_gzip_into(input, out) {
+            Ok(())
+        } else {
+            libdeflate_gzip_into(compressors, input, out, level)
         };
-        let compressor = &mut compressors[index].1;
-        let start = out.len();
-        out.resize(start + compressor.gzip_compress_bound(input.len()), 0);
-        let written = compressor
-            .gzip_compress(input, &mut out[start..])
-            .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
-        out.truncate(start + written);
         // A batch far above the usual size should not pin its buffer in every thread forever.
         if scratch.capacity() > MAX_RETAINED_SCRATCH_BYTES {
             *scratch = Vec::new();
         }
-        Ok(())
+        result
     })
+}
+
+/// libdeflate at `level`, with this thread's compressor for it.
+fn libdeflate_gzip_into(
+    compressors: &mut Vec<(i32, libdeflater::Compressor)>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    level: i32,
+) -> std::io::Result<()> {
+    let index = match compressors.iter().position(|(l, _)| *l == level) {
+        Some(i) => i,
+        None => {
+            let lvl = libdeflater::CompressionLvl::new(level).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("gzip level {level}: {e:?}"))
+            })?;
+            compressors.push((level, libdeflater::Compressor::new(lvl)));
+            compressors.len() - 1
+        }
+    };
+    let compressor = &mut compressors[index].1;
+    let start = out.len();
+    out.resize(start + compressor.gzip_compress_bound(input.len()), 0);
+    let written = compressor
+        .gzip_compress(input, &mut out[start..])
+        .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
+    out.truncate(start + written);
+    Ok(())
 }
 
 /// ISA-L's level 1, straight into `out`'s spare capacity; `false` when the output did not fit the

@@ -203,16 +203,6 @@ impl Labels {
             std::mem::take(&mut self.0).into_vec().into_iter().filter(|(k, _)| keep(k)).collect();
         self.0 = kept.into_boxed_slice();
     }
-
-    /// Number of pairs.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {

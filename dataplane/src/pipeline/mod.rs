@@ -194,15 +194,7 @@ impl Pipeline {
                 self.metrics.enqueue_failed.inc_by(data.spans as u64);
                 return false;
             }
-            let was_open = collect.batcher.pending_spans() > 0;
-            let ready_before = collect.ready.len();
-            collect.push(data);
-            let opened = !was_open && collect.batcher.pending_spans() > 0;
-            if opened {
-                // The timer starts with the batch's first span, as it did when the task batched.
-                collect.deadline = Some(Instant::now() + collect.batcher.limits().flush_interval);
-            }
-            opened || collect.ready.len() > ready_before
+            collect.push(data)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -213,12 +205,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        let mut collect = self.shared.lock();
-        collect.closed = true;
-        let last = collect.batcher.take();
-        collect.ready.extend(last);
-        collect.deadline = None;
-        drop(collect);
+        self.shared.lock().close();
         self.shared.wake.notify_one();
     }
 }
@@ -236,13 +223,31 @@ impl Shared {
 // === impl Collect ===
 
 impl Collect {
-    fn push(&mut self, data: &TraceData) {
+    /// Appends a request. Returns whether the task must wake: a batch is complete, or one opened
+    /// and its flush timer must start.
+    fn push(&mut self, data: &TraceData) -> bool {
+        let was_open = self.batcher.pending_spans() > 0;
+        let ready_before = self.ready.len();
         let mut out = Vec::new();
         self.batcher.push(data, &mut out);
         self.ready.extend(out);
-        if self.batcher.pending_spans() == 0 {
+        let open = self.batcher.pending_spans() > 0;
+        let opened = open && !was_open;
+        if !open {
             self.deadline = None;
+        } else if opened {
+            // The timer starts with the batch's first span.
+            self.deadline = Some(Instant::now() + self.batcher.limits().flush_interval);
         }
+        opened || self.ready.len() > ready_before
+    }
+
+    /// No more requests will come: the open batch is ready as it is.
+    fn close(&mut self) {
+        self.closed = true;
+        let last = self.batcher.take();
+        self.ready.extend(last);
+        self.deadline = None;
     }
 
     /// The open batch, when its time has come.
@@ -294,9 +299,8 @@ impl Worker {
         let mut dropped = self.in_flight_spans;
         {
             let mut collect = self.shared.lock();
-            collect.closed = true;
+            collect.close();
             dropped += collect.ready.drain(..).map(|b| b.spans as u64).sum::<u64>();
-            dropped += collect.batcher.take().map_or(0, |b| b.spans as u64);
         }
         if dropped > 0 {
             self.metrics.send_failed.inc_by(dropped);

@@ -228,9 +228,8 @@ where
             }
             // start_payload refuses a flagged message without an encoding.
             let encoding = encoding.unwrap_or(Encoding::Identity);
-            let mut inflated = pool.take((len * 4).min(limit).min(MAX_POOLED_BUFFER_BYTES));
-            match compression::decompress_to(encoding, buf.as_ref(), limit, &mut inflated) {
-                Ok(()) => Ok(inflated.freeze()),
+            match compression::decompress_pooled(encoding, buf.as_ref(), limit, pool) {
+                Ok(inflated) => Ok(inflated),
                 Err(DecompressError::TooLarge { .. }) => Err(too_large(limit)),
                 Err(e) => Err(Status::internal(e.to_string())),
             }

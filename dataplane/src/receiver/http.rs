@@ -118,9 +118,8 @@ impl<S: ExportSink> Server<S> {
         let body = if encoding == Encoding::Identity {
             raw.freeze()
         } else {
-            let mut inflated = self.pool.take((raw.len() * 4).min(MAX_POOLED_BUFFER_BYTES));
-            match compression::decompress_to(encoding, raw.as_ref(), self.max_request_bytes, &mut inflated) {
-                Ok(()) => inflated.freeze(),
+            match compression::decompress_pooled(encoding, raw.as_ref(), self.max_request_bytes, &self.pool) {
+                Ok(inflated) => inflated,
                 Err(DecompressError::TooLarge { .. }) => return too_large(),
                 Err(e) => return bad_request(&e.to_string()),
             }
