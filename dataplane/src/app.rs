@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
 use crate::reload::FileSource;
 use crate::report::Reporter;
+use crate::socket::{self, BufferedSocket};
 use crate::subscribe::Subscriber;
 
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
@@ -295,8 +297,9 @@ impl Gateway {
         let service = TraceService::new(Arc::clone(&ingest), config.max_request_bytes);
         let stop = stop_receivers.clone();
         receivers.spawn(async move {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
+                .with_nodelay(Some(true))
+                .map(|accepted| accepted.map(|stream| BufferedSocket::new(stream, socket::Mode::ReadAhead)));
             let result = tonic::transport::Server::builder()
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
                 .add_service(service)

@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod receiver;
 pub mod reload;
 pub mod report;
+pub mod socket;
 pub mod subscribe;
 pub mod wire;
 
