@@ -45,9 +45,12 @@ fn pki() -> Pki {
     }
 }
 
+/// Request bodies a test server received, in arrival order.
+type Bodies = Arc<std::sync::Mutex<Vec<Bytes>>>;
+
 /// A TLS server answering every request with an empty OTLP success; counts requests that presented a
-/// client certificate.
-async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+/// client certificate and keeps every body.
+async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<AtomicUsize>, Bodies) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -70,11 +73,14 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
     let addr = listener.local_addr().unwrap();
     let with_cert = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&with_cert);
+    let bodies = Bodies::default();
+    let kept = Arc::clone(&bodies);
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             let acceptor = acceptor.clone();
             let counter = Arc::clone(&counter);
+            let kept = Arc::clone(&kept);
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
@@ -83,10 +89,13 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
                 let grpc_service =
                     hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let counter = Arc::clone(&counter);
+                        let kept = Arc::clone(&kept);
                         async move {
                             let grpc =
                                 req.headers().get("content-type").is_some_and(|v| v == "application/grpc");
-                            let _ = req.into_body().collect().await;
+                            if let Ok(body) = req.into_body().collect().await {
+                                kept.lock().unwrap().push(body.to_bytes());
+                            }
                             if has_cert {
                                 counter.fetch_add(1, Ordering::SeqCst);
                             }
@@ -109,7 +118,7 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
             });
         }
     });
-    (addr, with_cert)
+    (addr, with_cert, bodies)
 }
 
 fn output(protocol: Protocol, addr: SocketAddr, tls: TlsConfig) -> OtlpOutputConfig {
@@ -133,7 +142,7 @@ async fn send(config: &OtlpOutputConfig) -> Result<(), ExportError> {
 #[tokio::test]
 async fn mtls_with_pinned_ca() {
     let pki = pki();
-    let (addr, with_cert) = server(&pki, true).await;
+    let (addr, with_cert, _) = server(&pki, true).await;
     let tls = TlsConfig {
         ca_pem: Some(pki.ca_pem.clone()),
         cert_pem: Some(pki.client_cert_pem.clone()),
@@ -151,7 +160,7 @@ async fn mtls_with_pinned_ca() {
 #[tokio::test]
 async fn mtls_without_client_cert_fails() {
     let pki = pki();
-    let (addr, with_cert) = server(&pki, true).await;
+    let (addr, with_cert, _) = server(&pki, true).await;
     let tls = TlsConfig { ca_pem: Some(pki.ca_pem.clone()), ..Default::default() };
     let err = send(&output(Protocol::Http, addr, tls)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -164,7 +173,7 @@ async fn mtls_without_client_cert_fails() {
 #[tokio::test]
 async fn unknown_ca_fails_unless_verification_is_skipped() {
     let pki = pki();
-    let (addr, _) = server(&pki, false).await;
+    let (addr, _, _) = server(&pki, false).await;
     let err = send(&output(Protocol::Grpc, addr, TlsConfig::default())).await.unwrap_err();
     assert!(err.to_string().contains("cannot reach"), "{err}");
     let skip = TlsConfig { insecure_skip_verify: true, ..Default::default() };
@@ -195,4 +204,32 @@ fn unusable_pem_is_a_build_error() {
     )
     .unwrap_err();
     assert!(matches!(err, BuildError::Tls(_)), "{err}");
+}
+
+/// Scenario: a 3 MB uncompressed batch over TLS on both protocols: far beyond HTTP/2's 16 KiB
+/// frames and 64 KiB initial window, so the export connection gathers frames, flushes and waits
+/// for window updates many times.
+/// Guarantees: the backend receives exactly the encoded request (after the gRPC message prefix).
+#[tokio::test]
+async fn large_batches_arrive_intact() {
+    let pki = pki();
+    let (addr, _, bodies) = server(&pki, false).await;
+    let tls = TlsConfig { ca_pem: Some(pki.ca_pem.clone()), ..Default::default() };
+    let request = prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(7, 6000, 10, 40));
+    assert!(request.len() > 3_000_000, "{}", request.len());
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        let config =
+            OtlpOutputConfig { compression: Compression::None, ..output(protocol, addr, tls.clone()) };
+        let exporter = Exporter::new(&config, ExportSettings::default()).unwrap();
+        let body = Bytes::from(request.clone());
+        let batch = Batch { len: body.len(), chunks: vec![body], spans: 6000 };
+        exporter.send(exporter.encode(&batch).unwrap()).await.unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+    }
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2);
+    let (prefix, message) = bodies[0].split_at(5);
+    assert_eq!(prefix[0], 0, "not compressed");
+    assert_eq!(u32::from_be_bytes(prefix[1..].try_into().unwrap()) as usize, request.len());
+    assert!(message == &request[..], "gRPC body differs");
+    assert!(bodies[1] == request, "HTTP body differs");
 }
