@@ -22,7 +22,7 @@ use crate::pipeline::{PipelineSettings, Router};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
 use crate::reload::FileSource;
 use crate::report::Reporter;
-use crate::socket::{self, BufferedSocket};
+use crate::socket::ReadAhead;
 use crate::subscribe::Subscriber;
 
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
@@ -299,7 +299,7 @@ impl Gateway {
         receivers.spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
                 .with_nodelay(Some(true))
-                .map(|accepted| accepted.map(|stream| BufferedSocket::new(stream, socket::Mode::ReadAhead)));
+                .map(|accepted| accepted.map(ReadAhead::new));
             let result = tonic::transport::Server::builder()
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
                 .add_service(service)

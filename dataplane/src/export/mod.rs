@@ -27,7 +27,6 @@ use tracegw_contract::{OtlpOutputConfig, Protocol};
 use crate::batch::Batch;
 use crate::buffer::BufferPool;
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoding};
-use crate::socket::CoalescingConnector;
 
 pub use retry::RetryPolicy;
 
@@ -62,7 +61,7 @@ pub struct ExportSettings {
 /// Sends encoded batches to one backend.
 #[derive(Clone, Debug)]
 pub struct Exporter {
-    client: Client<HttpsConnector<CoalescingConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
     protocol: Protocol,
     encoding: Encoding,
@@ -167,8 +166,8 @@ impl Exporter {
         http.set_local_address(source);
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let connector = match config.protocol {
-            Protocol::Grpc => builder.enable_http2().wrap_connector(CoalescingConnector::new(http)),
-            Protocol::Http => builder.enable_all_versions().wrap_connector(CoalescingConnector::new(http)),
+            Protocol::Grpc => builder.enable_http2().wrap_connector(http),
+            Protocol::Http => builder.enable_all_versions().wrap_connector(http),
         };
         let mut client = Client::builder(TokioExecutor::new());
         client.pool_idle_timeout(POOL_IDLE_TIMEOUT);

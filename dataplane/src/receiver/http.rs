@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ExportSink, IngestError, RETRY_AFTER, Transport};
 use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES};
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
-use crate::socket::{BufferedSocket, Mode};
+use crate::socket::ReadAhead;
 use crate::wire::RpcStatus;
 
 const TRACES_PATH: &str = "/v1/traces";
@@ -194,9 +194,7 @@ pub async fn serve<S: ExportSink>(
             let server = Arc::clone(&server);
             async move { Ok::<_, std::convert::Infallible>(server.handle(req, peer).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(BufferedSocket::new(stream, Mode::ReadAhead)), service)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(ReadAhead::new(stream)), service).into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = watched.await;
