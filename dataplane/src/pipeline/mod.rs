@@ -313,7 +313,7 @@ impl Worker {
         let exporter = Arc::clone(&self.exporter);
         let retries = self.metrics.retries.clone();
         let stop = self.hard_stop.clone();
-        in_flight.spawn(async move { export_with_retry(&exporter, &batch, &retries, &stop).await });
+        in_flight.spawn(async move { export_with_retry(&exporter, batch, &retries, &stop).await });
     }
 
     fn finish(&mut self, done: Result<Outcome, tokio::task::JoinError>) {
@@ -369,12 +369,16 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Sends a batch, retrying retryable failures with backoff until the policy's time budget is spent.
 async fn export_with_retry(
     exporter: &Exporter,
-    batch: &Batch,
+    batch: Batch,
     retries: &prometheus_client::metrics::counter::Counter,
     stop: &CancellationToken,
 ) -> Outcome {
     let spans = batch.spans as u64;
-    let body = match exporter.encode(batch) {
+    let encoded = exporter.encode(&batch);
+    // The encoded body is all a retry needs: the batch, and with it the request buffers its spans
+    // point into, goes back to the pools now rather than after the last attempt.
+    drop(batch);
+    let body = match encoded {
         Ok(body) => body,
         Err(error) => {
             return Outcome::Failed { spans, error, attempts: 0 };
@@ -412,5 +416,75 @@ async fn export_with_retry(
             _ = stop.cancelled() => return Outcome::Stopped { spans },
             _ = tokio::time::sleep(delay.max(Duration::from_millis(1))) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+    use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
+
+    use super::*;
+    use crate::export::RetryPolicy;
+
+    /// A request buffer that says when it is freed.
+    struct Tracked(Vec<u8>, Arc<AtomicBool>);
+
+    impl AsRef<[u8]> for Tracked {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Scenario: a backend that refuses every connection, so a batch is retried for as long as the
+    /// policy allows.
+    /// Guarantees: the request buffer its spans came from is freed once the batch is encoded, while
+    /// the retries go on; the spans stay counted in the queue until the export ends.
+    #[tokio::test]
+    async fn a_retried_batch_holds_only_its_encoding() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let output = OtlpOutputConfig {
+            protocol: Protocol::Http,
+            url: format!("http://127.0.0.1:{port}/v1/traces"),
+            compression: Compression::None,
+            headers: vec![],
+            tls: TlsConfig::default(),
+        };
+        let mut settings = PipelineSettings::default();
+        settings.batch.flush_interval = Duration::from_millis(10);
+        settings.export.retry = RetryPolicy {
+            initial_interval: Duration::from_millis(20),
+            max_interval: Duration::from_millis(50),
+            max_elapsed: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        let stop = CancellationToken::new();
+        let config = PipelineConfig { name: "dead".into(), output };
+        let (pipeline, task) = Pipeline::spawn(config, &settings, &Metrics::default(), stop.clone()).unwrap();
+
+        let freed = Arc::new(AtomicBool::new(false));
+        let body = prost::Message::encode_to_vec(&crate::testing::sample_request(1, 10, 2, 8));
+        let data = Arc::new(crate::wire::scan(Bytes::from_owner(Tracked(body, Arc::clone(&freed)))).unwrap());
+        assert!(pipeline.try_enqueue(&data));
+        drop(data);
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pipeline.metrics.retries.get() < 2 {
+            assert!(Instant::now() < deadline, "no retries");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(freed.load(Ordering::SeqCst), "the request buffer is still held by the retrying export");
+        assert_eq!(pipeline.metrics.queue_size.get(), 10, "the spans are still in flight");
+        stop.cancel();
+        drop(pipeline);
+        task.await.unwrap();
     }
 }
