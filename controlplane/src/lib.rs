@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod health;
 pub mod local;
 pub mod metrics;
+mod net;
 pub mod secrets;
 pub mod snapshots;
 pub mod tls;

@@ -154,22 +154,6 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// The next accepted connection, or `None` once `stop` fires. A failed accept (a client gone before
-/// it was taken, a momentary lack of file descriptors) is skipped.
-pub(crate) async fn next_connection(
-    listener: &TcpListener,
-    stop: &CancellationToken,
-) -> Option<tokio::net::TcpStream> {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            accepted = listener.accept() => if let Ok((stream, _)) = accepted {
-                return Some(stream);
-            },
-        }
-    }
-}
-
 /// Serves `/metrics`, `/healthz` and `/readyz` until `stop` fires.
 pub async fn serve(
     listener: TcpListener,
@@ -177,7 +161,7 @@ pub async fn serve(
     ready: Arc<Readiness>,
     stop: CancellationToken,
 ) {
-    while let Some(stream) = next_connection(&listener, &stop).await {
+    while let Some(stream) = crate::net::next_connection(&listener, &stop).await {
         let (registry, ready) = (Arc::clone(&registry), Arc::clone(&ready));
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let response = match req.uri().path() {

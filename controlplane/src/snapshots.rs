@@ -227,7 +227,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    while let Some(stream) = crate::metrics::next_connection(&listener, &stop).await {
+    while let Some(stream) = crate::net::next_connection(&listener, &stop).await {
         let (channel, stop, acceptor) = (channel.clone(), stop.clone(), acceptor.clone());
         let service = hyper::service::service_fn(move |req| {
             let channel = channel.clone();
