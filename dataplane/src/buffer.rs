@@ -5,10 +5,9 @@
 //! request-sized allocations neither reallocates nor faults in freshly returned pages.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use crossbeam_queue::ArrayQueue;
 
 /// Buffers kept for reuse.
 pub const DEFAULT_POOLED_BUFFERS: usize = 64;
@@ -16,10 +15,12 @@ pub const DEFAULT_POOLED_BUFFERS: usize = 64;
 /// (at most `DEFAULT_POOLED_BUFFERS` × this).
 pub const MAX_POOLED_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// A bounded pool of byte buffers.
+/// A bounded pool of byte buffers. Last in, first out: the buffer handed out is the one freed most
+/// recently, still in cache, rather than the coldest.
 #[derive(Debug)]
 pub struct BufferPool {
-    free: ArrayQueue<Vec<u8>>,
+    free: Mutex<Vec<Vec<u8>>>,
+    max: usize,
 }
 
 /// A buffer taken from the pool; returns there when dropped.
@@ -34,12 +35,13 @@ pub struct PooledBuf {
 impl BufferPool {
     /// A pool holding at most `buffers` free buffers.
     pub fn new(buffers: usize) -> Arc<Self> {
-        Arc::new(Self { free: ArrayQueue::new(buffers.max(1)) })
+        let max = buffers.max(1);
+        Arc::new(Self { free: Mutex::new(Vec::with_capacity(max)), max })
     }
 
     /// An empty buffer with room for at least `capacity` bytes.
     pub fn take(self: &Arc<Self>, capacity: usize) -> PooledBuf {
-        let mut vec = self.free.pop().unwrap_or_default();
+        let mut vec = self.lock().pop().unwrap_or_default();
         vec.clear();
         vec.reserve(capacity);
         PooledBuf { vec, pool: Arc::clone(self) }
@@ -47,7 +49,12 @@ impl BufferPool {
 
     /// Free buffers waiting for reuse.
     pub fn available(&self) -> usize {
-        self.free.len()
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        // The list is valid whatever a panicking holder was doing: it only pushes and pops.
+        self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -102,7 +109,10 @@ impl Drop for PooledBuf {
         let vec = std::mem::take(&mut self.vec);
         if vec.capacity() > 0 && vec.capacity() <= MAX_POOLED_BUFFER_BYTES {
             // A full pool means enough buffers are idle already; this one goes to the allocator.
-            let _ = self.pool.free.push(vec);
+            let mut free = self.pool.lock();
+            if free.len() < self.pool.max {
+                free.push(vec);
+            }
         }
     }
 }
@@ -127,6 +137,20 @@ mod tests {
         assert_eq!(pool.available(), 1);
         let again = pool.take(10);
         assert!(again.is_empty() && again.vec.capacity() >= 1024, "the pooled allocation is reused");
+    }
+
+    /// Scenario: two buffers of different sizes are freed one after the other.
+    /// Guarantees: the next one taken is the one freed last (the one most likely still in cache).
+    #[test]
+    fn the_last_buffer_freed_is_reused_first() {
+        let pool = BufferPool::new(4);
+        let (small, large) = (pool.take(1000), pool.take(100_000));
+        drop(small);
+        drop(large);
+        assert!(pool.take(0).vec.capacity() >= 100_000);
+        drop(pool.take(0));
+        let (a, b) = (pool.take(0), pool.take(0));
+        assert!(a.vec.capacity() >= 100_000 && b.vec.capacity() < 100_000);
     }
 
     /// Scenario: more buffers than the pool holds, and one grown past the size cap, are dropped.

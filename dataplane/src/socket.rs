@@ -12,10 +12,9 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use crossbeam_queue::ArrayQueue;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -36,7 +35,9 @@ pub struct ReadAhead<T> {
     end: usize,
 }
 
-static BUFFERS: LazyLock<ArrayQueue<Box<[u8]>>> = LazyLock::new(|| ArrayQueue::new(POOLED_BUFFERS));
+/// Free buffers, last in first out so the next read lands in the one most likely still in cache.
+static BUFFERS: LazyLock<Mutex<Vec<Box<[u8]>>>> =
+    LazyLock::new(|| Mutex::new(Vec::with_capacity(POOLED_BUFFERS)));
 
 // === impl ReadAhead ===
 
@@ -140,12 +141,16 @@ impl Connected for ReadAhead<TcpStream> {
 // === free functions ===
 
 fn take() -> Box<[u8]> {
-    BUFFERS.pop().unwrap_or_else(|| vec![0; READ_AHEAD_BYTES].into_boxed_slice())
+    let pooled = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    pooled.unwrap_or_else(|| vec![0; READ_AHEAD_BYTES].into_boxed_slice())
 }
 
 fn give(buf: Box<[u8]>) {
+    let mut free = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
     // A full pool means enough are kept; this one goes back to the allocator.
-    let _ = BUFFERS.push(buf);
+    if free.len() < POOLED_BUFFERS {
+        free.push(buf);
+    }
 }
 
 #[cfg(test)]
