@@ -1,11 +1,11 @@
 //! Pooled receive buffers. A request body, gRPC or HTTP (and its decompressed form), is read into a
-//! buffer taken from a bounded, lock-free pool and frozen into `Bytes` that own it; spans then travel
+//! buffer taken from a bounded pool and frozen into `Bytes` that own it; spans then travel
 //! as slices of it through batching and export. When the last slice is dropped, wherever that
 //! happens, the buffer goes back to the pool instead of to the allocator, so the steady stream of
 //! request-sized allocations neither reallocates nor faults in freshly returned pages.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
@@ -15,11 +15,17 @@ pub const DEFAULT_POOLED_BUFFERS: usize = 64;
 /// (at most `DEFAULT_POOLED_BUFFERS` × this).
 pub const MAX_POOLED_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// A bounded pool of byte buffers. Last in, first out: the buffer handed out is the one freed most
-/// recently, still in cache, rather than the coldest.
+/// A bounded pool of byte buffers.
 #[derive(Debug)]
 pub struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: FreeList<Vec<u8>>,
+}
+
+/// A bounded free list, last in first out: what it hands out is what was freed most recently, still
+/// in cache, rather than the coldest. Shared by every buffer pool of the gateway.
+#[derive(Debug)]
+pub(crate) struct FreeList<T> {
+    items: Mutex<Vec<T>>,
     max: usize,
 }
 
@@ -35,13 +41,12 @@ pub struct PooledBuf {
 impl BufferPool {
     /// A pool holding at most `buffers` free buffers.
     pub fn new(buffers: usize) -> Arc<Self> {
-        let max = buffers.max(1);
-        Arc::new(Self { free: Mutex::new(Vec::with_capacity(max)), max })
+        Arc::new(Self { free: FreeList::new(buffers.max(1)) })
     }
 
     /// An empty buffer with room for at least `capacity` bytes.
     pub fn take(self: &Arc<Self>, capacity: usize) -> PooledBuf {
-        let mut vec = self.lock().pop().unwrap_or_default();
+        let mut vec = self.free.pop().unwrap_or_default();
         vec.clear();
         vec.reserve(capacity);
         PooledBuf { vec, pool: Arc::clone(self) }
@@ -49,12 +54,38 @@ impl BufferPool {
 
     /// Free buffers waiting for reuse.
     pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+// === impl FreeList ===
+
+impl<T> FreeList<T> {
+    /// A list keeping at most `max` items.
+    pub(crate) const fn new(max: usize) -> Self {
+        Self { items: Mutex::new(Vec::new()), max }
+    }
+
+    /// The item freed last, if any.
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.lock().pop()
+    }
+
+    /// Keeps `item` for reuse; a full list lets it go back to the allocator.
+    pub(crate) fn push(&self, item: T) {
+        let mut items = self.lock();
+        if items.len() < self.max {
+            items.push(item);
+        }
+    }
+
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
         // The list is valid whatever a panicking holder was doing: it only pushes and pops.
-        self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -108,11 +139,7 @@ impl Drop for PooledBuf {
     fn drop(&mut self) {
         let vec = std::mem::take(&mut self.vec);
         if vec.capacity() > 0 && vec.capacity() <= MAX_POOLED_BUFFER_BYTES {
-            // A full pool means enough buffers are idle already; this one goes to the allocator.
-            let mut free = self.pool.lock();
-            if free.len() < self.pool.max {
-                free.push(vec);
-            }
+            self.pool.free.push(vec);
         }
     }
 }

@@ -12,12 +12,13 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::buffer::FreeList;
 
 /// Bytes read from the socket at once.
 pub const READ_AHEAD_BYTES: usize = 128 * 1024;
@@ -35,9 +36,8 @@ pub struct ReadAhead<T> {
     end: usize,
 }
 
-/// Free buffers, last in first out so the next read lands in the one most likely still in cache.
-static BUFFERS: LazyLock<Mutex<Vec<Box<[u8]>>>> =
-    LazyLock::new(|| Mutex::new(Vec::with_capacity(POOLED_BUFFERS)));
+/// Free read-ahead buffers.
+static BUFFERS: FreeList<Box<[u8]>> = FreeList::new(POOLED_BUFFERS);
 
 // === impl ReadAhead ===
 
@@ -54,7 +54,7 @@ impl<T> ReadAhead<T> {
 
     fn release(&mut self) {
         if let Some(buf) = self.buf.take() {
-            give(buf);
+            BUFFERS.push(buf);
         }
         self.start = 0;
         self.end = 0;
@@ -80,7 +80,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                 }
                 // End of stream, an error, or nothing yet: hold no buffer meanwhile.
                 other => {
-                    give(buf);
+                    BUFFERS.push(buf);
                     return other;
                 }
             }
@@ -141,16 +141,7 @@ impl Connected for ReadAhead<TcpStream> {
 // === free functions ===
 
 fn take() -> Box<[u8]> {
-    let pooled = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner).pop();
-    pooled.unwrap_or_else(|| vec![0; READ_AHEAD_BYTES].into_boxed_slice())
-}
-
-fn give(buf: Box<[u8]>) {
-    let mut free = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
-    // A full pool means enough are kept; this one goes back to the allocator.
-    if free.len() < POOLED_BUFFERS {
-        free.push(buf);
-    }
+    BUFFERS.pop().unwrap_or_else(|| vec![0; READ_AHEAD_BYTES].into_boxed_slice())
 }
 
 #[cfg(test)]
