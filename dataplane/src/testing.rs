@@ -93,19 +93,53 @@ fn span_strategy() -> impl Strategy<Value = Span> {
             }),
             0..2,
         ),
+        // Parent, trace state, links and flags (field 16, the schema's one two-byte key).
+        (
+            vec(any::<u8>(), 0..=8),
+            "[a-z=,]{0,6}",
+            vec(
+                (vec(any::<u8>(), 16), vec(any::<u8>(), 8), attributes(1), any::<u32>()).prop_map(
+                    |(trace_id, span_id, attributes, flags)| span::Link {
+                        trace_id,
+                        span_id,
+                        attributes,
+                        flags,
+                        ..Default::default()
+                    },
+                ),
+                0..2,
+            ),
+            any::<u32>(),
+        ),
     )
-        .prop_map(|(trace_id, span_id, name, start, kind, attributes, status, events)| Span {
-            trace_id,
-            span_id,
-            name,
-            kind,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start.wrapping_add(1000),
-            attributes,
-            events,
-            status: status.map(|(message, code)| Status { message, code }),
-            ..Default::default()
-        })
+        .prop_map(
+            |(
+                trace_id,
+                span_id,
+                name,
+                start,
+                kind,
+                attributes,
+                status,
+                events,
+                (parent_span_id, trace_state, links, flags),
+            )| Span {
+                trace_id,
+                span_id,
+                parent_span_id,
+                trace_state,
+                name,
+                kind,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start.wrapping_add(1000),
+                attributes,
+                events,
+                links,
+                flags,
+                status: status.map(|(message, code)| Status { message, code }),
+                ..Default::default()
+            },
+        )
 }
 
 /// Random valid requests: several resources and scopes, some empty, a few spans each.

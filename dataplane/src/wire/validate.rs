@@ -26,16 +26,53 @@ enum Kind {
 const MAX_FIELD_NUMBER: usize = 16;
 
 /// Known fields of one message, indexed by field number: one load per field instead of a search.
-struct Schema([Option<Kind>; MAX_FIELD_NUMBER + 1]);
+struct Schema {
+    kinds: [Option<Kind>; MAX_FIELD_NUMBER + 1],
+    /// What a one-byte key means, indexed by the key byte: the kind's [`Fast`] code when the field is
+    /// known and its wire type is the expected one, [`Fast::Slow`] for everything else (unknown
+    /// fields, wrong wire types, invalid keys), which takes the general path and gets its verdict.
+    /// One load settles the usual field without decoding the key.
+    fast: [Fast; ONE_BYTE_KEYS],
+}
+
+/// Keys below 0x80 are one byte long: field numbers 1 to 15.
+const ONE_BYTE_KEYS: usize = 0x80;
+
+/// The one-byte-key dispatch codes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Fast {
+    Slow,
+    Message,
+    String,
+    Bytes,
+    Varint,
+    Fixed64,
+    Fixed32,
+}
 
 const fn schema(fields: &[(u32, Kind)]) -> Schema {
-    let mut table = [None; MAX_FIELD_NUMBER + 1];
+    let mut kinds = [None; MAX_FIELD_NUMBER + 1];
+    let mut fast = [Fast::Slow; ONE_BYTE_KEYS];
     let mut i = 0;
     while i < fields.len() {
-        table[fields[i].0 as usize] = Some(fields[i].1);
+        let (number, kind) = fields[i];
+        kinds[number as usize] = Some(kind);
+        let (wire, code) = match kind {
+            Kind::Message(_) => (WIRE_LEN, Fast::Message),
+            Kind::String => (WIRE_LEN, Fast::String),
+            Kind::Bytes => (WIRE_LEN, Fast::Bytes),
+            Kind::Varint => (WIRE_VARINT, Fast::Varint),
+            Kind::Fixed64 => (WIRE_FIXED64, Fast::Fixed64),
+            Kind::Fixed32 => (WIRE_FIXED32, Fast::Fixed32),
+        };
+        let key = (number << 3) as usize | wire as usize;
+        if key < ONE_BYTE_KEYS {
+            fast[key] = code;
+        }
         i += 1;
     }
-    Schema(table)
+    Schema { kinds, fast }
 }
 
 static REQUEST: Schema = schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
@@ -97,7 +134,7 @@ static STATUS: Schema = schema(&[(2, Kind::String), (3, Kind::Varint)]);
 impl Schema {
     #[inline]
     fn kind(&self, number: u32) -> Option<Kind> {
-        self.0.get(number as usize).copied().flatten()
+        self.kinds.get(number as usize).copied().flatten()
     }
 }
 
@@ -124,7 +161,30 @@ pub(crate) fn validate_request(buf: &[u8]) -> Result<(), WireError> {
 /// `budget` is prost's remaining recursion count for the fields of this message.
 fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), WireError> {
     let mut pos = 0;
-    while pos < buf.len() {
+    while let Some(&key) = buf.get(pos) {
+        let fast = schema.fast.get(usize::from(key)).copied().unwrap_or(Fast::Slow);
+        if fast != Fast::Slow {
+            pos += 1;
+            match fast {
+                Fast::Message => {
+                    let Some(Kind::Message(inner)) = schema.kind(u32::from(key >> 3)) else {
+                        return Err(table_out_of_step());
+                    };
+                    validate_field_message(buf, &mut pos, inner, budget)?;
+                }
+                Fast::String => validate_string(buf, &mut pos, u32::from(key >> 3))?,
+                Fast::Bytes => {
+                    read_len(buf, &mut pos)?;
+                }
+                Fast::Varint => {
+                    read_varint(buf, &mut pos)?;
+                }
+                Fast::Fixed64 => advance(buf, &mut pos, 8)?,
+                Fast::Fixed32 => advance(buf, &mut pos, 4)?,
+                Fast::Slow => {}
+            }
+            continue;
+        }
         let (number, wire) = read_key(buf, &mut pos)?;
         let Some(kind) = schema.kind(number) else {
             skip_unknown(buf, &mut pos, number, wire, budget)?;
@@ -137,25 +197,8 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
             )));
         }
         match kind {
-            Kind::Message(inner) => {
-                if budget == 0 {
-                    return Err(WireError("recursion limit reached".into()));
-                }
-                let body = read_len(buf, &mut pos)?;
-                // Attributes are most of a span; their usual shape has a path of its own.
-                if !(std::ptr::eq(inner, &KEY_VALUE) && plain_string_attribute(body, budget - 1)) {
-                    validate_message(body, inner, budget - 1)?;
-                }
-            }
-            Kind::String => {
-                let value = read_len(buf, &mut pos)?;
-                // Almost every string on the wire is ASCII; the inlined check settles those.
-                if !value.is_ascii() && std::str::from_utf8(value).is_err() {
-                    return Err(WireError(format!(
-                        "invalid string value in field {number}: data is not UTF-8 encoded"
-                    )));
-                }
-            }
+            Kind::Message(inner) => validate_field_message(buf, &mut pos, inner, budget)?,
+            Kind::String => validate_string(buf, &mut pos, number)?,
             Kind::Bytes => {
                 read_len(buf, &mut pos)?;
             }
@@ -167,6 +210,43 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
         }
     }
     Ok(())
+}
+
+/// A message field's body at `*pos` (after its key), against `inner`.
+#[inline]
+fn validate_field_message(
+    buf: &[u8],
+    pos: &mut usize,
+    inner: &Schema,
+    budget: usize,
+) -> Result<(), WireError> {
+    if budget == 0 {
+        return Err(WireError("recursion limit reached".into()));
+    }
+    let body = read_len(buf, pos)?;
+    // Attributes are most of a span; their usual shape has a path of its own.
+    if std::ptr::eq(inner, &KEY_VALUE) && plain_string_attribute(body, budget - 1) {
+        return Ok(());
+    }
+    validate_message(body, inner, budget - 1)
+}
+
+/// A string field's value at `*pos` (after its key).
+#[inline]
+fn validate_string(buf: &[u8], pos: &mut usize, number: u32) -> Result<(), WireError> {
+    let value = read_len(buf, pos)?;
+    // Almost every string on the wire is ASCII; the inlined check settles those.
+    if !value.is_ascii() && std::str::from_utf8(value).is_err() {
+        return Err(WireError(format!("invalid string value in field {number}: data is not UTF-8 encoded")));
+    }
+    Ok(())
+}
+
+/// The fast table says "message" only for fields whose kind is a message; reaching this is a bug in
+/// the table, reported as an error rather than a panic.
+#[cold]
+fn table_out_of_step() -> WireError {
+    WireError("internal error: schema table out of step".into())
 }
 
 /// Whether `buf` is a `KeyValue` of the usual shape, valid as it stands: an ASCII key, then a value
