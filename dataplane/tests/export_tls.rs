@@ -51,6 +51,15 @@ type Bodies = Arc<std::sync::Mutex<Vec<Bytes>>>;
 /// A TLS server answering every request with an empty OTLP success; counts requests that presented a
 /// client certificate and keeps every body.
 async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<AtomicUsize>, Bodies) {
+    server_speaking(pki, require_client_cert, &[b"h2", b"http/1.1"]).await
+}
+
+/// A backend offering the HTTP versions `alpn` in TLS negotiation.
+async fn server_speaking(
+    pki: &Pki,
+    require_client_cert: bool,
+    alpn: &[&[u8]],
+) -> (SocketAddr, Arc<AtomicUsize>, Bodies) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -67,7 +76,7 @@ async fn server(pki: &Pki, require_client_cert: bool) -> (SocketAddr, Arc<Atomic
     };
     let mut config =
         builder.with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key()).unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -206,23 +215,33 @@ fn unusable_pem_is_a_build_error() {
     assert!(matches!(err, BuildError::Tls(_)), "{err}");
 }
 
-/// Scenario: a 3 MB uncompressed batch over TLS on both protocols: far beyond HTTP/2's 16 KiB
-/// frames and 64 KiB initial window, so the export connection gathers frames, flushes and waits
-/// for window updates many times.
+/// Scenario: a 3 MB uncompressed batch over TLS, made of hundreds of parts of 1 byte to 70 KB (as a
+/// batch is made of slices of many requests and a few bytes of new framing), sent over gRPC, HTTP/2
+/// and HTTP/1.1: far beyond HTTP/2's 16 KiB frames and 64 KiB initial window, so the export
+/// connection cuts frames across parts, flushes and waits for window updates many times.
 /// Guarantees: the backend receives exactly the encoded request (after the gRPC message prefix).
 #[tokio::test]
 async fn large_batches_arrive_intact() {
     let pki = pki();
     let (addr, _, bodies) = server(&pki, false).await;
+    let (h1_addr, _, h1_bodies) = server_speaking(&pki, false, &[b"http/1.1"]).await;
     let tls = TlsConfig { ca_pem: Some(pki.ca_pem.clone()), ..Default::default() };
     let request = prost::Message::encode_to_vec(&otlp_gateway::testing::sample_request(7, 6000, 10, 40));
     assert!(request.len() > 3_000_000, "{}", request.len());
-    for protocol in [Protocol::Grpc, Protocol::Http] {
+    let mut rest = Bytes::from(request.clone());
+    let mut chunks = Vec::new();
+    for size in [1usize, 5, 300, 16_384, 70_000, 2, 4_000].iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        chunks.push(rest.split_to((*size).min(rest.len())));
+    }
+    assert!(chunks.len() > 200, "{}", chunks.len());
+    let batch = Batch { len: request.len(), chunks, spans: 6000 };
+    for (protocol, addr) in [(Protocol::Grpc, addr), (Protocol::Http, addr), (Protocol::Http, h1_addr)] {
         let config =
             OtlpOutputConfig { compression: Compression::None, ..output(protocol, addr, tls.clone()) };
         let exporter = Exporter::new(&config, ExportSettings::default()).unwrap();
-        let body = Bytes::from(request.clone());
-        let batch = Batch { len: body.len(), chunks: vec![body], spans: 6000 };
         exporter.send(exporter.encode(&batch).unwrap()).await.unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
     }
     let bodies = bodies.lock().unwrap();
@@ -231,5 +250,8 @@ async fn large_batches_arrive_intact() {
     assert_eq!(prefix[0], 0, "not compressed");
     assert_eq!(u32::from_be_bytes(prefix[1..].try_into().unwrap()) as usize, request.len());
     assert!(message == &request[..], "gRPC body differs");
-    assert!(bodies[1] == request, "HTTP body differs");
+    assert!(bodies[1] == request, "HTTP/2 body differs");
+    let h1_bodies = h1_bodies.lock().unwrap();
+    assert_eq!(h1_bodies.len(), 1);
+    assert!(h1_bodies[0] == request, "HTTP/1.1 body differs");
 }

@@ -6,6 +6,7 @@
 //! batch through its codec buffer, while the CPU budget per span needs the level chosen and the
 //! already-encoded batch sent as it is.
 
+mod payload;
 pub mod retry;
 pub mod tls;
 
@@ -28,6 +29,7 @@ use crate::batch::Batch;
 use crate::buffer::BufferPool;
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoding};
 
+pub use payload::Payload;
 pub use retry::RetryPolicy;
 
 /// The gRPC method path.
@@ -61,13 +63,14 @@ pub struct ExportSettings {
 /// Sends encoded batches to one backend.
 #[derive(Clone, Debug)]
 pub struct Exporter {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Payload>>,
     uri: Uri,
     protocol: Protocol,
     encoding: Encoding,
     headers: HeaderMap,
     settings: ExportSettings,
-    /// Export buffers: a batch is encoded into one, which goes back when the last attempt is done.
+    /// Export buffers: a compressed batch is encoded into one, which goes back when the last attempt is
+    /// done.
     pool: Arc<BufferPool>,
 }
 
@@ -227,9 +230,17 @@ impl Exporter {
         self.settings.retry
     }
 
-    /// Compresses and frames a batch once; every attempt sends the same bytes. The batch is copied
-    /// once, into the buffer that is sent (or streamed through the compressor into it).
-    pub fn encode(&self, batch: &Batch) -> Result<Bytes, ExportError> {
+    /// Compresses and frames a batch once; every attempt sends the same bytes. Uncompressed, the body
+    /// is the batch's own parts behind the gRPC prefix, not a copy; compressed, the batch is streamed
+    /// through the compressor into one pooled buffer.
+    pub fn encode(&self, batch: &Batch) -> Result<Payload, ExportError> {
+        if self.encoding == Encoding::Identity {
+            let prefix = match self.protocol {
+                Protocol::Http => None,
+                Protocol::Grpc => Some(Bytes::copy_from_slice(&grpc_prefix(false, batch.len)?)),
+            };
+            return Ok(Payload::from_parts(prefix.into_iter().chain(batch.chunks.iter().cloned())));
+        }
         let prefix = match self.protocol {
             Protocol::Http => 0,
             Protocol::Grpc => GRPC_FRAME_HEADER_BYTES,
@@ -246,16 +257,30 @@ impl Exporter {
         )
         .map_err(|e| ExportError::permanent(format!("cannot compress the batch: {e}")))?;
         if prefix > 0 {
-            let len = u32::try_from(out.len() - prefix)
-                .map_err(|_| ExportError::permanent("batch larger than a gRPC message can be"))?;
-            out[0] = u8::from(self.encoding != Encoding::Identity);
-            out[1..prefix].copy_from_slice(&len.to_be_bytes());
+            let header = grpc_prefix(true, out.len() - prefix)?;
+            out[..prefix].copy_from_slice(&header);
         }
-        Ok(buf.freeze())
+        Ok(Payload::from(buf.freeze()))
+    }
+
+    /// The same body in one pooled buffer, so that a body kept for retries pins only its own bytes,
+    /// not the request buffers its parts point into.
+    pub fn compact(&self, payload: Payload) -> Payload {
+        if payload.part_count() <= 1 {
+            return payload;
+        }
+        let mut buf = self.pool.take(payload.len());
+        let mut rest = payload;
+        while rest.has_remaining() {
+            let n = rest.chunk().len();
+            buf.extend_from_slice(rest.chunk());
+            rest.advance(n);
+        }
+        Payload::from(buf.freeze())
     }
 
     /// One attempt, bounded by the per-attempt timeout.
-    pub async fn send(&self, body: Bytes) -> Result<Delivered, ExportError> {
+    pub async fn send(&self, body: Payload) -> Result<Delivered, ExportError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
@@ -292,6 +317,16 @@ impl Exporter {
 }
 
 // === free functions ===
+
+/// The five bytes in front of a gRPC message: compressed flag and big-endian length.
+fn grpc_prefix(compressed: bool, len: usize) -> Result<[u8; GRPC_FRAME_HEADER_BYTES], ExportError> {
+    let len =
+        u32::try_from(len).map_err(|_| ExportError::permanent("batch larger than a gRPC message can be"))?;
+    let mut prefix = [0; GRPC_FRAME_HEADER_BYTES];
+    prefix[0] = u8::from(compressed);
+    prefix[1..].copy_from_slice(&len.to_be_bytes());
+    Ok(prefix)
+}
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

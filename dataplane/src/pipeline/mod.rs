@@ -375,10 +375,8 @@ async fn export_with_retry(
 ) -> Outcome {
     let spans = batch.spans as u64;
     let encoded = exporter.encode(&batch);
-    // The encoded body is all a retry needs: the batch, and with it the request buffers its spans
-    // point into, goes back to the pools now rather than after the last attempt.
     drop(batch);
-    let body = match encoded {
+    let mut body = match encoded {
         Ok(body) => body,
         Err(error) => {
             return Outcome::Failed { spans, error, attempts: 0 };
@@ -410,6 +408,10 @@ async fn export_with_retry(
             return Outcome::Failed { spans, error, attempts };
         };
         retries.inc();
+        // An uncompressed body is made of the request buffers its spans point into. A retry may be
+        // far off: copy the body out once so that it holds only its own bytes and the request
+        // buffers go back to their pool now rather than after the last attempt.
+        body = exporter.compact(body);
         tracing::warn!(error = %error, delay = ?delay, attempts, "export failed, will retry");
         tokio::select! {
             biased;
