@@ -20,7 +20,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 use tracegw_contract::stream::{GatewayReport, PipelineCounters};
 
-use crate::run::{cpu_seconds, rss_kib, tempfile_dir};
+use crate::run::{cpu_time, rss_kib, tempfile_dir};
 
 /// Flags of `loadtest fanout`.
 #[derive(Clone, Debug, clap::Args)]
@@ -136,7 +136,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_subscribed = rss_kib(pid)?;
 
-    let cpu_before_changes = cpu_seconds(pid)?;
+    let cpu_before_changes = cpu_time(pid)?.total();
     let mut edits = Vec::new();
     for change in 1..=args.changes {
         std::fs::write(&pipelines, pipeline_yaml(4317 + change))?;
@@ -150,7 +150,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let cpu_changes = cpu_seconds(pid)? - cpu_before_changes;
+    let cpu_changes = cpu_time(pid)?.total() - cpu_before_changes;
     let mut latency = Histogram::<u64>::new(3)?;
     let mut spread = Histogram::<u64>::new(3)?;
     {
@@ -170,7 +170,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let interval: Duration = args.report_interval.into();
     let duration: Duration = args.report_duration.into();
-    let cpu_before_reports = cpu_seconds(pid)?;
+    let cpu_before_reports = cpu_time(pid)?.total();
     let started = Instant::now();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -217,7 +217,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         let _ = r.await;
     }
     let report_secs = started.elapsed().as_secs_f64();
-    let cpu_reports = cpu_seconds(pid)? - cpu_before_reports;
+    let cpu_reports = cpu_time(pid)?.total() - cpu_before_reports;
     let rss_end = rss_kib(pid)?;
     let reports = sent.load(std::sync::atomic::Ordering::Relaxed);
     let _ = manager.kill().await;
