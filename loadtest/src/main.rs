@@ -1,7 +1,7 @@
 //! `loadtest`: a load generator and a verifying OTLP sink for `otlp-gateway`.
 
 use clap::{Parser, Subcommand};
-use loadtest::{fanout, generate, run, sink};
+use loadtest::{compare, fanout, generate, run, sink};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,6 +21,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run a measured scenario: forwarder, sinks and generator; prints a table and one JSON line.
     Run(run::RunArgs),
+    /// Run a scenario for a candidate gateway and a baseline (another binary, or rotel), interleaved
+    /// round by round; prints medians and the per-round ratio of CPU per span, then one JSON line.
+    Compare(compare::CompareArgs),
     /// Measure what many gateways cost telemetry-manager: snapshot streams, changes, reports.
     Fanout(fanout::FanoutArgs),
 }
@@ -37,6 +40,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Fanout(args) => {
             let result = fanout::run(args).await?;
             eprint!("{}", fanout::table(&result));
+            println!("{result}");
+            Ok(())
+        }
+        Command::Compare(args) => {
+            let result = compare::run(args).await?;
+            eprint!("{}", compare::table(&result));
             println!("{result}");
             Ok(())
         }
