@@ -212,8 +212,11 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
     Ok(())
 }
 
-/// A message field's body at `*pos` (after its key), against `inner`.
-#[inline]
+/// A message field's body at `*pos` (after its key), against `inner`. Always inlined: attributes come
+/// through here a dozen times per span, and as a call (it is in a recursion with
+/// [`validate_message`], so the compiler would not inline it on its own) its prologue, epilogue and
+/// returned `Result` cost more than the check.
+#[inline(always)]
 fn validate_field_message(
     buf: &[u8],
     pos: &mut usize,
