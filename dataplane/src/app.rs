@@ -27,6 +27,12 @@ use crate::subscribe::Subscriber;
 
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Largest HTTP/2 frame the gRPC receiver accepts (HTTP/2's default is 16 KiB). Clients that honour
+/// it (h2/hyper, OkHttp, Node, Envoy) then send a usual 60–300 KB request in one to two DATA frames
+/// instead of four to twenty, and the gateway parses, wakes and copies per frame that much less:
+/// 1.07x less CPU per span at 200k spans/s (PERF.md). Clients that keep 16 KiB frames are unaffected;
+/// what a connection can buffer stays bounded by the flow-control windows.
+const MAX_RECEIVE_FRAME_BYTES: u32 = 256 * 1024;
 
 /// Everything the gateway process needs. Each default is defined here once; the CLI reads them.
 #[derive(Clone, Debug, PartialEq)]
@@ -302,6 +308,7 @@ impl Gateway {
                 .map(|accepted| accepted.map(ReadAhead::new));
             let result = tonic::transport::Server::builder()
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                .max_frame_size(Some(MAX_RECEIVE_FRAME_BYTES))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await;
