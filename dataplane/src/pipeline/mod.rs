@@ -375,6 +375,7 @@ async fn export_with_retry(
 ) -> Outcome {
     let spans = batch.spans as u64;
     let encoded = exporter.encode(&batch);
+    // A compressed body holds its own bytes: the request buffers can go back to their pool now.
     drop(batch);
     let mut body = match encoded {
         Ok(body) => body,
@@ -448,8 +449,9 @@ mod tests {
 
     /// Scenario: a backend that refuses every connection, so a batch is retried for as long as the
     /// policy allows.
-    /// Guarantees: the request buffer its spans came from is freed once the batch is encoded, while
-    /// the retries go on; the spans stay counted in the queue until the export ends.
+    /// Guarantees: the request buffer its spans came from is freed once the first attempt has failed
+    /// (the uncompressed body is copied out before the retries), while the retries go on; the spans
+    /// stay counted in the queue until the export ends.
     #[tokio::test]
     async fn a_retried_batch_holds_only_its_encoding() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
