@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -19,20 +18,11 @@ use crate::enrich::source::PodFileSource;
 use crate::enrich::{Enricher, ServiceMode};
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
-use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, grpc::TraceService, http};
+use crate::receiver::grpc::{self, TraceService};
+use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, http};
 use crate::reload::FileSource;
 use crate::report::Reporter;
-use crate::socket::ReadAhead;
 use crate::subscribe::Subscriber;
-
-/// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
-const MAX_CONCURRENT_STREAMS: u32 = 1024;
-/// Largest HTTP/2 frame the gRPC receiver accepts (HTTP/2's default is 16 KiB). Clients that honour
-/// it (h2/hyper, OkHttp, Node, Envoy) then send a usual 60–300 KB request in one to two DATA frames
-/// instead of four to twenty, and the gateway parses, wakes and copies per frame that much less:
-/// 1.07x less CPU per span at 200k spans/s (PERF.md). Clients that keep 16 KiB frames are unaffected;
-/// what a connection can buffer stays bounded by the flow-control windows.
-const MAX_RECEIVE_FRAME_BYTES: u32 = 256 * 1024;
 
 /// Everything the gateway process needs. Each default is defined here once; the CLI reads them.
 #[derive(Clone, Debug, PartialEq)]
@@ -301,21 +291,7 @@ impl Gateway {
 
         let mut receivers = JoinSet::new();
         let service = TraceService::new(Arc::clone(&ingest), config.max_request_bytes);
-        let stop = stop_receivers.clone();
-        receivers.spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener)
-                .with_nodelay(Some(true))
-                .map(|accepted| accepted.map(ReadAhead::new));
-            let result = tonic::transport::Server::builder()
-                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                .max_frame_size(Some(MAX_RECEIVE_FRAME_BYTES))
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "OTLP/gRPC server failed");
-            }
-        });
+        receivers.spawn(grpc::serve(grpc_listener, service, stop_receivers.clone()));
         receivers.spawn(http::serve(http_listener, ingest, config.max_request_bytes, stop_receivers.clone()));
         health.set_listening();
         tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, pipelines = %config.pipelines.display(), "otlp-gateway started");

@@ -15,8 +15,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::buffer::FreeList;
 
@@ -127,14 +125,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ReadAhead<T> {
 impl<T> Drop for ReadAhead<T> {
     fn drop(&mut self) {
         self.release();
-    }
-}
-
-impl Connected for ReadAhead<TcpStream> {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
     }
 }
 

@@ -228,16 +228,8 @@ pub async fn start(args: SinkArgs) -> anyhow::Result<SinkHandle> {
     let (grpc_addr, http_addr, stats_addr) = (grpc.local_addr()?, http.local_addr()?, stats.local_addr()?);
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let grpc_stop = stop.clone();
     let service = TraceService::new(Arc::clone(&sink), MAX_REQUEST_BYTES);
-    tasks.spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-        let _ = tonic::transport::Server::builder()
-            .max_concurrent_streams(1024)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, grpc_stop.cancelled_owned())
-            .await;
-    });
+    tasks.spawn(otlp_gateway::receiver::grpc::serve(grpc, service, stop.clone()));
     tasks.spawn(otlp_gateway::receiver::http::serve(
         http,
         Arc::clone(&sink),

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER as RETRY_AFTER_HEADER};
@@ -20,7 +19,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{ExportSink, IngestError, RETRY_AFTER, Transport};
+use super::{CONNECTION_DRAIN_TIMEOUT, ExportSink, IngestError, RETRY_AFTER, Transport};
 use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES};
 use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
 use crate::socket::ReadAhead;
@@ -29,8 +28,6 @@ use crate::wire::RpcStatus;
 const TRACES_PATH: &str = "/v1/traces";
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
-/// Open connections get this long to finish their requests once shutdown starts.
-const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// gRPC-style codes inside `google.rpc.Status` bodies.
 const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_RESOURCE_EXHAUSTED: i32 = 8;
@@ -174,21 +171,7 @@ pub async fn serve<S: ExportSink>(
     let server = Arc::new(Server { sink, max_request_bytes, pool: BufferPool::new(DEFAULT_POOLED_BUFFERS) });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the connections we have.
-                    tracing::warn!(error = %e, "accepting an OTLP/HTTP connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = super::accept(&listener, &shutdown, "OTLP/HTTP").await {
         let server = Arc::clone(&server);
         let service = hyper::service::service_fn(move |req| {
             let server = Arc::clone(&server);

@@ -8,14 +8,17 @@
 
 pub mod grpc;
 pub mod http;
+mod inline;
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::enrich::Enricher;
 use crate::metrics::{Metrics, ReceiverMetrics};
@@ -26,6 +29,10 @@ use crate::wire::{self, WireError};
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 /// The delay clients are asked to wait when the gateway cannot take data.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Open connections get this long to finish their requests once shutdown starts.
+const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed `accept` (out of file descriptors and the like) before the next attempt.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// Receiving transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +136,33 @@ impl Ingest {
             Err(IngestError::Unavailable("no trace pipeline is running on this gateway"))
         } else {
             Err(IngestError::Unavailable("every pipeline's queue is full"))
+        }
+    }
+}
+
+/// The next connection, with Nagle's algorithm off; `None` once `shutdown` fires. A failed accept is
+/// logged and retried after a pause, and the connections already open keep being served meanwhile.
+async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    receiver: &'static str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // Responses are small and must not wait for an acknowledgement.
+                let _ = stream.set_nodelay(true);
+                return Some((stream, peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, receiver, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
         }
     }
 }
