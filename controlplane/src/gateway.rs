@@ -53,8 +53,8 @@ pub struct GatewaySettings {
     pub memory_limit: String,
     /// `RUST_LOG`-style log filter of the gateway.
     pub log_level: String,
-    /// Runtime worker threads per gateway; 0 is one per core the pod may use. Fewer workers cost
-    /// less CPU per span (fewer cross-thread wake-ups) and cap a gateway's throughput.
+    /// Runtime worker threads per gateway; 0 leaves the gateway's default (one thread, the cheapest
+    /// per span). More raise a gateway's ceiling on nodes with heavy traffic.
     pub worker_threads: usize,
 }
 

@@ -95,7 +95,7 @@ struct Cli {
     /// Memory limit of each gateway pod.
     #[arg(long, default_value_t = gateway_defaults().memory_limit)]
     gateway_memory_limit: String,
-    /// Runtime worker threads per gateway; 0 is one per core the pod may use.
+    /// Runtime worker threads per gateway; 0 leaves the gateway's default (one).
     #[arg(long, default_value_t = gateway_defaults().worker_threads)]
     gateway_worker_threads: usize,
     /// The URL gateways reach this manager at [default: https://telemetry-manager.<namespace>.svc:9090].

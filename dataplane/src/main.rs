@@ -151,8 +151,9 @@ struct Args {
     /// How long a deleted pod stays resolvable.
     #[arg(long, default_value_t = hd(defaults().index.delete_grace))]
     pod_delete_grace: humantime::Duration,
-    /// Runtime worker threads; 0 uses one per available core.
-    #[arg(long, default_value_t = 0)]
+    /// Runtime worker threads; 0 uses one per available core. One is cheapest per span; more raise
+    /// the ceiling for nodes with heavy traffic (PERF.md).
+    #[arg(long, default_value_t = otlp_gateway::app::DEFAULT_WORKER_THREADS)]
     worker_threads: usize,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
