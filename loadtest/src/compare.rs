@@ -153,25 +153,26 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 /// A human-readable summary.
 pub fn table(summary: &Value) -> String {
-    let c = &summary["candidate"];
-    let b = &summary["baseline_runs"];
+    let num = |v: &Value, key: &str| v[key].as_f64().unwrap_or(0.0);
+    let side = |v: &Value| {
+        format!(
+            "{:.2} µs/span (user {:.2}, system {:.2}), rss peak {:.1} MiB, p99 {:.0} ms",
+            num(v, "cpu_us_per_span"),
+            num(v, "user_us_per_span"),
+            num(v, "system_us_per_span"),
+            num(v, "rss_peak_mib"),
+            num(v, "p99_ms"),
+        )
+    };
     format!(
-        "{} rounds, medians\ncandidate: {:.2} µs/span (user {:.2}, system {:.2}), rss peak {:.1} MiB, p99 {:.0} ms\nbaseline ({}): {:.2} µs/span (user {:.2}, system {:.2}), rss peak {:.1} MiB, p99 {:.0} ms\nbaseline / candidate CPU per span: {:.2}x (rounds {:.2}x to {:.2}x)\n",
+        "{} rounds, medians\ncandidate: {}\nbaseline ({}): {}\nbaseline / candidate CPU per span: {:.2}x (rounds {:.2}x to {:.2}x)\n",
         summary["rounds"],
-        c["cpu_us_per_span"].as_f64().unwrap_or(0.0),
-        c["user_us_per_span"].as_f64().unwrap_or(0.0),
-        c["system_us_per_span"].as_f64().unwrap_or(0.0),
-        c["rss_peak_mib"].as_f64().unwrap_or(0.0),
-        c["p99_ms"].as_f64().unwrap_or(0.0),
+        side(&summary["candidate"]),
         summary["baseline"].as_str().unwrap_or(""),
-        b["cpu_us_per_span"].as_f64().unwrap_or(0.0),
-        b["user_us_per_span"].as_f64().unwrap_or(0.0),
-        b["system_us_per_span"].as_f64().unwrap_or(0.0),
-        b["rss_peak_mib"].as_f64().unwrap_or(0.0),
-        b["p99_ms"].as_f64().unwrap_or(0.0),
-        summary["cpu_ratio_baseline_over_candidate"].as_f64().unwrap_or(0.0),
-        summary["cpu_ratio_min"].as_f64().unwrap_or(0.0),
-        summary["cpu_ratio_max"].as_f64().unwrap_or(0.0),
+        side(&summary["baseline_runs"]),
+        num(summary, "cpu_ratio_baseline_over_candidate"),
+        num(summary, "cpu_ratio_min"),
+        num(summary, "cpu_ratio_max"),
     )
 }
 

@@ -94,6 +94,21 @@ pub(crate) struct CpuTime {
     pub system: f64,
 }
 
+// === impl CpuTime ===
+
+impl CpuTime {
+    pub(crate) fn total(self) -> f64 {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = Self;
+    fn sub(self, rhs: Self) -> Self {
+        Self { user: self.user - rhs.user, system: self.system - rhs.system }
+    }
+}
+
 // === impl Usage ===
 
 impl Usage {
@@ -110,21 +125,6 @@ impl Usage {
 }
 
 // === free functions ===
-
-// === impl CpuTime ===
-
-impl CpuTime {
-    pub(crate) fn total(self) -> f64 {
-        self.user + self.system
-    }
-}
-
-impl std::ops::Sub for CpuTime {
-    type Output = Self;
-    fn sub(self, rhs: Self) -> Self {
-        Self { user: self.user - rhs.user, system: self.system - rhs.system }
-    }
-}
 
 /// utime and stime of a process.
 pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<CpuTime> {
