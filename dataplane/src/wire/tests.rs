@@ -74,19 +74,31 @@ fn key_value_piece() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
-    /// Scenario: span attributes built from the usual shape's parts and its near misses (other
-    /// value types, UTF-8 and invalid text, long and non-canonical lengths, extra and truncated
-    /// fields, repeated fields), placed in a valid request.
+    /// Scenario: runs of span attributes, each built from the usual shape's parts and its near misses
+    /// (other value types, UTF-8 and invalid text, long and non-canonical lengths, extra and truncated
+    /// fields, repeated fields), between plain attributes, placed in a valid request.
     /// Guarantees: the attribute fast path never accepts what prost refuses, nor refuses what it
     /// accepts.
     #[test]
-    fn attribute_fast_path_agrees_with_prost(pieces in proptest::collection::vec(key_value_piece(), 0..4)) {
-        // A valid span, with the hand-built KeyValue appended as its field 9 (attributes).
+    fn attribute_fast_path_agrees_with_prost(
+        attributes in proptest::collection::vec(proptest::collection::vec(key_value_piece(), 0..4), 1..5),
+        plain_before in any::<bool>(),
+        plain_after in any::<bool>(),
+    ) {
+        // A valid span, with the hand-built KeyValues appended as its field 9 (attributes).
         let mut span = sample_request(1, 1, 0, 0).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
-        let kv: Vec<u8> = pieces.concat();
-        span.extend(len_field(0x4a, &kv));
+        let plain = len_field(0x4a, &[len_field(0x0a, b"k"), len_field(0x12, &len_field(0x0a, b"v"))].concat());
+        if plain_before {
+            span.extend(&plain);
+        }
+        for pieces in &attributes {
+            span.extend(len_field(0x4a, &pieces.concat()));
+        }
+        if plain_after {
+            span.extend(&plain);
+        }
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
-        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), prost_accepts(&request), "{:02x?}", kv);
+        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), prost_accepts(&request), "{:02x?}", span);
     }
 }
 

@@ -15,6 +15,9 @@ pub const MAX_DEPTH: usize = 100;
 #[derive(Clone, Copy)]
 enum Kind {
     Message(&'static Schema),
+    /// `Message(&KEY_VALUE)`, named so that [`schema`] can tell (a `const fn` cannot compare
+    /// pointers); the built table holds it as that message.
+    Attributes,
     String,
     Bytes,
     Varint,
@@ -33,6 +36,10 @@ struct Schema {
     /// fields, wrong wire types, invalid keys), which takes the general path and gets its verdict.
     /// One load settles the usual field without decoding the key.
     fast: [Fast; ONE_BYTE_KEYS],
+    /// The key byte of the message's `KeyValue` field (its attributes), if it has one: checked before
+    /// the table, so a run of attributes takes one predictable branch each instead of the table's
+    /// indirect jump, which mispredicts on a span's ever-changing field sequence.
+    attributes: Option<u8>,
 }
 
 /// Keys below 0x80 are one byte long: field numbers 1 to 15.
@@ -54,12 +61,12 @@ enum Fast {
 const fn schema(fields: &[(u32, Kind)]) -> Schema {
     let mut kinds = [None; MAX_FIELD_NUMBER + 1];
     let mut fast = [Fast::Slow; ONE_BYTE_KEYS];
+    let mut attributes = None;
     let mut i = 0;
     while i < fields.len() {
         let (number, kind) = fields[i];
-        kinds[number as usize] = Some(kind);
         let (wire, code) = match kind {
-            Kind::Message(_) => (WIRE_LEN, Fast::Message),
+            Kind::Message(_) | Kind::Attributes => (WIRE_LEN, Fast::Message),
             Kind::String => (WIRE_LEN, Fast::String),
             Kind::Bytes => (WIRE_LEN, Fast::Bytes),
             Kind::Varint => (WIRE_VARINT, Fast::Varint),
@@ -70,22 +77,31 @@ const fn schema(fields: &[(u32, Kind)]) -> Schema {
         if key < ONE_BYTE_KEYS {
             fast[key] = code;
         }
+        kinds[number as usize] = Some(match kind {
+            Kind::Attributes => {
+                if key < ONE_BYTE_KEYS {
+                    attributes = Some(key as u8);
+                }
+                Kind::Message(&KEY_VALUE)
+            }
+            other => other,
+        });
         i += 1;
     }
-    Schema { kinds, fast }
+    Schema { kinds, fast, attributes }
 }
 
 static REQUEST: Schema = schema(&[(1, Kind::Message(&RESOURCE_SPANS))]);
 static RESOURCE_SPANS: Schema =
     schema(&[(1, Kind::Message(&RESOURCE)), (2, Kind::Message(&SCOPE_SPANS)), (3, Kind::String)]);
 static RESOURCE: Schema =
-    schema(&[(1, Kind::Message(&KEY_VALUE)), (2, Kind::Varint), (3, Kind::Message(&ENTITY_REF))]);
+    schema(&[(1, Kind::Attributes), (2, Kind::Varint), (3, Kind::Message(&ENTITY_REF))]);
 static ENTITY_REF: Schema =
     schema(&[(1, Kind::String), (2, Kind::String), (3, Kind::String), (4, Kind::String)]);
 static SCOPE_SPANS: Schema =
     schema(&[(1, Kind::Message(&SCOPE)), (2, Kind::Message(&SPAN)), (3, Kind::String)]);
 static SCOPE: Schema =
-    schema(&[(1, Kind::String), (2, Kind::String), (3, Kind::Message(&KEY_VALUE)), (4, Kind::Varint)]);
+    schema(&[(1, Kind::String), (2, Kind::String), (3, Kind::Attributes), (4, Kind::Varint)]);
 static KEY_VALUE: Schema = schema(&[(1, Kind::String), (2, Kind::Message(&ANY_VALUE)), (3, Kind::Varint)]);
 static ANY_VALUE: Schema = schema(&[
     (1, Kind::String),
@@ -98,7 +114,7 @@ static ANY_VALUE: Schema = schema(&[
     (8, Kind::Varint),
 ]);
 static ARRAY_VALUE: Schema = schema(&[(1, Kind::Message(&ANY_VALUE))]);
-static KEY_VALUE_LIST: Schema = schema(&[(1, Kind::Message(&KEY_VALUE))]);
+static KEY_VALUE_LIST: Schema = schema(&[(1, Kind::Attributes)]);
 static SPAN: Schema = schema(&[
     (1, Kind::Bytes),
     (2, Kind::Bytes),
@@ -108,7 +124,7 @@ static SPAN: Schema = schema(&[
     (6, Kind::Varint),
     (7, Kind::Fixed64),
     (8, Kind::Fixed64),
-    (9, Kind::Message(&KEY_VALUE)),
+    (9, Kind::Attributes),
     (10, Kind::Varint),
     (11, Kind::Message(&EVENT)),
     (12, Kind::Varint),
@@ -118,12 +134,12 @@ static SPAN: Schema = schema(&[
     (16, Kind::Fixed32),
 ]);
 static EVENT: Schema =
-    schema(&[(1, Kind::Fixed64), (2, Kind::String), (3, Kind::Message(&KEY_VALUE)), (4, Kind::Varint)]);
+    schema(&[(1, Kind::Fixed64), (2, Kind::String), (3, Kind::Attributes), (4, Kind::Varint)]);
 static LINK: Schema = schema(&[
     (1, Kind::Bytes),
     (2, Kind::Bytes),
     (3, Kind::String),
-    (4, Kind::Message(&KEY_VALUE)),
+    (4, Kind::Attributes),
     (5, Kind::Varint),
     (6, Kind::Fixed32),
 ]);
@@ -143,7 +159,7 @@ impl Schema {
 impl Kind {
     fn wire(self) -> u8 {
         match self {
-            Self::Message(_) | Self::String | Self::Bytes => WIRE_LEN,
+            Self::Message(_) | Self::Attributes | Self::String | Self::Bytes => WIRE_LEN,
             Self::Varint => WIRE_VARINT,
             Self::Fixed64 => WIRE_FIXED64,
             Self::Fixed32 => WIRE_FIXED32,
@@ -162,6 +178,13 @@ pub(crate) fn validate_request(buf: &[u8]) -> Result<(), WireError> {
 fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), WireError> {
     let mut pos = 0;
     while let Some(&key) = buf.get(pos) {
+        if Some(key) == schema.attributes {
+            let end = plain_attributes(buf, pos, key, budget);
+            if end != pos {
+                pos = end;
+                continue;
+            }
+        }
         // The two matches below mirror each other on purpose: the first works from the key byte's
         // code and never builds a `Kind`, which is what makes it the fast one.
         let fast = schema.fast.get(usize::from(key)).copied().unwrap_or(Fast::Slow);
@@ -200,6 +223,8 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
         }
         match kind {
             Kind::Message(inner) => validate_field_message(buf, &mut pos, inner, budget)?,
+            // The built table holds attributes as `Message(&KEY_VALUE)`; this arm only completes the match.
+            Kind::Attributes => validate_field_message(buf, &mut pos, &KEY_VALUE, budget)?,
             Kind::String => validate_string(buf, &mut pos, number)?,
             Kind::Bytes => {
                 read_len(buf, &mut pos)?;
@@ -214,8 +239,8 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
     Ok(())
 }
 
-/// A message field's body at `*pos` (after its key), against `inner`. Always inlined: attributes come
-/// through here a dozen times per span, and as a call (it is in a recursion with
+/// A message field's body at `*pos` (after its key), against `inner`. Always inlined: every span (and
+/// every attribute off the plain path) comes through here, and as a call (it is in a recursion with
 /// [`validate_message`], so the compiler would not inline it on its own) its prologue, epilogue and
 /// returned `Result` cost more than the check.
 #[inline(always)]
@@ -229,10 +254,6 @@ fn validate_field_message(
         return Err(WireError("recursion limit reached".into()));
     }
     let body = read_len(buf, pos)?;
-    // Attributes are most of a span; their usual shape has a path of its own.
-    if std::ptr::eq(inner, &KEY_VALUE) && plain_string_attribute(body, budget - 1) {
-        return Ok(());
-    }
     validate_message(body, inner, budget - 1)
 }
 
@@ -254,42 +275,45 @@ fn table_out_of_step() -> WireError {
     WireError("internal error: schema table out of step".into())
 }
 
-/// Whether `buf` is a `KeyValue` of the usual shape, valid as it stands: an ASCII key, then a value
-/// holding one ASCII string (or nothing), every length in one byte. Checked in one pass without
-/// recursion; `false` sends it down the general path, which gives the verdict for everything else,
-/// so this can only say yes where the general path would.
-#[inline]
-fn plain_string_attribute(buf: &[u8], budget: usize) -> bool {
-    /// A one-byte length at `*pos`, and the slice it announces.
-    fn short<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
-        let len = *buf.get(*pos)?;
-        if len >= 0x80 {
-            return None;
-        }
-        let start = *pos + 1;
-        let end = start + len as usize;
-        *pos = end;
-        buf.get(start..end)
+/// Attributes are most of a span. This checks a run of `KeyValue` fields with key byte `key` from
+/// `start` (`budget` as in [`validate_message`]) that have the usual shape, valid as they stand: an
+/// ASCII key, then a value holding one ASCII string (or nothing), every length in one byte. Returns
+/// where the run ends: `start` when the first field is not of that shape. Whatever it stops at takes
+/// the general path, which gives the verdict, so this can only say yes where the general path would.
+#[inline(always)]
+fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize) -> usize {
+    // Entering the field, then its value (a message): prost needs budget left for both.
+    if budget < 2 {
+        return start;
     }
-    // The value is a message: prost needs budget left to enter it.
-    if budget == 0 || buf.first() != Some(&0x0a) {
+    let mut pos = start;
+    while let Some([k, len @ 0..0x80, rest @ ..]) = buf.get(pos..)
+        && *k == key
+        && let Some(body) = rest.get(..usize::from(*len))
+        && plain_key_value(body)
+    {
+        pos += 2 + body.len();
+    }
+    pos
+}
+
+/// Whether a `KeyValue` body has the shape [`plain_attributes`] describes. Every byte of that shape
+/// other than the key's and the value's text is below 0x80, so one ASCII check over the whole body
+/// settles both texts.
+#[inline(always)]
+fn plain_key_value(body: &[u8]) -> bool {
+    let [0x0a, key_len @ 0..0x80, rest @ ..] = body else { return false };
+    let Some([0x12, value_len @ 0..0x80, value @ ..]) = rest.get(usize::from(*key_len)..) else {
+        return false;
+    };
+    if usize::from(*value_len) != value.len() {
         return false;
     }
-    let mut pos = 1;
-    let Some(key) = short(buf, &mut pos) else { return false };
-    if !key.is_ascii() || buf.get(pos) != Some(&0x12) {
-        return false;
+    match value {
+        [] => body.is_ascii(),
+        [0x0a, text_len @ 0..0x80, text @ ..] => usize::from(*text_len) == text.len() && body.is_ascii(),
+        _ => false,
     }
-    pos += 1;
-    let Some(value) = short(buf, &mut pos) else { return false };
-    if pos != buf.len() {
-        return false;
-    }
-    if value.is_empty() {
-        return true;
-    }
-    let mut at = 1;
-    value[0] == 0x0a && short(value, &mut at).is_some_and(|s| at == value.len() && s.is_ascii())
 }
 
 /// Skips an unknown field exactly as prost's `skip_field` does, recursion budget included.
