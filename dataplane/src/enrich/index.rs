@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::pods::{ClusterMeta, NodeMeta, PodMeta};
-use crate::wire::put_len_header;
+use crate::wire::{put_len_header, read_varint};
 
 /// The label a Deployment's ReplicaSet puts on its pods.
 const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
@@ -21,20 +21,12 @@ const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 /// Kyma keeps a deleted pod resolvable for this long, so late spans still find it.
 pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(120);
 
-/// String attributes encoded back to back as `Resource.attributes` fields in one buffer, with the offsets
-/// of each key and value: one allocation per pod instead of several per attribute.
+/// String attributes encoded back to back as `Resource.attributes` fields in one buffer: one
+/// allocation per pod. Keys and values are found by walking the buffer, which is cheap (a lookup per
+/// resource, not per span) and spares each pod a vector of offsets, 24 bytes per attribute.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AttrSet {
     encoded: Bytes,
-    entries: Vec<Entry>,
-}
-
-/// Offsets of one attribute in an [`AttrSet`]'s buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    field: (u32, u32),
-    key: (u32, u32),
-    value: (u32, u32),
 }
 
 /// One attribute of an [`AttrSet`].
@@ -52,7 +44,6 @@ pub struct Attr<'a> {
 #[derive(Debug, Default)]
 pub struct AttrSetBuilder {
     buf: BytesMut,
-    entries: Vec<Entry>,
 }
 
 /// What one pod adds.
@@ -127,7 +118,9 @@ pub struct PodIndex {
 #[derive(Debug)]
 pub struct PodStore {
     config: IndexConfig,
-    pods: HashMap<Arc<str>, StoredPod>,
+    /// Boxed: a hash table keeps its entries inline in buckets it allocates ahead of need, and a
+    /// stored pod is 248 bytes; a pointer per empty bucket costs less.
+    pods: HashMap<Arc<str>, Box<StoredPod>>,
     node: Option<NodeMeta>,
     cluster: ClusterMeta,
 }
@@ -144,23 +137,30 @@ struct StoredPod {
 impl AttrSet {
     /// Number of attributes.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.iter().count()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.encoded.is_empty()
     }
 
     /// The attributes in order.
     pub fn iter(&self) -> impl Iterator<Item = Attr<'_>> + '_ {
-        let slice = |(a, b): (u32, u32)| &self.encoded[a as usize..b as usize];
-        // The buffer was written from `&str`s, so keys and values are UTF-8.
-        let text = move |r| std::str::from_utf8(slice(r)).unwrap_or_default();
-        self.entries.iter().map(move |e| Attr {
-            key: text(e.key),
-            value: text(e.value),
-            encoded: slice(e.field),
+        let buf = &self.encoded[..];
+        let mut pos = 0;
+        // The buffer was written by [`AttrSetBuilder::push`]: each field is a `KeyValue` holding its
+        // key, then an `AnyValue` holding a string, all from `&str`s, so the walk cannot go astray and
+        // the texts are UTF-8.
+        std::iter::from_fn(move || {
+            let start = pos;
+            let kv = len_field(buf, &mut pos)?;
+            let mut at = 0;
+            let key = len_field(kv, &mut at)?;
+            let any = len_field(kv, &mut at)?;
+            let value = len_field(any, &mut 0)?;
+            let text = |b| std::str::from_utf8(b).unwrap_or_default();
+            Some(Attr { key: text(key), value: text(value), encoded: &buf[start..pos] })
         })
     }
 
@@ -178,33 +178,12 @@ impl AttrSetBuilder {
         if value.is_empty() {
             return;
         }
-        let start = self.buf.len();
-        let any_value_len = crate::wire::len_field_size(1, value.len());
-        let kv_len =
-            crate::wire::len_field_size(1, key.len()) + crate::wire::len_field_size(2, any_value_len);
-        put_len_header(&mut self.buf, 1, kv_len);
-        put_len_header(&mut self.buf, 1, key.len());
-        let key_start = self.buf.len();
-        self.buf.extend_from_slice(key.as_bytes());
-        let key_end = self.buf.len();
-        put_len_header(&mut self.buf, 2, any_value_len);
-        put_len_header(&mut self.buf, 1, value.len());
-        let value_start = self.buf.len();
-        self.buf.extend_from_slice(value.as_bytes());
-        let end = self.buf.len();
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        self.entries.push(Entry {
-            field: (at(start), at(end)),
-            key: (at(key_start), at(key_end)),
-            value: (at(value_start), at(end)),
-        });
+        put_string_attribute(&mut self.buf, key, value);
     }
 
     /// The finished set, its buffer sized to fit.
     pub fn build(self) -> AttrSet {
-        let mut entries = self.entries;
-        entries.shrink_to_fit();
-        AttrSet { encoded: Bytes::copy_from_slice(&self.buf), entries }
+        AttrSet { encoded: Bytes::copy_from_slice(&self.buf) }
     }
 }
 
@@ -276,7 +255,7 @@ impl PodStore {
             ) || self.config.pod_labels.iter().any(|rule| rule.matches(k))
         });
         let attrs = Arc::new(self.pod_attrs(&meta));
-        self.pods.insert(meta.uid.clone(), StoredPod { meta, attrs, deleted_at: None });
+        self.pods.insert(meta.uid.clone(), Box::new(StoredPod { meta, attrs, deleted_at: None }));
     }
 
     /// Marks a pod deleted; it stays resolvable for the grace period unless its IP is reused.
@@ -481,14 +460,42 @@ fn newer(a: &StoredPod, b: &StoredPod) -> bool {
 
 /// Encodes a string attribute as a `Resource.attributes` field.
 pub fn encode_string_attribute(key: &str, value: &str) -> Bytes {
-    let any_value_len = crate::wire::len_field_size(1, value.len());
-    let kv_len = crate::wire::len_field_size(1, key.len()) + crate::wire::len_field_size(2, any_value_len);
-    let mut out = BytesMut::with_capacity(crate::wire::len_field_size(1, kv_len));
-    put_len_header(&mut out, 1, kv_len);
-    put_len_header(&mut out, 1, key.len());
-    out.extend_from_slice(key.as_bytes());
-    put_len_header(&mut out, 2, any_value_len);
-    put_len_header(&mut out, 1, value.len());
-    out.extend_from_slice(value.as_bytes());
+    let mut out = BytesMut::with_capacity(string_attribute_len(key, value));
+    put_string_attribute(&mut out, key, value);
     out.freeze()
+}
+
+/// The encoded size of a string attribute as a `Resource.attributes` field.
+fn string_attribute_len(key: &str, value: &str) -> usize {
+    crate::wire::len_field_size(1, key_value_len(key, value))
+}
+
+/// The encoded size of a `KeyValue` with a string value.
+fn key_value_len(key: &str, value: &str) -> usize {
+    let any_value_len = crate::wire::len_field_size(1, value.len());
+    crate::wire::len_field_size(1, key.len()) + crate::wire::len_field_size(2, any_value_len)
+}
+
+/// Appends a string attribute as a `Resource.attributes` field.
+fn put_string_attribute(out: &mut BytesMut, key: &str, value: &str) {
+    put_len_header(out, 1, key_value_len(key, value));
+    put_len_header(out, 1, key.len());
+    out.extend_from_slice(key.as_bytes());
+    put_len_header(out, 2, crate::wire::len_field_size(1, value.len()));
+    put_len_header(out, 1, value.len());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// The body of the length-delimited field at `*pos` (a one-byte key, then the length), moving past
+/// it; `None` at the end of `buf`.
+fn len_field<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    // Checked first: the end of a set is reached once per lookup, and a varint error allocates.
+    if *pos >= buf.len() {
+        return None;
+    }
+    let mut at = *pos + 1;
+    let len = usize::try_from(read_varint(buf, &mut at).ok()?).ok()?;
+    let body = buf.get(at..at.checked_add(len)?)?;
+    *pos = at + len;
+    Some(body)
 }

@@ -493,3 +493,44 @@ fn otel_service_rules() {
         "otel mode drops unknown_service and sets nothing for an unknown pod"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Scenario: attribute sets built from any keys and values, short and long (lengths of one and
+    /// two varint bytes), ASCII and not, some values empty.
+    /// Guarantees: walking the set yields exactly the non-empty pairs pushed, in order, each with its
+    /// own encoding, and the whole buffer decodes with prost as those `Resource.attributes`.
+    #[test]
+    fn attribute_sets_read_back_what_was_pushed(
+        pairs in proptest::collection::vec(("[a-z.]{1,20}|ä{60,70}", "|[ -~]{1,20}|x{130,200}|ö{1,5}"), 0..12),
+    ) {
+        let mut builder = super::index::AttrSetBuilder::default();
+        for (k, v) in &pairs {
+            builder.push(k, v);
+        }
+        let set = builder.build();
+        let expected: Vec<(&str, &str)> =
+            pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let read: Vec<(&str, &str)> = set.iter().map(|a| (a.key, a.value)).collect();
+        prop_assert_eq!(&read, &expected);
+        prop_assert_eq!(set.len(), expected.len());
+        prop_assert_eq!(set.is_empty(), expected.is_empty());
+        let mut whole = Vec::new();
+        for a in set.iter() {
+            prop_assert_eq!(a.encoded, &super::index::encode_string_attribute(a.key, a.value)[..]);
+            whole.extend_from_slice(a.encoded);
+        }
+        let decoded = Resource::decode(&whole[..]).unwrap();
+        let decoded: Vec<(String, String)> = decoded
+            .attributes
+            .into_iter()
+            .map(|kv| match kv.value.and_then(|v| v.value) {
+                Some(any_value::Value::StringValue(s)) => (kv.key, s),
+                other => (kv.key, format!("{other:?}")),
+            })
+            .collect();
+        let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        prop_assert_eq!(decoded, expected);
+    }
+}
