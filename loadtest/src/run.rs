@@ -7,7 +7,7 @@
 //! competition does not inflate much, while throughput figures are bounded by the machine.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Batch timeout given to the forwarder.
     #[arg(long, default_value = "200ms")]
     pub batch_timeout: humantime::Duration,
+    /// CPUs the forwarder may run on (`taskset -c` syntax, e.g. `1`): gives it cores of its own when
+    /// the load test itself runs under `taskset -c` on the others.
+    #[arg(long)]
+    pub forwarder_cpus: Option<String>,
     /// Extra flags for the gateway.
     #[arg(long, allow_hyphen_values = true, num_args = 0..)]
     pub gateway_args: Vec<String>,
@@ -142,6 +146,25 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// The command that starts `program`, under `taskset -c CPUS` when `cpus` is given. `taskset` sets
+/// the affinity and then executes the program in its place, so the process whose /proc entries are
+/// sampled is the forwarder itself.
+fn forwarder_command(program: &Path, cpus: Option<&str>) -> tokio::process::Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = tokio::process::Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => tokio::process::Command::new(program),
+    }
+}
+
+/// Names `taskset` in a start-up error when it is involved: it may be what is missing.
+fn under_taskset(args: &RunArgs) -> String {
+    args.forwarder_cpus.as_ref().map(|cpus| format!(" under `taskset -c {cpus}`")).unwrap_or_default()
 }
 
 fn default_gateway_bin() -> anyhow::Result<PathBuf> {
@@ -253,7 +276,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
                 None => default_gateway_bin()?,
             };
             let batch_timeout = args.batch_timeout.to_string();
-            tokio::process::Command::new(&bin)
+            forwarder_command(&bin, args.forwarder_cpus.as_deref())
                 .arg("--pipelines")
                 .arg(&file)
                 .args(["--otlp-grpc-addr", &grpc.to_string(), "--otlp-http-addr", &http.to_string()])
@@ -265,13 +288,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?
+                .with_context(|| format!("starting {}{}", bin.display(), under_taskset(&args)))?
         }
         Peer::Rotel => {
             if pipelines != 1 || dead {
                 bail!("--peer rotel runs the single-backend scenarios (single, gzip, backpressure)");
             }
-            tokio::process::Command::new(&args.rotel_bin)
+            forwarder_command(&args.rotel_bin, args.forwarder_cpus.as_deref())
                 .arg("start")
                 .args(["--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http.to_string()])
                 .args([
@@ -285,7 +308,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
-                .with_context(|| format!("starting {}", args.rotel_bin.display()))?
+                .with_context(|| format!("starting {}{}", args.rotel_bin.display(), under_taskset(&args)))?
         }
     };
     let pid = child.id().context("forwarder exited at once")?;
@@ -402,4 +425,35 @@ pub fn table(result: &Value) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: a program started as a forwarder with `--forwarder-cpus 0`, and one without.
+    /// Guarantees: the pinned one runs on CPU 0 only and is the process whose id the load test
+    /// samples (taskset executes it in its own place); the other is started as it is.
+    #[tokio::test]
+    async fn pinned_forwarders_run_on_their_cpus() {
+        let mut pinned =
+            forwarder_command(Path::new("sleep"), Some("0")).arg("10").kill_on_drop(true).spawn().unwrap();
+        let pid = pinned.id().unwrap();
+        // taskset replaces itself with the program; wait until it has.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let comm = loop {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+            if comm.trim() == "sleep" || Instant::now() > deadline {
+                break comm;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(comm.trim(), "sleep");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.lines().any(|l| l.split_whitespace().eq(["Cpus_allowed_list:", "0"])), "{status}");
+        pinned.kill().await.unwrap();
+
+        let plain = forwarder_command(Path::new("sleep"), None);
+        assert_eq!(plain.as_std().get_program(), "sleep");
+    }
 }
