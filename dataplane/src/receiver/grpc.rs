@@ -82,16 +82,6 @@ impl<S> TraceService<S> {
     }
 }
 
-impl<S> Clone for TraceService<S> {
-    fn clone(&self) -> Self {
-        Self {
-            sink: Arc::clone(&self.sink),
-            max_request_bytes: self.max_request_bytes,
-            pool: Arc::clone(&self.pool),
-        }
-    }
-}
-
 impl<S: ExportSink> TraceService<S> {
     /// Answers one call from `peer`.
     async fn handle<B>(&self, request: http::Request<B>, peer: Option<IpAddr>) -> http::Response<Body>
