@@ -24,7 +24,8 @@ use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
 const REQUESTS: usize = 10;
 const SPANS: usize = 100;
 
-/// 100-span requests; every tenth span is an Istio proxy span, half of those noise.
+/// 100-span requests; every tenth span is an Istio proxy span, half of those noise. The filter group
+/// also runs on requests of application spans only, the usual traffic.
 fn requests() -> Vec<Bytes> {
     (0..REQUESTS)
         .map(|_| {
@@ -98,6 +99,15 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements((REQUESTS * SPANS) as u64));
     group.bench_function("scan_and_drop_noise", |b| {
         b.iter(|| reqs.iter().map(|r| drop_noise(&mut scan(r.clone()).unwrap())).sum::<usize>())
+    });
+    // The usual request: application spans only, no `component` attribute anywhere.
+    let app: Vec<Bytes> =
+        (0..REQUESTS).map(|_| Bytes::from(sample_request(1, SPANS, 10, 16).encode_to_vec())).collect();
+    group.bench_function("scan_and_drop_noise_application_spans", |b| {
+        b.iter(|| app.iter().map(|r| drop_noise(&mut scan(r.clone()).unwrap())).sum::<usize>())
+    });
+    group.bench_function("scan_only_application_spans", |b| {
+        b.iter(|| app.iter().map(|r| scan(r.clone()).unwrap().spans).sum::<usize>())
     });
     group.bench_function("prost_decode_retain_encode", |b| {
         b.iter(|| {

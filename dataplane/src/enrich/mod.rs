@@ -96,8 +96,9 @@ impl Enricher {
     pub fn enrich(&self, data: &mut TraceData, peer: Option<IpAddr>) {
         let index = self.index.load();
         let mode = self.mode();
+        let proxies_possible = !data.no_component_key;
         for rs in &mut data.resources {
-            enrich_resource(rs, &index, peer, mode);
+            enrich_resource(rs, &index, peer, mode, proxies_possible);
         }
     }
 }
@@ -164,9 +165,16 @@ fn associate<'a>(
     peer.and_then(|ip| index.by_ip(&ip))
 }
 
-fn enrich_resource(rs: &mut ResourceSpansView, index: &PodIndex, peer: Option<IpAddr>, mode: ServiceMode) {
+/// `proxies_possible` is false when the request has no `component` key, so no proxy span to look for.
+fn enrich_resource(
+    rs: &mut ResourceSpansView,
+    index: &PodIndex,
+    peer: Option<IpAddr>,
+    mode: ServiceMode,
+    proxies_possible: bool,
+) {
     let otel = mode == ServiceMode::Otel;
-    let proxy = otel && crate::filter::has_proxy_span(rs);
+    let proxy = otel && proxies_possible && crate::filter::has_proxy_span(rs);
     let resource = rs.resource.clone();
     let existing = existing_attributes(&resource);
     let pod = associate(&existing, index, peer);

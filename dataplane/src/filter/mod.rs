@@ -2,8 +2,9 @@
 //! telemetry system itself, health probes or metric scrapes are dropped; everything else passes.
 //!
 //! It runs on every request after enrichment (rule 1 reads the resource's `k8s.namespace.name`, which
-//! enrichment may have added). A scope without the encoded key `component` anywhere cannot hold a
-//! proxy span, so one substring search settles most scopes; a scope is copied only when it loses a span.
+//! enrichment may have added). A request whose scan saw no `component` key is passed as it is; in one
+//! that has the key somewhere, a scope without the encoded key cannot hold a proxy span, so one
+//! substring search settles most scopes; a scope is copied only when it loses a span.
 
 use std::sync::LazyLock;
 
@@ -173,6 +174,9 @@ pub(crate) fn has_proxy_span(rs: &ResourceSpansView) -> bool {
 
 /// Drops noise spans from a request; returns how many.
 pub fn drop_noise(data: &mut TraceData) -> usize {
+    if data.no_component_key {
+        return 0;
+    }
     let mut dropped = 0;
     for rs in &mut data.resources {
         if !rs.scopes.iter().any(|s| COMPONENT_KEY.find(&s.body[s.spans_start..s.spans_end]).is_some()) {

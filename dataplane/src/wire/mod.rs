@@ -41,6 +41,9 @@ pub struct TraceData {
     pub spans: usize,
     /// Encoded size of the request as received (decompressed).
     pub encoded_len: usize,
+    /// Set by [`scan`] when no `KeyValue` in the request has the key `component`, so no span in it is
+    /// an Istio proxy span; `false` means it may hold some.
+    pub no_component_key: bool,
 }
 
 /// One `ResourceSpans`.
@@ -329,8 +332,8 @@ pub fn len_field_size(number: u32, len: usize) -> usize {
 
 /// Scans and fully validates a request. The views share `buf`.
 pub fn scan(buf: Bytes) -> Result<TraceData, WireError> {
-    validate::validate_request(&buf)?;
-    let mut data = TraceData { encoded_len: buf.len(), ..Default::default() };
+    let component = validate::validate_request(&buf)?;
+    let mut data = TraceData { encoded_len: buf.len(), no_component_key: !component, ..Default::default() };
     let mut fields = Fields::new(&buf);
     while let Some(f) = fields.next_field()? {
         if f.number == REQUEST_RESOURCE_SPANS && f.wire == WIRE_LEN {

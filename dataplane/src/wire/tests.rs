@@ -1,5 +1,6 @@
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -222,4 +223,102 @@ proptest! {
             flatten([&req]).into_iter().map(|(_, _, _, _, s)| (s.span_id, s.start_time_unix_nano)).collect();
         prop_assert_eq!(seen, expected);
     }
+}
+
+/// Calls `f` on every `KeyValue` of a request, at any depth (resource, scope, span, event and link
+/// attributes, and the lists and arrays inside values), in encoding order.
+fn for_each_key_value(req: &mut ExportTraceServiceRequest, f: &mut impl FnMut(&mut KeyValue)) {
+    fn in_value(value: &mut AnyValue, f: &mut impl FnMut(&mut KeyValue)) {
+        match &mut value.value {
+            Some(any_value::Value::KvlistValue(list)) => in_list(&mut list.values, f),
+            Some(any_value::Value::ArrayValue(array)) => {
+                for v in &mut array.values {
+                    in_value(v, f);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn in_list(kvs: &mut [KeyValue], f: &mut impl FnMut(&mut KeyValue)) {
+        for kv in kvs {
+            f(kv);
+            if let Some(value) = &mut kv.value {
+                in_value(value, f);
+            }
+        }
+    }
+    for rs in &mut req.resource_spans {
+        if let Some(r) = &mut rs.resource {
+            in_list(&mut r.attributes, f);
+        }
+        for ss in &mut rs.scope_spans {
+            if let Some(scope) = &mut ss.scope {
+                in_list(&mut scope.attributes, f);
+            }
+            for span in &mut ss.spans {
+                in_list(&mut span.attributes, f);
+                for event in &mut span.events {
+                    in_list(&mut event.attributes, f);
+                }
+                for link in &mut span.links {
+                    in_list(&mut link.attributes, f);
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Scenario: random requests in which a few random `KeyValue`s, wherever they are (resource, scope,
+    /// span, event and link attributes, lists nested in values) and whatever their value, are renamed
+    /// `component`. Guarantees: the scan reports the key absent exactly when no `KeyValue` has it, so
+    /// the noise filter and enrichment skip only requests without Istio proxy spans.
+    #[test]
+    fn component_key_is_seen_wherever_it_is(
+        mut req in request_strategy(),
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+    ) {
+        let mut total = 0;
+        for_each_key_value(&mut req, &mut |_| total += 1);
+        if total > 0 {
+            let chosen: Vec<usize> = picks.iter().map(|p| p.index(total)).collect();
+            let mut i = 0;
+            for_each_key_value(&mut req, &mut |kv| {
+                if chosen.contains(&i) {
+                    kv.key = "component".into();
+                }
+                i += 1;
+            });
+        }
+        let mut present = false;
+        for_each_key_value(&mut req, &mut |kv| present |= kv.key == "component");
+        let data = scan(Bytes::from(req.encode_to_vec())).unwrap();
+        prop_assert_eq!(data.no_component_key, !present);
+    }
+}
+
+/// Scenario: a `component` attribute encoded the ways prost accepts but the attribute fast path does
+/// not take: value before key, a two-byte (non-minimal) key tag, a value beside an unknown field.
+/// Guarantees: the scan still sees the key.
+#[test]
+fn component_key_is_seen_off_the_fast_path() {
+    let value = len_field(0x12, &len_field(0x0a, b"proxy"));
+    let key = len_field(0x0a, b"component");
+    let overlong_key = [&[0x8a, 0x00, 0x09][..], b"component"].concat();
+    for kv in [
+        [value.clone(), key.clone()].concat(),
+        [overlong_key, value.clone()].concat(),
+        [key.clone(), value.clone(), vec![0x78, 0x01]].concat(),
+    ] {
+        let mut span = sample_request(1, 1, 0, 0).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+        span.extend(len_field(0x4a, &kv));
+        let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
+        assert!(prost_accepts(&request), "{kv:02x?}");
+        let data = scan(Bytes::from(request)).unwrap();
+        assert!(!data.no_component_key, "{kv:02x?}");
+    }
+    let plain = sample_request(1, 3, 4, 8);
+    assert!(scan(Bytes::from(plain.encode_to_vec())).unwrap().no_component_key);
 }

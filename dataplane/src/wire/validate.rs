@@ -2,6 +2,10 @@
 //! allocating: a request passes here exactly when `prost::Message::decode` would accept it. The schema
 //! tables list, for each message, the fields prost knows and their kinds; unknown fields are skipped
 //! as prost skips them.
+//!
+//! On the way it notes whether any `KeyValue` has the key `component`, the attribute every Istio proxy
+//! span carries: without one, the noise filter and enrichment's proxy check have nothing to look for,
+//! and a request is spared their search through its span bytes.
 
 use super::{
     WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP, WIRE_VARINT, WireError,
@@ -24,6 +28,9 @@ enum Kind {
     Fixed64,
     Fixed32,
 }
+
+/// `KeyValue.key` of Istio's proxy spans.
+const COMPONENT_KEY: &[u8] = b"component";
 
 /// Highest field number in the trace schema (`Span.flags`).
 const MAX_FIELD_NUMBER: usize = 16;
@@ -169,17 +176,26 @@ impl Kind {
 
 // === free functions ===
 
-/// Validates a whole request.
-pub(crate) fn validate_request(buf: &[u8]) -> Result<(), WireError> {
-    validate_message(buf, &REQUEST, MAX_DEPTH)
+/// Validates a whole request; returns whether any `KeyValue` in it, at any depth, has the key
+/// `component`.
+pub(crate) fn validate_request(buf: &[u8]) -> Result<bool, WireError> {
+    let mut component = false;
+    validate_message(buf, &REQUEST, MAX_DEPTH, &mut component)?;
+    Ok(component)
 }
 
-/// `budget` is prost's remaining recursion count for the fields of this message.
-fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), WireError> {
+/// `budget` is prost's remaining recursion count for the fields of this message; `component` is set
+/// when a `KeyValue` with the key `component` is seen.
+fn validate_message(
+    buf: &[u8],
+    schema: &Schema,
+    budget: usize,
+    component: &mut bool,
+) -> Result<(), WireError> {
     let mut pos = 0;
     while let Some(&key) = buf.get(pos) {
         if Some(key) == schema.attributes {
-            let end = plain_attributes(buf, pos, key, budget);
+            let end = plain_attributes(buf, pos, key, budget, component);
             if end != pos {
                 pos = end;
                 continue;
@@ -195,9 +211,12 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
                     let Some(Kind::Message(inner)) = schema.kind(u32::from(key >> 3)) else {
                         return Err(table_out_of_step());
                     };
-                    validate_field_message(buf, &mut pos, inner, budget)?;
+                    validate_field_message(buf, &mut pos, inner, budget, component)?;
                 }
-                Fast::String => validate_string(buf, &mut pos, u32::from(key >> 3))?,
+                Fast::String => {
+                    let text = validate_string(buf, &mut pos, u32::from(key >> 3))?;
+                    note_component_key(schema, u32::from(key >> 3), text, component);
+                }
                 Fast::Bytes => {
                     read_len(buf, &mut pos)?;
                 }
@@ -222,10 +241,13 @@ fn validate_message(buf: &[u8], schema: &Schema, budget: usize) -> Result<(), Wi
             )));
         }
         match kind {
-            Kind::Message(inner) => validate_field_message(buf, &mut pos, inner, budget)?,
+            Kind::Message(inner) => validate_field_message(buf, &mut pos, inner, budget, component)?,
             // The built table holds attributes as `Message(&KEY_VALUE)`; this arm only completes the match.
-            Kind::Attributes => validate_field_message(buf, &mut pos, &KEY_VALUE, budget)?,
-            Kind::String => validate_string(buf, &mut pos, number)?,
+            Kind::Attributes => validate_field_message(buf, &mut pos, &KEY_VALUE, budget, component)?,
+            Kind::String => {
+                let text = validate_string(buf, &mut pos, number)?;
+                note_component_key(schema, number, text, component);
+            }
             Kind::Bytes => {
                 read_len(buf, &mut pos)?;
             }
@@ -249,23 +271,32 @@ fn validate_field_message(
     pos: &mut usize,
     inner: &Schema,
     budget: usize,
+    component: &mut bool,
 ) -> Result<(), WireError> {
     if budget == 0 {
         return Err(WireError("recursion limit reached".into()));
     }
     let body = read_len(buf, pos)?;
-    validate_message(body, inner, budget - 1)
+    validate_message(body, inner, budget - 1, component)
 }
 
-/// A string field's value at `*pos` (after its key).
+/// A string field's value at `*pos` (after its key); returns the text.
 #[inline]
-fn validate_string(buf: &[u8], pos: &mut usize, number: u32) -> Result<(), WireError> {
+fn validate_string<'a>(buf: &'a [u8], pos: &mut usize, number: u32) -> Result<&'a [u8], WireError> {
     let value = read_len(buf, pos)?;
     // Almost every string on the wire is ASCII; the inlined check settles those.
     if !value.is_ascii() && std::str::from_utf8(value).is_err() {
         return Err(WireError(format!("invalid string value in field {number}: data is not UTF-8 encoded")));
     }
-    Ok(())
+    Ok(value)
+}
+
+/// Sets `component` when string field `number` of a `schema` message is a `KeyValue`'s key `component`.
+#[inline]
+fn note_component_key(schema: &Schema, number: u32, text: &[u8], component: &mut bool) {
+    if number == 1 && text == COMPONENT_KEY && std::ptr::eq(schema, &KEY_VALUE) {
+        *component = true;
+    }
 }
 
 /// The fast table says "message" only for fields whose kind is a message; reaching this is a bug in
@@ -280,8 +311,9 @@ fn table_out_of_step() -> WireError {
 /// ASCII key, then a value holding one ASCII string (or nothing), every length in one byte. Returns
 /// where the run ends: `start` when the first field is not of that shape. Whatever it stops at takes
 /// the general path, which gives the verdict, so this can only say yes where the general path would.
+/// Sets `component` when one of the run's keys is `component`.
 #[inline(always)]
-fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize) -> usize {
+fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize, component: &mut bool) -> usize {
     // Entering the field, then its value (a message): prost needs budget left for both.
     if budget < 2 {
         return start;
@@ -292,6 +324,11 @@ fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize) -> usize {
         && let Some(body) = rest.get(..usize::from(*len))
         && plain_key_value(body)
     {
+        // The body starts with the key's tag and length; a length of 9 is rare enough that the
+        // comparison behind it costs nothing on the usual attribute.
+        if body.get(1) == Some(&(COMPONENT_KEY.len() as u8)) && body.get(2..11) == Some(COMPONENT_KEY) {
+            *component = true;
+        }
         pos += 2 + body.len();
     }
     pos
