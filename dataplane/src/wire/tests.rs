@@ -322,3 +322,22 @@ fn component_key_is_seen_off_the_fast_path() {
     let plain = sample_request(1, 3, 4, 8);
     assert!(scan(Bytes::from(plain.encode_to_vec())).unwrap().no_component_key);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Scenario: byte strings of every length up to 300, mostly ASCII, with a byte of 0x80 or more
+    /// placed anywhere (first, last, inside the re-read tail) or nowhere.
+    /// Guarantees: the scan's ASCII check agrees with the standard library's.
+    #[test]
+    fn ascii_check_agrees_with_std(
+        mut bytes in proptest::collection::vec(0u8..0x80, 0..300),
+        high in proptest::option::of((any::<prop::sample::Index>(), 0x80u8..=0xff)),
+    ) {
+        if let Some((at, byte)) = high && !bytes.is_empty() {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        prop_assert_eq!(validate::is_ascii(&bytes), bytes.is_ascii());
+    }
+}
