@@ -354,9 +354,9 @@ fn plain_key_value(body: &[u8]) -> bool {
 }
 
 /// `<[u8]>::is_ascii` for the short texts of attributes, without a loop over single bytes: eight
-/// bytes at a time, and the last eight (or four) read again so that no tail is left over. The
-/// standard one aligns its reads first and then finishes byte by byte, which for a 20–40-byte body
-/// costs more than the check.
+/// bytes at a time, and the last eight (or four) read again so that no tail is left over. On the
+/// 20–40-byte bodies of usual attributes this runs about 10 instructions fewer per attribute than the
+/// standard one, which aligns its reads and handles the ends separately (PERF.md).
 #[inline(always)]
 pub(super) fn is_ascii(bytes: &[u8]) -> bool {
     const HIGH_BITS_64: u64 = 0x8080_8080_8080_8080;
