@@ -336,21 +336,20 @@ fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize, component:
 
 /// Whether a `KeyValue` body has the shape [`plain_attributes`] describes. Every byte of that shape
 /// other than the key's and the value's text is below 0x80, so one ASCII check over the whole body
-/// settles both texts.
+/// settles both texts, and also that each length inside the body is one byte long: the length
+/// patterns need no range of their own.
 #[inline(always)]
 fn plain_key_value(body: &[u8]) -> bool {
-    let [0x0a, key_len @ 0..0x80, rest @ ..] = body else { return false };
-    let Some([0x12, value_len @ 0..0x80, value @ ..]) = rest.get(usize::from(*key_len)..) else {
+    let [0x0a, key_len, rest @ ..] = body else { return false };
+    let Some([0x12, value_len, value @ ..]) = rest.get(usize::from(*key_len)..) else {
         return false;
     };
-    if usize::from(*value_len) != value.len() {
-        return false;
-    }
-    match value {
-        [] => is_ascii(body),
-        [0x0a, text_len @ 0..0x80, text @ ..] => usize::from(*text_len) == text.len() && is_ascii(body),
+    let one_string = match value {
+        [] => true,
+        [0x0a, text_len, text @ ..] => usize::from(*text_len) == text.len(),
         _ => false,
-    }
+    };
+    one_string && usize::from(*value_len) == value.len() && is_ascii(body)
 }
 
 /// `<[u8]>::is_ascii` for the short texts of attributes, without a loop over single bytes: eight
@@ -422,16 +421,23 @@ fn read_key(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), WireError> {
     Ok((number, wire))
 }
 
+/// A length-delimited field's body at `*pos`. Lengths of one and two bytes (up to 16,383: every
+/// attribute and string, a usual span) are read here; longer ones by the general varint reader.
 #[inline]
 fn read_len<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], WireError> {
-    let len = read_varint(buf, pos)?;
-    let start = *pos;
-    if len > (buf.len() - start) as u64 {
+    let (len, start) = match buf.get(*pos..) {
+        Some(&[b @ 0..0x80, ..]) => (usize::from(b), *pos + 1),
+        Some(&[low, high @ 0..0x80, ..]) => (usize::from(low & 0x7f) | usize::from(high) << 7, *pos + 2),
+        _ => {
+            let len = read_varint(buf, pos)?;
+            (usize::try_from(len).unwrap_or(usize::MAX), *pos)
+        }
+    };
+    let Some(body) = buf.get(start..).and_then(|rest| rest.get(..len)) else {
         return Err(WireError("buffer underflow: a field is truncated".into()));
-    }
-    let len = len as usize;
-    *pos += len;
-    Ok(&buf[start..start + len])
+    };
+    *pos = start + len;
+    Ok(body)
 }
 
 fn advance(buf: &[u8], pos: &mut usize, n: usize) -> Result<(), WireError> {
