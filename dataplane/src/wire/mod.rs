@@ -428,9 +428,21 @@ fn scan_scope_spans(body: Bytes) -> Result<ScopeSpansView, WireError> {
 fn span_run(body: &[u8], mut pos: usize) -> (usize, usize) {
     const SPAN_KEY: u8 = (SCOPE_SPANS_SPANS as u8) << 3 | WIRE_LEN;
     let mut count = 0;
-    while body.get(pos) == Some(&SPAN_KEY) {
-        let mut at = pos + 1;
-        let Ok(len) = read_varint(body, &mut at) else { break };
+    loop {
+        // The key, then the length: one byte up to 127, two up to 16,383 (a usual span), else read
+        // as any varint.
+        let (len, at) = match body.get(pos..) {
+            Some(&[SPAN_KEY, b @ 0..0x80, ..]) => (u64::from(b), pos + 2),
+            Some(&[SPAN_KEY, low, high @ 0..0x80, ..]) => {
+                (u64::from(low & 0x7f) | u64::from(high) << 7, pos + 3)
+            }
+            Some(&[SPAN_KEY, ..]) => {
+                let mut at = pos + 1;
+                let Ok(len) = read_varint(body, &mut at) else { break };
+                (len, at)
+            }
+            _ => break,
+        };
         let Some(end) = usize::try_from(len).ok().and_then(|len| at.checked_add(len)) else { break };
         if end > body.len() {
             break;

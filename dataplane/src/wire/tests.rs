@@ -341,3 +341,33 @@ proptest! {
         prop_assert_eq!(validate::is_ascii(&bytes), bytes.is_ascii());
     }
 }
+
+/// Scenario: one scope whose spans have lengths of one, two and three varint bytes (a span with a
+/// 20 KB attribute), then its schema URL. Guarantees: the span walk counts every span, keeps them as
+/// one run, and the run decodes as the spans sent.
+#[test]
+fn span_run_reads_every_length_size() {
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+    let span = |attr_bytes: usize| Span {
+        name: "s".into(),
+        attributes: vec![crate::testing::kv("a", &"x".repeat(attr_bytes))],
+        ..Default::default()
+    };
+    let spans = vec![span(10), span(1_000), span(20_000), span(10), span(20_000)];
+    for (s, want) in spans.iter().zip([1, 2, 3, 1, 3]) {
+        assert_eq!(varint(s.encoded_len()).len(), want, "length bytes of the test spans");
+    }
+    let ss = ScopeSpans { scope: None, spans: spans.clone(), schema_url: "https://s".into() };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![opentelemetry_proto::tonic::trace::v1::ResourceSpans {
+            resource: None,
+            scope_spans: vec![ss],
+            schema_url: String::new(),
+        }],
+    };
+    let data = scan(Bytes::from(req.encode_to_vec())).unwrap();
+    let scope = &data.resources[0].scopes[0];
+    assert_eq!((scope.count, data.spans), (5, 5));
+    let run = ScopeSpans::decode(&scope.body[scope.spans_start..scope.spans_end]).unwrap();
+    assert_eq!(run.spans, spans);
+}
