@@ -324,8 +324,8 @@ fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize, component:
         && let Some(body) = rest.get(..usize::from(*len))
         && plain_key_value(body)
     {
-        // The body starts with the key's tag and length; a length of 9 is rare enough that the
-        // comparison behind it costs nothing on the usual attribute.
+        // The body starts with the key's tag and length: the usual attribute, whose key is not 9
+        // bytes long, costs one comparison here.
         if body.get(1) == Some(&(COMPONENT_KEY.len() as u8)) && body.get(2..11) == Some(COMPONENT_KEY) {
             *component = true;
         }
