@@ -312,17 +312,38 @@ fn table_out_of_step() -> WireError {
 /// where the run ends: `start` when the first field is not of that shape. Whatever it stops at takes
 /// the general path, which gives the verdict, so this can only say yes where the general path would.
 /// Sets `component` when one of the run's keys is `component`.
+///
+/// The shapes are walked first and the texts checked afterwards, in one ASCII check over the whole
+/// run (its tags and lengths are below 0x80 too); only when that fails is the run walked again,
+/// checking each attribute, to find where it ends.
 #[inline(always)]
 fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize, component: &mut bool) -> usize {
     // Entering the field, then its value (a message): prost needs budget left for both.
     if budget < 2 {
         return start;
     }
+    let end = plain_run(buf, start, key, component, |_| true);
+    match buf.get(start..end) {
+        Some(run) if is_ascii(run) => end,
+        _ => plain_run(buf, start, key, component, is_ascii),
+    }
+}
+
+/// The run of [`plain_attributes`] from `start`, taking only attributes whose body passes `texts`.
+#[inline(always)]
+fn plain_run(
+    buf: &[u8],
+    start: usize,
+    key: u8,
+    component: &mut bool,
+    texts: impl Fn(&[u8]) -> bool,
+) -> usize {
     let mut pos = start;
     while let Some([k, len @ 0..0x80, rest @ ..]) = buf.get(pos..)
         && *k == key
         && let Some(body) = rest.get(..usize::from(*len))
         && plain_key_value(body)
+        && texts(body)
     {
         // The body starts with the key's tag and length: the usual attribute, whose key is not 9
         // bytes long, costs one comparison here.
@@ -334,10 +355,10 @@ fn plain_attributes(buf: &[u8], start: usize, key: u8, budget: usize, component:
     pos
 }
 
-/// Whether a `KeyValue` body has the shape [`plain_attributes`] describes. Every byte of that shape
-/// other than the key's and the value's text is below 0x80, so one ASCII check over the whole body
-/// settles both texts, and also that each length inside the body is one byte long: the length
-/// patterns need no range of their own.
+/// Whether a `KeyValue` body (under 128 bytes) has the shape [`plain_attributes`] describes, its
+/// texts aside. In so short a body a length byte that matches what follows it is below 0x80, a
+/// length of one byte, so the shape needs no range checks; whether the texts are ASCII (and so
+/// UTF-8) is for the caller to check.
 #[inline(always)]
 fn plain_key_value(body: &[u8]) -> bool {
     let [0x0a, key_len, rest @ ..] = body else { return false };
@@ -349,7 +370,7 @@ fn plain_key_value(body: &[u8]) -> bool {
         [0x0a, text_len, text @ ..] => usize::from(*text_len) == text.len(),
         _ => false,
     };
-    one_string && usize::from(*value_len) == value.len() && is_ascii(body)
+    one_string && usize::from(*value_len) == value.len()
 }
 
 /// `<[u8]>::is_ascii` for the short texts of attributes, without a loop over single bytes: eight
