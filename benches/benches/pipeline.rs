@@ -4,22 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
+#[path = "../common/mod.rs"]
+mod common;
 
 use bytes::Bytes;
+use common::{enricher, exporter, prost_path, zero_copy_path};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use otlp_gateway::batch::{Batch, BatchLimits, Batcher};
-use otlp_gateway::enrich::index::{IndexConfig, PodStore};
-use otlp_gateway::enrich::pods::PodMeta;
-use otlp_gateway::enrich::{Enricher, ServiceMode};
-use otlp_gateway::export::{ExportSettings, Exporter};
+use otlp_gateway::batch::{BatchLimits, Batcher};
 use otlp_gateway::filter::drop_noise;
 use otlp_gateway::testing::{kv, sample_request};
 use otlp_gateway::wire::scan;
 use prost::Message;
-use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
+use tracegw_contract::Compression;
 
 const REQUESTS: usize = 10;
 const SPANS: usize = 100;
@@ -47,35 +45,6 @@ fn requests() -> Vec<Bytes> {
         .collect()
 }
 
-fn enricher() -> Enricher {
-    let mut store =
-        PodStore::new(IndexConfig { cluster_name: Some("bench".into()), ..IndexConfig::default() });
-    for i in 0..100u8 {
-        store.upsert(PodMeta {
-            uid: format!("uid-{i}").into(),
-            name: format!("app-{i}"),
-            namespace: "shop".into(),
-            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))],
-            started: "2026-11-25T08:00:00Z".into(),
-            ..PodMeta::default()
-        });
-    }
-    let e = Enricher::new(ServiceMode::KymaLegacy);
-    e.publish(store.snapshot());
-    e
-}
-
-fn exporter(compression: Compression) -> Exporter {
-    let output = OtlpOutputConfig {
-        protocol: Protocol::Grpc,
-        url: "http://127.0.0.1:4317".into(),
-        compression,
-        headers: vec![],
-        tls: TlsConfig { insecure: true, ..Default::default() },
-    };
-    Exporter::new(&output, ExportSettings::default()).unwrap()
-}
-
 fn is_noise(attrs: &[KeyValue]) -> bool {
     let get = |k: &str| {
         attrs.iter().find(|a| a.key == k).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
@@ -92,7 +61,6 @@ fn is_noise(attrs: &[KeyValue]) -> bool {
 fn bench(c: &mut Criterion) {
     let reqs = requests();
     let bytes: u64 = reqs.iter().map(|r| r.len() as u64).sum();
-    let peer = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)));
     let enricher = enricher();
 
     let mut group = c.benchmark_group("filter");
@@ -149,51 +117,10 @@ fn bench(c: &mut Criterion) {
     {
         group.throughput(throughput);
         group.bench_function(BenchmarkId::new("zero_copy", unit), |b| {
-            b.iter(|| {
-                let mut batcher = Batcher::new(BatchLimits::default());
-                let mut out: Vec<Batch> = Vec::new();
-                for r in &reqs {
-                    let mut data = scan(r.clone()).unwrap();
-                    enricher.enrich(&mut data, peer);
-                    drop_noise(&mut data);
-                    batcher.push(&data, &mut out);
-                }
-                out.extend(batcher.take());
-                out.iter().map(|b| plain.encode(b).unwrap().len()).sum::<usize>()
-            })
+            b.iter(|| zero_copy_path(&reqs, &enricher, &plain))
         });
-        let attrs: Vec<KeyValue> = vec![
-            kv("k8s.namespace.name", "shop"),
-            kv("k8s.pod.name", "app-7"),
-            kv("k8s.pod.uid", "uid-7"),
-            kv("k8s.cluster.name", "bench"),
-        ];
         group.bench_function(BenchmarkId::new("prost", unit), |b| {
-            b.iter(|| {
-                let mut pending = ExportTraceServiceRequest::default();
-                let mut count = 0;
-                let mut total = 0;
-                for r in &reqs {
-                    let mut req = ExportTraceServiceRequest::decode(r.as_ref()).unwrap();
-                    for rs in &mut req.resource_spans {
-                        let resource = rs.resource.get_or_insert_default();
-                        resource.attributes.retain(|a| a.key != "service.name");
-                        resource.attributes.extend(attrs.iter().cloned());
-                        resource.attributes.push(kv("service.name", "app-7"));
-                        for ss in &mut rs.scope_spans {
-                            ss.spans.retain(|s| !is_noise(&s.attributes));
-                            count += ss.spans.len();
-                        }
-                    }
-                    pending.resource_spans.append(&mut req.resource_spans);
-                    if count >= 512 {
-                        total += pending.encode_to_vec().len();
-                        pending = ExportTraceServiceRequest::default();
-                        count = 0;
-                    }
-                }
-                total + pending.encode_to_vec().len()
-            })
+            b.iter(|| prost_path(&reqs, Some(is_noise)))
         });
     }
     group.finish();

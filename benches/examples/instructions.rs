@@ -9,29 +9,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::Bytes;
+use common::PEER;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_gateway::batch::{Batch, BatchLimits, Batcher};
-use otlp_gateway::enrich::index::{IndexConfig, PodStore};
-use otlp_gateway::enrich::pods::PodMeta;
-use otlp_gateway::enrich::{Enricher, ServiceMode};
-use otlp_gateway::export::{ExportSettings, Exporter};
+use otlp_gateway::enrich::Enricher;
+use otlp_gateway::export::Exporter;
 use otlp_gateway::filter::drop_noise;
 use otlp_gateway::testing::{kv, sample_request};
 use otlp_gateway::wire::{TraceData, scan};
 use prost::Message;
-use tracegw_contract::{Compression, OtlpOutputConfig, Protocol, TlsConfig};
+use tracegw_contract::Compression;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const REQUESTS: usize = 20;
 const SPANS_PER_REQUEST: usize = 100;
-/// The sender's address: one of the indexed pods.
-const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
 
 fn requests() -> Vec<Bytes> {
     (0..REQUESTS)
@@ -42,35 +41,6 @@ fn requests() -> Vec<Bytes> {
             Bytes::from(req.encode_to_vec())
         })
         .collect()
-}
-
-fn enricher() -> Enricher {
-    let mut store =
-        PodStore::new(IndexConfig { cluster_name: Some("bench".into()), ..IndexConfig::default() });
-    for i in 0..100u8 {
-        store.upsert(PodMeta {
-            uid: format!("uid-{i}").into(),
-            name: format!("app-{i}"),
-            namespace: "shop".into(),
-            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i))],
-            started: "2026-11-25T08:00:00Z".into(),
-            ..PodMeta::default()
-        });
-    }
-    let e = Enricher::new(ServiceMode::KymaLegacy);
-    e.publish(store.snapshot());
-    e
-}
-
-fn plain_exporter() -> Exporter {
-    let output = OtlpOutputConfig {
-        protocol: Protocol::Grpc,
-        url: "http://127.0.0.1:4317".into(),
-        compression: Compression::None,
-        headers: vec![],
-        tls: TlsConfig { insecure: true, ..Default::default() },
-    };
-    Exporter::new(&output, ExportSettings::default()).unwrap()
 }
 
 #[inline(never)]
@@ -109,16 +79,7 @@ fn stage_export_framing(batches: &[Batch], exporter: &Exporter) -> usize {
 /// Receive to export body, as the gateway runs it per request and pipeline.
 #[inline(never)]
 fn path_zero_copy(reqs: &[Bytes], enricher: &Enricher, exporter: &Exporter) -> usize {
-    let mut batcher = Batcher::new(BatchLimits::default());
-    let mut out = Vec::new();
-    for r in reqs {
-        let mut data = scan(r.clone()).unwrap();
-        enricher.enrich(&mut data, Some(PEER));
-        drop_noise(&mut data);
-        batcher.push(&data, &mut out);
-    }
-    out.extend(batcher.take());
-    out.iter().map(|b| exporter.encode(b).unwrap().len()).sum()
+    common::zero_copy_path(reqs, enricher, exporter)
 }
 
 #[inline(never)]
@@ -130,37 +91,13 @@ fn scan_prost(reqs: &[Bytes]) -> Vec<ExportTraceServiceRequest> {
 /// requests, encode.
 #[inline(never)]
 fn path_prost(reqs: &[Bytes]) -> usize {
-    let attrs = [
-        kv("k8s.namespace.name", "shop"),
-        kv("k8s.pod.name", "app-7"),
-        kv("k8s.pod.uid", "uid-7"),
-        kv("k8s.cluster.name", "bench"),
-    ];
-    let mut pending = ExportTraceServiceRequest::default();
-    let (mut count, mut total) = (0, 0);
-    for r in reqs {
-        let mut req = ExportTraceServiceRequest::decode(r.as_ref()).unwrap();
-        for rs in &mut req.resource_spans {
-            let resource = rs.resource.get_or_insert_default();
-            resource.attributes.retain(|a| a.key != "service.name");
-            resource.attributes.extend(attrs.iter().cloned());
-            resource.attributes.push(kv("service.name", "app-7"));
-            count += rs.scope_spans.iter().map(|ss| ss.spans.len()).sum::<usize>();
-        }
-        pending.resource_spans.append(&mut req.resource_spans);
-        if count >= 512 {
-            total += pending.encode_to_vec().len();
-            pending = ExportTraceServiceRequest::default();
-            count = 0;
-        }
-    }
-    total + pending.encode_to_vec().len()
+    common::prost_path(reqs, None)
 }
 
 fn main() {
     let reqs = requests();
-    let enricher = enricher();
-    let exporter = plain_exporter();
+    let enricher = common::enricher();
+    let exporter = common::exporter(Compression::None);
 
     let mut data = black_box(stage_scan(&reqs));
     stage_enrich(&mut data, &enricher);

@@ -285,11 +285,21 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError>
     read_varint_slow(buf, pos)
 }
 
+/// A varint of one or two bytes at `pos` (any value below 16,384: keys, and the lengths of
+/// attributes, strings and usual spans): its value and where it ends; `None` for anything else.
+#[inline(always)]
+pub(crate) fn short_varint(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+    match *buf.get(pos..)? {
+        [b @ 0..0x80, ..] => Some((u64::from(b), pos + 1)),
+        [low, high @ 0..0x80, ..] => Some((u64::from(low & 0x7f) | u64::from(high) << 7, pos + 2)),
+        _ => None,
+    }
+}
+
 fn read_varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
-    // Two bytes (values 128 to 16,383): the usual length of a span, the next most common varint.
-    if let Some(&[low @ 0x80..=0xff, high @ 0..0x80]) = buf.get(*pos..*pos + 2) {
-        *pos += 2;
-        return Ok(u64::from(low & 0x7f) | u64::from(high) << 7);
+    if let Some((value, end)) = short_varint(buf, *pos) {
+        *pos = end;
+        return Ok(value);
     }
     let mut value: u64 = 0;
     for i in 0..10 {
@@ -429,19 +439,17 @@ fn span_run(body: &[u8], mut pos: usize) -> (usize, usize) {
     const SPAN_KEY: u8 = (SCOPE_SPANS_SPANS as u8) << 3 | WIRE_LEN;
     let mut count = 0;
     loop {
-        // The key, then the length: one byte up to 127, two up to 16,383 (a usual span), else read
-        // as any varint.
-        let (len, at) = match body.get(pos..) {
-            Some(&[SPAN_KEY, b @ 0..0x80, ..]) => (u64::from(b), pos + 2),
-            Some(&[SPAN_KEY, low, high @ 0..0x80, ..]) => {
-                (u64::from(low & 0x7f) | u64::from(high) << 7, pos + 3)
-            }
-            Some(&[SPAN_KEY, ..]) => {
+        if body.get(pos) != Some(&SPAN_KEY) {
+            break;
+        }
+        // The length: one or two bytes for a usual span, read here; else as any varint.
+        let (len, at) = match short_varint(body, pos + 1) {
+            Some(short) => short,
+            None => {
                 let mut at = pos + 1;
                 let Ok(len) = read_varint(body, &mut at) else { break };
                 (len, at)
             }
-            _ => break,
         };
         let Some(end) = usize::try_from(len).ok().and_then(|len| at.checked_add(len)) else { break };
         if end > body.len() {
