@@ -17,6 +17,8 @@ use std::hint::black_box;
 use bytes::Bytes;
 use common::PEER;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Status;
 use otlp_gateway::batch::{Batch, BatchLimits, Batcher};
 use otlp_gateway::enrich::Enricher;
 use otlp_gateway::export::Exporter;
@@ -43,8 +45,33 @@ fn requests() -> Vec<Bytes> {
         .collect()
 }
 
+/// The same spans as OpenTelemetry's SDKs write them (the Python SDK's encoder, for one): with a parent
+/// id, an empty status and the flags, and two of the ten attributes integers.
+fn sdk_requests() -> Vec<Bytes> {
+    (0..REQUESTS)
+        .map(|_| {
+            let mut req = sample_request(1, SPANS_PER_REQUEST, 10, 16);
+            for span in &mut req.resource_spans[0].scope_spans[0].spans {
+                span.parent_span_id = span.span_id.iter().rev().copied().collect();
+                span.status = Some(Status::default());
+                span.flags = 0x100;
+                for (a, attribute) in span.attributes.iter_mut().take(2).enumerate() {
+                    attribute.value =
+                        Some(AnyValue { value: Some(any_value::Value::IntValue(200 + a as i64)) });
+                }
+            }
+            Bytes::from(req.encode_to_vec())
+        })
+        .collect()
+}
+
 #[inline(never)]
 fn stage_scan(reqs: &[Bytes]) -> Vec<TraceData> {
+    reqs.iter().map(|r| scan(r.clone()).unwrap()).collect()
+}
+
+#[inline(never)]
+fn scan_sdk_spans(reqs: &[Bytes]) -> Vec<TraceData> {
     reqs.iter().map(|r| scan(r.clone()).unwrap()).collect()
 }
 
@@ -87,6 +114,11 @@ fn scan_prost(reqs: &[Bytes]) -> Vec<ExportTraceServiceRequest> {
     reqs.iter().map(|r| ExportTraceServiceRequest::decode(r.as_ref()).unwrap()).collect()
 }
 
+#[inline(never)]
+fn scan_prost_sdk(reqs: &[Bytes]) -> Vec<ExportTraceServiceRequest> {
+    reqs.iter().map(|r| ExportTraceServiceRequest::decode(r.as_ref()).unwrap()).collect()
+}
+
 /// What a forwarder on owned structs does: decode, add the pod's attributes, regroup into 512-span
 /// requests, encode.
 #[inline(never)]
@@ -107,5 +139,8 @@ fn main() {
     black_box(path_zero_copy(&reqs, &enricher, &exporter));
     black_box(scan_prost(&reqs));
     black_box(path_prost(&reqs));
+    let sdk = sdk_requests();
+    black_box(scan_sdk_spans(&sdk));
+    black_box(scan_prost_sdk(&sdk));
     println!("spans {}", REQUESTS * SPANS_PER_REQUEST);
 }
