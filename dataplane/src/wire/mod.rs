@@ -31,6 +31,8 @@ const RESOURCE_SPANS_RESOURCE: u32 = 1;
 const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
 /// `ScopeSpans.spans`.
 const SCOPE_SPANS_SPANS: u32 = 2;
+/// Its key byte, which the span run and the validator look for.
+const SCOPE_SPANS_SPANS_KEY: u8 = (SCOPE_SPANS_SPANS as u8) << 3 | WIRE_LEN;
 
 /// A scanned request: its resource spans as views into the received buffer.
 #[derive(Clone, Debug, Default)]
@@ -436,10 +438,9 @@ fn scan_scope_spans(body: Bytes) -> Result<ScopeSpansView, WireError> {
 /// key byte and the length, it is several times cheaper per span than the general field reader,
 /// which takes whatever follows the run.
 fn span_run(body: &[u8], mut pos: usize) -> (usize, usize) {
-    const SPAN_KEY: u8 = (SCOPE_SPANS_SPANS as u8) << 3 | WIRE_LEN;
     let mut count = 0;
     loop {
-        if body.get(pos) != Some(&SPAN_KEY) {
+        if body.get(pos) != Some(&SCOPE_SPANS_SPANS_KEY) {
             break;
         }
         // The length: one or two bytes for a usual span, read here; else as any varint.

@@ -8,8 +8,8 @@
 //! and a request is spared their search through its span bytes.
 
 use super::{
-    WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP, WIRE_VARINT, WireError,
-    read_varint, short_varint,
+    SCOPE_SPANS_SPANS_KEY, WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP,
+    WIRE_VARINT, WireError, read_varint, short_varint,
 };
 
 /// prost's recursion limit: how deep messages (and groups) may nest below the request.
@@ -194,6 +194,10 @@ fn validate_message(
 ) -> Result<(), WireError> {
     let mut pos = if std::ptr::eq(schema, &SPAN) { plain_span(buf, budget, component)? } else { 0 };
     while let Some(&key) = buf.get(pos) {
+        if key == SCOPE_SPANS_SPANS_KEY && std::ptr::eq(schema, &SCOPE_SPANS) {
+            pos = spans(buf, pos, budget, component)?;
+            continue;
+        }
         if Some(key) == schema.attributes {
             let end = plain_attributes(buf, pos, key, budget, component);
             if end != pos {
@@ -304,6 +308,27 @@ fn note_component_key(schema: &Schema, number: u32, text: &[u8], component: &mut
 #[cold]
 fn table_out_of_step() -> WireError {
     WireError("internal error: schema table out of step".into())
+}
+
+/// The spans of a `ScopeSpans` that follow one another from `pos` (at a [`SCOPE_SPANS_SPANS_KEY`]),
+/// each through the span walk, and through the general loop only for what the walk leaves; returns
+/// where they end. Spans are most of a request: this spares each the table's dispatch and a call of
+/// the general loop (`budget` and `component` as in [`validate_message`]).
+fn spans(buf: &[u8], mut pos: usize, budget: usize, component: &mut bool) -> Result<usize, WireError> {
+    while buf.get(pos) == Some(&SCOPE_SPANS_SPANS_KEY) {
+        pos += 1;
+        if budget == 0 {
+            return Err(WireError("recursion limit reached".into()));
+        }
+        let span = read_len(buf, &mut pos)?;
+        let walked = plain_span(span, budget - 1, component)?;
+        if let Some(rest) = span.get(walked..)
+            && !rest.is_empty()
+        {
+            validate_message(rest, &SPAN, budget - 1, component)?;
+        }
+    }
+    Ok(pos)
 }
 
 /// Walks the fields of a span as OpenTelemetry's SDKs write them, in field order: trace and span ids
@@ -417,7 +442,7 @@ fn ascii_text(buf: &[u8], pos: usize, key: u8) -> usize {
 
 /// Attributes are most of a span. This checks a run of `KeyValue` fields with key byte `key` from
 /// `start` (`budget` as in [`validate_message`]) that have the usual shape, valid as they stand: an
-/// ASCII key, then a value holding one ASCII string (or nothing), every length in one byte. Returns
+/// ASCII key, then a value holding one ASCII string, every length in one byte. Returns
 /// where the run ends: `start` when the first field is not of that shape. Whatever it stops at takes
 /// the general path, which gives the verdict, so this can only say yes where the general path would.
 /// Sets `component` when one of the run's keys is `component`.
@@ -467,19 +492,16 @@ fn plain_run(
 /// Whether a `KeyValue` body (under 128 bytes) has the shape [`plain_attributes`] describes, its
 /// texts aside. In so short a body a length byte that matches what follows it is below 0x80, a
 /// length of one byte, so the shape needs no range checks; whether the texts are ASCII (and so
-/// UTF-8) is for the caller to check.
+/// UTF-8) is for the caller to check. An empty value (no field set) takes the general path: rare,
+/// and one case fewer here is two instructions fewer per attribute.
 #[inline(always)]
 fn plain_key_value(body: &[u8]) -> bool {
     let [0x0a, key_len, rest @ ..] = body else { return false };
     let Some([0x12, value_len, value @ ..]) = rest.get(usize::from(*key_len)..) else {
         return false;
     };
-    let one_string = match value {
-        [] => true,
-        [0x0a, text_len, text @ ..] => usize::from(*text_len) == text.len(),
-        _ => false,
-    };
-    one_string && usize::from(*value_len) == value.len()
+    let [0x0a, text_len, text @ ..] = value else { return false };
+    usize::from(*text_len) == text.len() && usize::from(*value_len) == value.len()
 }
 
 /// `<[u8]>::is_ascii` without a loop over single bytes: eight bytes at a time, and the last eight
