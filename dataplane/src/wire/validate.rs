@@ -1,7 +1,9 @@
 //! Checks an encoded `ExportTraceServiceRequest` against the OTLP trace schema with prost's rules, without
 //! allocating: a request passes here exactly when `prost::Message::decode` would accept it. The schema
 //! tables list, for each message, the fields prost knows and their kinds; unknown fields are skipped
-//! as prost skips them.
+//! as prost skips them. Spans, most of a request, first take a walk through the fields the SDKs
+//! write, in the order they write them ([`plain_span`]); the general loop over the tables checks
+//! whatever a walk leaves, and everything else.
 //!
 //! On the way it notes whether any `KeyValue` has the key `component`, the attribute every Istio proxy
 //! span carries: without one, the noise filter and enrichment's proxy check have nothing to look for,
