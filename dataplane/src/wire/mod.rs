@@ -290,12 +290,23 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError>
 /// A varint of one or two bytes at `pos` (any value below 16,384: keys, and the lengths of
 /// attributes, strings and usual spans): its value and where it ends; `None` for anything else.
 #[inline(always)]
-pub(crate) fn short_varint(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+fn short_varint(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
     match *buf.get(pos..)? {
         [b @ 0..0x80, ..] => Some((u64::from(b), pos + 1)),
         [low, high @ 0..0x80, ..] => Some((u64::from(low & 0x7f) | u64::from(high) << 7, pos + 2)),
         _ => None,
     }
+}
+
+/// A length (or any varint) at `pos`: its value and where it ends. One- and two-byte values (every
+/// attribute and string, a usual span) are read inline, longer ones by [`read_varint`].
+#[inline(always)]
+pub(crate) fn read_length(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
+    if let Some(short) = short_varint(buf, pos) {
+        return Ok(short);
+    }
+    let mut end = pos;
+    read_varint(buf, &mut end).map(|value| (value, end))
 }
 
 fn read_varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
@@ -439,19 +450,8 @@ fn scan_scope_spans(body: Bytes) -> Result<ScopeSpansView, WireError> {
 /// which takes whatever follows the run.
 fn span_run(body: &[u8], mut pos: usize) -> (usize, usize) {
     let mut count = 0;
-    loop {
-        if body.get(pos) != Some(&SCOPE_SPANS_SPANS_KEY) {
-            break;
-        }
-        // The length: one or two bytes for a usual span, read here; else as any varint.
-        let (len, at) = match short_varint(body, pos + 1) {
-            Some(short) => short,
-            None => {
-                let mut at = pos + 1;
-                let Ok(len) = read_varint(body, &mut at) else { break };
-                (len, at)
-            }
-        };
+    while body.get(pos) == Some(&SCOPE_SPANS_SPANS_KEY) {
+        let Ok((len, at)) = read_length(body, pos + 1) else { break };
         let Some(end) = usize::try_from(len).ok().and_then(|len| at.checked_add(len)) else { break };
         if end > body.len() {
             break;

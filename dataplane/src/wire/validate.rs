@@ -11,7 +11,7 @@
 
 use super::{
     SCOPE_SPANS_SPANS_KEY, WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP,
-    WIRE_VARINT, WireError, read_varint, short_varint,
+    WIRE_VARINT, WireError, read_length, read_varint,
 };
 
 /// prost's recursion limit: how deep messages (and groups) may nest below the request.
@@ -575,14 +575,10 @@ fn read_key(buf: &[u8], pos: &mut usize) -> Result<(u32, u8), WireError> {
     Ok((number, wire))
 }
 
-/// A length-delimited field's body at `*pos`. Lengths of one and two bytes (up to 16,383: every
-/// attribute and string, a usual span) are read here; longer ones by the general varint reader.
+/// A length-delimited field's body at `*pos`.
 #[inline]
 fn read_len<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], WireError> {
-    let (len, start) = match short_varint(buf, *pos) {
-        Some((len, end)) => (len, end),
-        None => (read_varint(buf, pos)?, *pos),
-    };
+    let (len, start) = read_length(buf, *pos)?;
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     let Some(body) = buf.get(start..).and_then(|rest| rest.get(..len)) else {
         return Err(WireError("buffer underflow: a field is truncated".into()));
