@@ -91,6 +91,9 @@ struct Args {
     /// Queue capacity per pipeline, in spans.
     #[arg(long, default_value_t = defaults().pipeline.queue_capacity_spans)]
     queue_capacity_spans: usize,
+    /// Queue capacity per pipeline, in encoded bytes of the queued spans.
+    #[arg(long, default_value_t = defaults().pipeline.queue_capacity_bytes)]
+    queue_capacity_bytes: usize,
     /// Concurrent exports per pipeline.
     #[arg(long, default_value_t = defaults().pipeline.max_in_flight_exports)]
     max_in_flight_exports: usize,
@@ -203,6 +206,7 @@ impl Args {
             },
             pipeline: PipelineSettings {
                 queue_capacity_spans: self.queue_capacity_spans,
+                queue_capacity_bytes: self.queue_capacity_bytes,
                 max_in_flight_exports: self.max_in_flight_exports,
                 batch: BatchLimits {
                     max_spans: self.batch_max_spans,

@@ -61,12 +61,16 @@ pub struct Metrics {
     /// Spans given up on: permanent errors, retries exhausted, rejected in a partial success, or still
     /// unsent when shutdown's grace period ended.
     pub exporter_send_failed_spans: Family<ExporterLabels, Counter>,
-    /// Spans dropped because the pipeline's queue was full.
+    /// Spans dropped because the pipeline's queue was full (in spans or in bytes).
     pub exporter_enqueue_failed_spans: Family<ExporterLabels, Counter>,
     /// Spans waiting in the pipeline: queued, batching or being exported.
     pub exporter_queue_size: Family<ExporterLabels, Gauge>,
     /// Queue capacity in spans.
     pub exporter_queue_capacity: Family<ExporterLabels, Gauge>,
+    /// Encoded bytes of the spans counted in [`Metrics::exporter_queue_size`].
+    pub exporter_queue_size_bytes: Family<ExporterLabels, Gauge>,
+    /// Queue capacity in encoded bytes.
+    pub exporter_queue_capacity_bytes: Family<ExporterLabels, Gauge>,
     /// Export attempts that failed and were retried.
     pub exporter_retries: Family<ExporterLabels, Counter>,
     /// Config reloads by result.
@@ -92,6 +96,8 @@ pub struct ExporterMetrics {
     pub enqueue_failed: Counter,
     /// See [`Metrics::exporter_queue_size`]; also the queue's accounting.
     pub queue_size: Gauge,
+    /// See [`Metrics::exporter_queue_size_bytes`]; also the queue's accounting.
+    pub queue_bytes: Gauge,
     /// See [`Metrics::exporter_retries`].
     pub retries: Counter,
 }
@@ -158,7 +164,7 @@ impl Metrics {
         );
         r.register(
             "otelcol_exporter_enqueue_failed_spans",
-            "Spans dropped because the sending queue was full.",
+            "Spans dropped because the sending queue was full (in spans or in bytes).",
             self.exporter_enqueue_failed_spans.clone(),
         );
         r.register(
@@ -170,6 +176,16 @@ impl Metrics {
             "otelcol_exporter_queue_capacity",
             "Capacity of the sending queue, in spans.",
             self.exporter_queue_capacity.clone(),
+        );
+        r.register(
+            "otlp_gateway_exporter_queue_size_bytes",
+            "Encoded bytes of the spans in the sending queue.",
+            self.exporter_queue_size_bytes.clone(),
+        );
+        r.register(
+            "otlp_gateway_exporter_queue_capacity_bytes",
+            "Capacity of the sending queue, in encoded bytes.",
+            self.exporter_queue_capacity_bytes.clone(),
         );
         r.register(
             "otlp_gateway_exporter_retries",
@@ -201,16 +217,22 @@ impl Metrics {
     }
 
     /// Handles for one exporter, with its capacity recorded.
-    pub fn exporter(&self, exporter_id: &str, capacity_spans: usize) -> ExporterMetrics {
+    pub fn exporter(
+        &self,
+        exporter_id: &str,
+        capacity_spans: usize,
+        capacity_bytes: usize,
+    ) -> ExporterMetrics {
         let labels = ExporterLabels { exporter: exporter_id.to_string() };
-        self.exporter_queue_capacity
-            .get_or_create(&labels)
-            .set(i64::try_from(capacity_spans).unwrap_or(i64::MAX));
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.exporter_queue_capacity.get_or_create(&labels).set(gauge(capacity_spans));
+        self.exporter_queue_capacity_bytes.get_or_create(&labels).set(gauge(capacity_bytes));
         ExporterMetrics {
             sent: self.exporter_sent_spans.get_or_create_owned(&labels),
             send_failed: self.exporter_send_failed_spans.get_or_create_owned(&labels),
             enqueue_failed: self.exporter_enqueue_failed_spans.get_or_create_owned(&labels),
             queue_size: self.exporter_queue_size.get_or_create_owned(&labels),
+            queue_bytes: self.exporter_queue_size_bytes.get_or_create_owned(&labels),
             retries: self.exporter_retries.get_or_create_owned(&labels),
         }
     }

@@ -182,6 +182,19 @@ async fn a_dead_backend_does_not_hold_up_the_others() {
         gw.metric("otelcol_exporter_sent_spans_total{exporter=\"otlp_grpc/tracepipeline-alive\"}"),
         150.0
     );
+    // The dead backend's spans hold their encoded bytes in its queue; the healthy one's are released.
+    let queued_bytes =
+        gw.metric("otlp_gateway_exporter_queue_size_bytes{exporter=\"otlp_grpc/tracepipeline-dead\"}");
+    assert!(queued_bytes > 150.0 * 50.0, "{queued_bytes} bytes for 150 spans");
+    let alive_bytes = "otlp_gateway_exporter_queue_size_bytes{exporter=\"otlp_grpc/tracepipeline-alive\"}";
+    wait_until("the healthy queue's bytes released", Duration::from_secs(10), || {
+        gw.metrics_text().contains(alive_bytes) && gw.metric(alive_bytes) == 0.0
+    })
+    .await;
+    assert_eq!(
+        gw.metric("otlp_gateway_exporter_queue_capacity_bytes{exporter=\"otlp_grpc/tracepipeline-dead\"}"),
+        (64 << 20) as f64
+    );
 }
 
 /// Scenario: malformed protobuf and JSON, unknown content type and encoding, an oversized body and a

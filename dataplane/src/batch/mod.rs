@@ -118,6 +118,11 @@ impl Batcher {
         self.current.spans
     }
 
+    /// Encoded bytes of the unfinished batch.
+    pub fn pending_bytes(&self) -> usize {
+        self.current.len
+    }
+
     /// Adds a request; every batch it fills is pushed to `out`.
     pub fn push(&mut self, data: &TraceData, out: &mut Vec<Batch>) {
         for resource in &data.resources {

@@ -7,11 +7,13 @@
 //! hand-off that costs more than the append itself, and with several pipelines every request paid
 //! it once per pipeline.
 //!
-//! The queue is bounded in spans. Everything between the receiver's hand-off and the backend's answer
-//! (queued requests, the open batch, batches waiting or in flight) counts against it, so the memory a
-//! pipeline can pin is bounded however its backend behaves. When it is full, new spans for this
-//! pipeline are dropped and counted (`otelcol_exporter_enqueue_failed_spans`) while other pipelines
-//! carry on.
+//! The queue is bounded in spans, as Kyma's is, and in encoded bytes, so that the memory a pipeline can
+//! pin is bounded whatever the size of its spans (131,072 spans of 4 KiB would be half a gigabyte).
+//! Everything between the receiver's hand-off and the backend's answer (queued requests, the open
+//! batch, batches waiting or in flight) counts against both, so the bound holds however the backend
+//! behaves. When either is reached, new spans for this pipeline are dropped and counted
+//! (`otelcol_exporter_enqueue_failed_spans`) while other pipelines carry on; a bound per pipeline rather
+//! than one for the gateway keeps a dead backend from using up what the healthy ones need.
 
 mod router;
 
@@ -34,6 +36,9 @@ pub use router::{ApplyReport, Router};
 
 /// Kyma's queue of 256 batches of 512 spans, for one pipeline.
 pub const DEFAULT_QUEUE_CAPACITY_SPANS: usize = 256 * 512;
+/// About what Kyma's queue holds of typical spans (131,072 of 500 bytes), so that the span bound is the
+/// one that applies to them; five pipelines' worth stays within a third of the gateway's 1 GiB limit.
+pub const DEFAULT_QUEUE_CAPACITY_BYTES: usize = 64 * 1024 * 1024;
 /// Concurrent exports per pipeline (the Collector's `num_consumers`).
 pub const DEFAULT_MAX_IN_FLIGHT_EXPORTS: usize = 10;
 
@@ -42,6 +47,8 @@ pub const DEFAULT_MAX_IN_FLIGHT_EXPORTS: usize = 10;
 pub struct PipelineSettings {
     /// Queue capacity per pipeline, in spans.
     pub queue_capacity_spans: usize,
+    /// Queue capacity per pipeline, in encoded bytes of the queued spans.
+    pub queue_capacity_bytes: usize,
     /// Concurrent exports per pipeline.
     pub max_in_flight_exports: usize,
     /// Batch limits.
@@ -57,7 +64,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     exporter_id: String,
     shared: Arc<Shared>,
-    capacity: i64,
+    capacity_spans: i64,
+    capacity_bytes: i64,
     metrics: ExporterMetrics,
 }
 
@@ -99,6 +107,8 @@ struct Worker {
     hard_stop: CancellationToken,
     /// Spans of exports in flight.
     in_flight_spans: u64,
+    /// Encoded bytes of exports in flight.
+    in_flight_bytes: u64,
 }
 
 /// The result of one batch's export with all its retries.
@@ -114,6 +124,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         Self {
             queue_capacity_spans: DEFAULT_QUEUE_CAPACITY_SPANS,
+            queue_capacity_bytes: DEFAULT_QUEUE_CAPACITY_BYTES,
             max_in_flight_exports: DEFAULT_MAX_IN_FLIGHT_EXPORTS,
             batch: BatchLimits::default(),
             export: ExportSettings::default(),
@@ -134,7 +145,8 @@ impl Pipeline {
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<DrainReport>), BuildError> {
         let exporter = Arc::new(Exporter::new(&config.output, settings.export)?);
         let exporter_id = config.exporter_id();
-        let exporter_metrics = metrics.exporter(&exporter_id, settings.queue_capacity_spans);
+        let exporter_metrics =
+            metrics.exporter(&exporter_id, settings.queue_capacity_spans, settings.queue_capacity_bytes);
         let shared = Arc::new(Shared {
             collect: Mutex::new(Collect {
                 batcher: Batcher::new(settings.batch),
@@ -152,13 +164,15 @@ impl Pipeline {
             exporter_id: exporter_id.clone(),
             hard_stop,
             in_flight_spans: 0,
+            in_flight_bytes: 0,
         };
         let task = tokio::spawn(worker.run());
         let pipeline = Self {
             config,
             exporter_id,
             shared,
-            capacity: i64::try_from(settings.queue_capacity_spans).unwrap_or(i64::MAX),
+            capacity_spans: i64::try_from(settings.queue_capacity_spans).unwrap_or(i64::MAX),
+            capacity_bytes: i64::try_from(settings.queue_capacity_bytes).unwrap_or(i64::MAX),
             metrics: exporter_metrics,
         };
         Ok((Arc::new(pipeline), task))
@@ -178,28 +192,41 @@ impl Pipeline {
     /// pipeline (queue full) and counted.
     pub fn try_enqueue(&self, data: &Arc<TraceData>) -> bool {
         let spans = data.spans as i64;
-        let before = self.metrics.queue_size.inc_by(spans);
-        if before + spans > self.capacity && before > 0 {
-            // Over capacity. A request larger than the whole queue is still let into an empty one,
-            // otherwise it could never be delivered.
-            self.metrics.queue_size.dec_by(spans);
-            self.metrics.enqueue_failed.inc_by(data.spans as u64);
+        // The request's size stands in for what its batches will add (their framing differs by a few
+        // bytes) until the batcher has taken it; the reservation is then corrected under the lock.
+        let reserved = i64::try_from(data.encoded_len).unwrap_or(i64::MAX);
+        let spans_before = self.metrics.queue_size.inc_by(spans);
+        let bytes_before = self.metrics.queue_bytes.inc_by(reserved);
+        // A request larger than the whole queue is still let into an empty one, otherwise it could
+        // never be delivered.
+        let full = (spans_before + spans > self.capacity_spans && spans_before > 0)
+            || (bytes_before + reserved > self.capacity_bytes && bytes_before > 0);
+        if full {
+            self.refuse(spans, reserved, data.spans);
             return false;
         }
         let wake = {
             let mut collect = self.shared.lock();
             if collect.closed {
                 drop(collect);
-                self.metrics.queue_size.dec_by(spans);
-                self.metrics.enqueue_failed.inc_by(data.spans as u64);
+                self.refuse(spans, reserved, data.spans);
                 return false;
             }
-            collect.push(data)
+            let (wake, added_bytes) = collect.push(data);
+            self.metrics.queue_bytes.inc_by(i64::try_from(added_bytes).unwrap_or(i64::MAX) - reserved);
+            wake
         };
         if wake {
             self.shared.wake.notify_one();
         }
         true
+    }
+
+    /// Takes back a request's reservation and counts its spans as dropped for this pipeline.
+    fn refuse(&self, spans: i64, bytes: i64, count: usize) {
+        self.metrics.queue_size.dec_by(spans);
+        self.metrics.queue_bytes.dec_by(bytes);
+        self.metrics.enqueue_failed.inc_by(count as u64);
     }
 }
 
@@ -223,13 +250,16 @@ impl Shared {
 // === impl Collect ===
 
 impl Collect {
-    /// Appends a request. Returns whether the task must wake: a batch is complete, or one opened
-    /// and its flush timer must start.
-    fn push(&mut self, data: &TraceData) -> bool {
+    /// Appends a request. Returns whether the task must wake (a batch is complete, or one opened and
+    /// its flush timer must start) and the encoded bytes the request added to the batches.
+    fn push(&mut self, data: &TraceData) -> (bool, usize) {
         let was_open = self.batcher.pending_spans() > 0;
+        let pending_bytes_before = self.batcher.pending_bytes();
         let ready_before = self.ready.len();
         let mut out = Vec::new();
         self.batcher.push(data, &mut out);
+        let completed_bytes: usize = out.iter().map(|b| b.len).sum();
+        let added_bytes = self.batcher.pending_bytes() + completed_bytes - pending_bytes_before;
         self.ready.extend(out);
         let open = self.batcher.pending_spans() > 0;
         let opened = open && !was_open;
@@ -239,7 +269,7 @@ impl Collect {
             // The timer starts with the batch's first span.
             self.deadline = Some(Instant::now() + self.batcher.limits().flush_interval);
         }
-        opened || self.ready.len() > ready_before
+        (opened || self.ready.len() > ready_before, added_bytes)
     }
 
     /// No more requests will come: the open batch is ready as it is.
@@ -264,7 +294,7 @@ impl Collect {
 
 impl Worker {
     async fn run(mut self) -> DrainReport {
-        let mut in_flight: JoinSet<Outcome> = JoinSet::new();
+        let mut in_flight: JoinSet<(u64, Outcome)> = JoinSet::new();
         loop {
             // Take what is ready (and the open batch when due), as far as exports may start.
             let (deadline, finished) = {
@@ -274,6 +304,7 @@ impl Worker {
                     && let Some(batch) = collect.ready.pop_front()
                 {
                     self.in_flight_spans += batch.spans as u64;
+                    self.in_flight_bytes += batch.len as u64;
                     self.start_export(&mut in_flight, batch);
                 }
                 let idle = collect.ready.is_empty() && collect.batcher.pending_spans() == 0;
@@ -297,33 +328,41 @@ impl Worker {
             self.finish(done);
         }
         let mut dropped = self.in_flight_spans;
+        let mut dropped_bytes = self.in_flight_bytes;
         {
             let mut collect = self.shared.lock();
             collect.close();
-            dropped += collect.ready.drain(..).map(|b| b.spans as u64).sum::<u64>();
+            for batch in collect.ready.drain(..) {
+                dropped += batch.spans as u64;
+                dropped_bytes += batch.len as u64;
+            }
         }
         if dropped > 0 {
             self.metrics.send_failed.inc_by(dropped);
             self.metrics.queue_size.dec_by(dropped as i64);
         }
+        self.metrics.queue_bytes.dec_by(dropped_bytes as i64);
         DrainReport { exporter_id: self.exporter_id, dropped_spans: dropped }
     }
 
-    fn start_export(&self, in_flight: &mut JoinSet<Outcome>, batch: Batch) {
+    fn start_export(&self, in_flight: &mut JoinSet<(u64, Outcome)>, batch: Batch) {
         let exporter = Arc::clone(&self.exporter);
         let retries = self.metrics.retries.clone();
         let stop = self.hard_stop.clone();
-        in_flight.spawn(async move { export_with_retry(&exporter, batch, &retries, &stop).await });
+        let bytes = batch.len as u64;
+        in_flight.spawn(async move { (bytes, export_with_retry(&exporter, batch, &retries, &stop).await) });
     }
 
-    fn finish(&mut self, done: Result<Outcome, tokio::task::JoinError>) {
-        let (spans, outcome) = match done {
-            Ok(outcome) => (outcome.spans(), outcome),
+    fn finish(&mut self, done: Result<(u64, Outcome), tokio::task::JoinError>) {
+        let (spans, bytes, outcome) = match done {
+            Ok((bytes, outcome)) => (outcome.spans(), bytes, outcome),
             // Aborted at hard stop; accounted for by the caller through the queue size.
             Err(_) => return,
         };
         self.in_flight_spans -= spans;
+        self.in_flight_bytes -= bytes;
         self.metrics.queue_size.dec_by(spans as i64);
+        self.metrics.queue_bytes.dec_by(bytes as i64);
         match outcome {
             Outcome::Sent { spans, rejected } => {
                 let rejected = rejected.min(spans);
@@ -447,13 +486,11 @@ mod tests {
         }
     }
 
-    /// Scenario: a backend that refuses every connection, so a batch is retried for as long as the
-    /// policy allows.
-    /// Guarantees: the request buffer its spans came from is freed once the first attempt has failed
-    /// (the uncompressed body is copied out before the retries), while the retries go on; the spans
-    /// stay counted in the queue until the export ends.
-    #[tokio::test]
-    async fn a_retried_batch_holds_only_its_encoding() {
+    /// A pipeline towards a port nothing listens on, with these settings.
+    fn dead_pipeline(
+        settings: &PipelineSettings,
+        stop: &CancellationToken,
+    ) -> (Arc<Pipeline>, tokio::task::JoinHandle<DrainReport>) {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let output = OtlpOutputConfig {
             protocol: Protocol::Http,
@@ -462,6 +499,70 @@ mod tests {
             headers: vec![],
             tls: TlsConfig::default(),
         };
+        let config = PipelineConfig { name: "dead".into(), output };
+        Pipeline::spawn(config, settings, &Metrics::default(), stop.clone()).unwrap()
+    }
+
+    /// A scanned request of `spans` spans with large attributes.
+    fn request(spans: usize) -> Arc<TraceData> {
+        let body = prost::Message::encode_to_vec(&crate::testing::sample_request(1, spans, 4, 200));
+        Arc::new(crate::wire::scan(Bytes::from(body)).unwrap())
+    }
+
+    /// Scenario: a pipeline whose byte capacity is two and a half requests (and whose span capacity is
+    /// far away), requests that stay queued, then a hard stop.
+    /// Guarantees: two requests are taken and the third is dropped for this pipeline and counted; the
+    /// queue's byte gauge holds exactly the encoded size of the queued spans, and the spans and bytes
+    /// dropped at the hard stop bring both gauges back to zero.
+    #[tokio::test]
+    async fn the_byte_capacity_bounds_the_queue() {
+        let one = request(10);
+        let size = one.encoded_len;
+        let settings = PipelineSettings { queue_capacity_bytes: size * 5 / 2, ..PipelineSettings::default() };
+        let stop = CancellationToken::new();
+        let (pipeline, task) = dead_pipeline(&settings, &stop);
+
+        assert!(pipeline.try_enqueue(&one));
+        assert!(pipeline.try_enqueue(&request(10)));
+        assert!(!pipeline.try_enqueue(&request(10)), "a third request passes the byte capacity");
+        assert_eq!(pipeline.metrics.enqueue_failed.get(), 10);
+        assert_eq!(pipeline.metrics.queue_size.get(), 20);
+        assert_eq!(pipeline.metrics.queue_bytes.get(), 2 * size as i64);
+
+        stop.cancel();
+        let metrics = pipeline.metrics.clone();
+        drop(pipeline);
+        assert_eq!(task.await.unwrap().dropped_spans, 20);
+        assert_eq!(metrics.queue_size.get(), 0);
+        assert_eq!(metrics.queue_bytes.get(), 0);
+    }
+
+    /// Scenario: a byte capacity smaller than one request.
+    /// Guarantees: the request is still taken into the empty queue (it could never be delivered
+    /// otherwise), and the next one is dropped while it is queued.
+    #[tokio::test]
+    async fn a_request_larger_than_the_byte_capacity_enters_an_empty_queue() {
+        let one = request(10);
+        let settings =
+            PipelineSettings { queue_capacity_bytes: one.encoded_len / 2, ..PipelineSettings::default() };
+        let stop = CancellationToken::new();
+        let (pipeline, task) = dead_pipeline(&settings, &stop);
+
+        assert!(pipeline.try_enqueue(&one));
+        assert!(!pipeline.try_enqueue(&request(1)));
+        assert_eq!(pipeline.metrics.queue_bytes.get(), one.encoded_len as i64);
+        stop.cancel();
+        drop(pipeline);
+        assert_eq!(task.await.unwrap().dropped_spans, 10);
+    }
+
+    /// Scenario: a backend that refuses every connection, so a batch is retried for as long as the
+    /// policy allows.
+    /// Guarantees: the request buffer its spans came from is freed once the first attempt has failed
+    /// (the uncompressed body is copied out before the retries), while the retries go on; the spans
+    /// stay counted in the queue until the export ends.
+    #[tokio::test]
+    async fn a_retried_batch_holds_only_its_encoding() {
         let mut settings = PipelineSettings::default();
         settings.batch.flush_interval = Duration::from_millis(10);
         settings.export.retry = RetryPolicy {
@@ -471,8 +572,7 @@ mod tests {
             ..RetryPolicy::default()
         };
         let stop = CancellationToken::new();
-        let config = PipelineConfig { name: "dead".into(), output };
-        let (pipeline, task) = Pipeline::spawn(config, &settings, &Metrics::default(), stop.clone()).unwrap();
+        let (pipeline, task) = dead_pipeline(&settings, &stop);
 
         let freed = Arc::new(AtomicBool::new(false));
         let body = prost::Message::encode_to_vec(&crate::testing::sample_request(1, 10, 2, 8));
