@@ -224,9 +224,8 @@ impl Metrics {
         capacity_bytes: usize,
     ) -> ExporterMetrics {
         let labels = ExporterLabels { exporter: exporter_id.to_string() };
-        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.exporter_queue_capacity.get_or_create(&labels).set(gauge(capacity_spans));
-        self.exporter_queue_capacity_bytes.get_or_create(&labels).set(gauge(capacity_bytes));
+        self.exporter_queue_capacity.get_or_create(&labels).set(gauge_value(capacity_spans));
+        self.exporter_queue_capacity_bytes.get_or_create(&labels).set(gauge_value(capacity_bytes));
         ExporterMetrics {
             sent: self.exporter_sent_spans.get_or_create_owned(&labels),
             send_failed: self.exporter_send_failed_spans.get_or_create_owned(&labels),
@@ -263,6 +262,11 @@ impl Metrics {
         let result = if ok { "success" } else { "failure" };
         self.config_reloads.get_or_create(&ResultLabels { result: result.into() }).inc();
     }
+}
+
+/// A count as a gauge's value; a count beyond `i64::MAX` (never in practice) reads as the maximum.
+pub fn gauge_value<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// Renders a registry in the Prometheus/OpenMetrics text format.

@@ -29,7 +29,7 @@ use tracegw_contract::PipelineConfig;
 
 use crate::batch::{Batch, BatchLimits, Batcher};
 use crate::export::{BuildError, ExportError, ExportSettings, Exporter};
-use crate::metrics::{ExporterMetrics, Metrics};
+use crate::metrics::{ExporterMetrics, Metrics, gauge_value};
 use crate::wire::TraceData;
 
 pub use router::{ApplyReport, Router};
@@ -171,8 +171,8 @@ impl Pipeline {
             config,
             exporter_id,
             shared,
-            capacity_spans: i64::try_from(settings.queue_capacity_spans).unwrap_or(i64::MAX),
-            capacity_bytes: i64::try_from(settings.queue_capacity_bytes).unwrap_or(i64::MAX),
+            capacity_spans: gauge_value(settings.queue_capacity_spans),
+            capacity_bytes: gauge_value(settings.queue_capacity_bytes),
             metrics: exporter_metrics,
         };
         Ok((Arc::new(pipeline), task))
@@ -194,7 +194,7 @@ impl Pipeline {
         let spans = data.spans as i64;
         // The request's size stands in for what its batches will add (their framing differs by a few
         // bytes) until the batcher has taken it; the reservation is then corrected under the lock.
-        let reserved = i64::try_from(data.encoded_len).unwrap_or(i64::MAX);
+        let reserved = gauge_value(data.encoded_len);
         let spans_before = self.metrics.queue_size.inc_by(spans);
         let bytes_before = self.metrics.queue_bytes.inc_by(reserved);
         // A request larger than the whole queue is still let into an empty one, otherwise it could
@@ -213,7 +213,11 @@ impl Pipeline {
                 return false;
             }
             let (wake, added_bytes) = collect.push(data);
-            self.metrics.queue_bytes.inc_by(i64::try_from(added_bytes).unwrap_or(i64::MAX) - reserved);
+            let correction = gauge_value(added_bytes) - reserved;
+            // Usually none: a request that is not split re-frames to its own size.
+            if correction != 0 {
+                self.metrics.queue_bytes.inc_by(correction);
+            }
             wake
         };
         if wake {

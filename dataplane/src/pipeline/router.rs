@@ -13,7 +13,7 @@ use tracegw_contract::Snapshot;
 
 use super::{DrainReport, Pipeline, PipelineSettings};
 use crate::export::BuildError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, gauge_value};
 
 /// What receivers see: the pipelines of one snapshot.
 #[derive(Debug, Default)]
@@ -97,7 +97,7 @@ impl Router {
         let running = pipelines.len();
         self.table.store(Arc::new(RouteTable { version: snapshot.version, loaded: true, pipelines }));
         self.metrics.pipelines_running.set(running as i64);
-        self.metrics.config_version.set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
+        self.metrics.config_version.set(gauge_value(snapshot.version));
         report
     }
 
