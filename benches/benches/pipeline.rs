@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use otlp_gateway::batch::{BatchLimits, Batcher};
-use otlp_gateway::filter::drop_noise;
+use otlp_gateway::process::noise::drop_noise;
 use otlp_gateway::testing::{kv, sample_request};
 use otlp_gateway::wire::scan;
 use prost::Message;

@@ -1,12 +1,14 @@
 //! The contract between the control plane (`telemetry-manager`) and the data plane (`otlp-gateway`).
 //!
 //! Users write Kyma `TracePipeline` objects and `Secret`s ([`pipeline`]). Either plane reads them
-//! ([`load`]), checks them and resolves every secret reference ([`resolve`]) into an immutable, versioned
+//! ([`load`]), checks them (the OTTL of `transform` and `filter` in [`processing`]) and resolves every
+//! secret reference ([`resolve`]) into an immutable, versioned
 //! [`Snapshot`] ([`snapshot`]), which is all a gateway ever runs. Keeping this crate free of tokio, tonic
 //! and kube means both planes, tests and tools agree on one definition of "valid".
 
 pub mod load;
 pub mod pipeline;
+pub mod processing;
 pub mod resolve;
 #[cfg(feature = "schema")]
 mod schema;

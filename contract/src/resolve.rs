@@ -44,6 +44,8 @@ pub enum Reason {
     TlsCertificateExpired,
     /// A feature of the schema this gateway does not implement yet.
     Unsupported,
+    /// A `transform` or `filter` OTTL statement or condition does not parse or bind.
+    OttlSpecInvalid,
     /// More pipelines than allowed; the oldest win.
     MaxPipelinesExceeded,
 }
@@ -130,6 +132,7 @@ impl Reason {
             Self::TlsConfigurationInvalid => "TLSConfigurationInvalid",
             Self::TlsCertificateExpired => "TLSCertificateExpired",
             Self::Unsupported => "UnsupportedFeature",
+            Self::OttlSpecInvalid => "OTTLSpecInvalid",
             Self::MaxPipelinesExceeded => "MaxPipelinesExceeded",
         }
     }
@@ -372,6 +375,14 @@ pub fn resolve(pipelines: &[TracePipeline], secrets: &SecretStore, options: Reso
             ));
         }
     }
+    // Kyma validates OTTL last, after the pipeline lock: an invalid spec keeps its slot.
+    for (_, result) in &mut results {
+        if let Ok((config, _)) = result
+            && let Err(e) = crate::processing::compile(&config.transform, &config.filter)
+        {
+            *result = Err(e);
+        }
+    }
     let mut resolution = Resolution {
         snapshot: Snapshot { version: options.version, ..Snapshot::default() },
         ..Resolution::default()
@@ -434,15 +445,14 @@ pub fn resolve_pipeline(
     }
     let output = resolved?;
     let cert_expiry = check_tls(&output.tls, now)?;
-    if !pipeline.spec.transform.is_empty() || !pipeline.spec.filter.is_empty() {
-        let field = if pipeline.spec.transform.is_empty() { "spec.filter" } else { "spec.transform" };
-        return Err(PipelineError::new(
-            Reason::Unsupported,
-            field,
-            "OTTL transform and filter are not supported by this gateway yet; the pipeline is not run rather than run without them",
-        ));
-    }
-    Ok((PipelineConfig { name: name.clone(), output }, Generated { cert_expiry }))
+    // OTTL is checked after the pipeline limit (in `resolve`), as Kyma orders its validators.
+    let config = PipelineConfig {
+        name: name.clone(),
+        output,
+        transform: pipeline.spec.transform.clone(),
+        filter: pipeline.spec.filter.clone(),
+    };
+    Ok((config, Generated { cert_expiry }))
 }
 
 fn check_tls(t: &TlsConfig, now: i64) -> Result<Option<CertExpiry>, PipelineError> {

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::{FilterSpec, TransformSpec};
+
 /// One immutable, versioned configuration for the data plane.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -70,6 +72,13 @@ pub struct PipelineConfig {
     pub name: String,
     /// The backend.
     pub output: OtlpOutputConfig,
+    /// OTTL statement groups run on the pipeline's copy of each request, before `filter`; validated
+    /// by [`crate::processing::compile`], which the data plane runs again to get the compiled form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transform: Vec<TransformSpec>,
+    /// OTTL condition groups; a span (resource, scope) matching one is dropped for this pipeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter: Vec<FilterSpec>,
 }
 
 /// Wire protocol towards the backend.

@@ -267,18 +267,25 @@ async fn every_configuration_reason() {
         tls("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", &expired.1),
     ));
     sim.put(pipeline("expired", tls(&expired.0, &expired.1)));
+    // Kyma's TestFilterInvalid: a path without its context prefix.
     let mut ottl = pipeline("ottl", inline("http://backend:4317"));
-    ottl["spec"]["filter"] = json!([{"conditions": ["span.name == \"x\""]}]);
+    ottl["spec"]["filter"] = json!([{"conditions": ["Len(resource.attributes[\"k8s.namespace.name\"]) > 0", "attributes[\"foo\"] == \"bar\""]}]);
     sim.put(ottl);
+    let mut ottl_valid = pipeline("ottl-valid", inline("http://backend:4317"));
+    ottl_valid["spec"]["transform"] =
+        json!([{"statements": ["set(span.attributes[\"x\"], \"y\") where span.name == \"a\""]}]);
+    ottl_valid["spec"]["filter"] = json!([{"conditions": ["span.name == \"x\""]}]);
+    sim.put(ottl_valid);
     sim.put(json!({"apiVersion": TP, "kind": "TracePipeline", "metadata": {"name": "unreadable"}, "spec": {"output": {"otlp": {"endpoint": "backend:4317"}}}}));
     let m = manager(&sim).await;
     configured(&sim, "healthy", "GatewayConfigured").await;
+    configured(&sim, "ottl-valid", "GatewayConfigured").await;
     for (name, want) in [
         ("no-secret", "ReferencedSecretMissing"),
         ("no-port", "EndpointInvalid"),
         ("bad-tls", "TLSConfigurationInvalid"),
         ("expired", "TLSCertificateExpired"),
-        ("ottl", "UnsupportedFeature"),
+        ("ottl", "OTTLSpecInvalid"),
         ("unreadable", "SpecInvalid"),
     ] {
         configured(&sim, name, want).await;
@@ -302,8 +309,15 @@ async fn every_configuration_reason() {
         "OTLP output endpoint invalid: missing port"
     );
     assert!(message(&sim, "expired", "ConfigurationGenerated").starts_with("TLS certificate expired on "));
+    let ottl_message = message(&sim, "ottl", "ConfigurationGenerated");
+    assert!(
+        ottl_message.starts_with("OTTL specification is invalid, invalid FilterSpec: ")
+            && ottl_message.contains("missing context name for path \"attributes[foo]\"")
+            && ottl_message.contains("see troubleshooting: https://kyma-project.io/"),
+        "{ottl_message}"
+    );
     let running: Vec<String> = m.snapshots.borrow().pipelines.iter().map(|p| p.name.clone()).collect();
-    assert_eq!(running, ["healthy"]);
+    assert_eq!(running, ["healthy", "ottl-valid"]);
 
     sim.put(secret("absent", &[("endpoint", "http://late:4317")]));
     configured(&sim, "no-secret", "GatewayConfigured").await;

@@ -12,12 +12,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health, Role};
-use crate::enrich::index::IndexConfig;
-use crate::enrich::kube::{Settings as KubeSettings, SyncState};
-use crate::enrich::source::PodFileSource;
-use crate::enrich::{Enricher, ServiceMode};
 use crate::metrics::Metrics;
 use crate::pipeline::{PipelineSettings, Router};
+use crate::process::enrich::index::IndexConfig;
+use crate::process::enrich::kube::{Settings as KubeSettings, SyncState};
+use crate::process::enrich::source::PodFileSource;
+use crate::process::enrich::{Enricher, ServiceMode};
 use crate::receiver::grpc::{self, TraceService};
 use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, http};
 use crate::reload::FileSource;
@@ -252,7 +252,7 @@ impl Gateway {
         if let (Some((client, node)), Some(enricher)) = (kube, &enricher) {
             let sync = Arc::new(SyncState::default());
             health.set_index_synced(false);
-            admin.spawn(crate::enrich::kube::run(
+            admin.spawn(crate::process::enrich::kube::run(
                 client,
                 node,
                 config.index.clone(),

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use otlp_gateway::batch::BatchLimits;
-use otlp_gateway::enrich::ServiceMode;
-use otlp_gateway::enrich::index::{IndexConfig, LabelRule};
 use otlp_gateway::export::{ExportSettings, RetryPolicy};
 use otlp_gateway::pipeline::PipelineSettings;
+use otlp_gateway::process::enrich::ServiceMode;
+use otlp_gateway::process::enrich::index::{IndexConfig, LabelRule};
 use otlp_gateway::{Gateway, GatewayConfig};
 
 #[global_allocator]

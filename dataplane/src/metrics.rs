@@ -36,6 +36,22 @@ pub struct RequestLabels {
     pub outcome: String,
 }
 
+/// `filter` label: the Collector's processor id, `filter/tracepipeline-user-defined-<name>`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FilterLabels {
+    /// Processor id.
+    pub filter: String,
+}
+
+/// A pipeline's OTTL statements and conditions that failed on an item.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OttlErrorLabels {
+    /// The TracePipeline.
+    pub pipeline: String,
+    /// `transform` or `filter`.
+    pub stage: String,
+}
+
 /// Reload outcome label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -73,6 +89,10 @@ pub struct Metrics {
     pub exporter_queue_capacity_bytes: Family<ExporterLabels, Gauge>,
     /// Export attempts that failed and were retried.
     pub exporter_retries: Family<ExporterLabels, Counter>,
+    /// Spans dropped by a pipeline's `filter` (the Collector's filter processor metric).
+    pub filter_filtered_spans: Family<FilterLabels, Counter>,
+    /// Statements and conditions that failed on one item and were skipped (`error_mode: ignore`).
+    pub ottl_errors: Family<OttlErrorLabels, Counter>,
     /// Config reloads by result.
     pub config_reloads: Family<ResultLabels, Counter>,
     /// Version of the snapshot in force.
@@ -100,6 +120,17 @@ pub struct ExporterMetrics {
     pub queue_bytes: Gauge,
     /// See [`Metrics::exporter_retries`].
     pub retries: Counter,
+}
+
+/// A pipeline's processing handles.
+#[derive(Clone, Debug)]
+pub struct ProcessingMetrics {
+    /// See [`Metrics::filter_filtered_spans`].
+    pub filtered: Counter,
+    /// See [`Metrics::ottl_errors`], for `transform`.
+    pub transform_errors: Counter,
+    /// See [`Metrics::ottl_errors`], for `filter`.
+    pub filter_errors: Counter,
 }
 
 /// A transport's handles.
@@ -193,6 +224,16 @@ impl Metrics {
             self.exporter_retries.clone(),
         );
         r.register(
+            "otelcol_processor_filter_spans_filtered",
+            "Number of spans dropped by the filter processor (a TracePipeline's spec.filter).",
+            self.filter_filtered_spans.clone(),
+        );
+        r.register(
+            "otlp_gateway_ottl_errors",
+            "OTTL statements or conditions that failed on one span, event, scope or resource and were skipped (error_mode: ignore).",
+            self.ottl_errors.clone(),
+        );
+        r.register(
             "otlp_gateway_config_reloads",
             "Configuration reloads by result.",
             self.config_reloads.clone(),
@@ -233,6 +274,21 @@ impl Metrics {
             queue_size: self.exporter_queue_size.get_or_create_owned(&labels),
             queue_bytes: self.exporter_queue_size_bytes.get_or_create_owned(&labels),
             retries: self.exporter_retries.get_or_create_owned(&labels),
+        }
+    }
+
+    /// Handles for one pipeline's own processing.
+    pub fn processing(&self, pipeline: &str) -> ProcessingMetrics {
+        let errors = |stage: &str| {
+            self.ottl_errors
+                .get_or_create_owned(&OttlErrorLabels { pipeline: pipeline.into(), stage: stage.into() })
+        };
+        ProcessingMetrics {
+            filtered: self.filter_filtered_spans.get_or_create_owned(&FilterLabels {
+                filter: format!("filter/tracepipeline-user-defined-{pipeline}"),
+            }),
+            transform_errors: errors("transform"),
+            filter_errors: errors("filter"),
         }
     }
 

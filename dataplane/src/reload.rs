@@ -85,6 +85,15 @@ pub fn apply(router: &Router, health: &Health, metrics: &Metrics, resolution: Re
             Ok(_) => {
                 let failed = report.failed.iter().find(|(n, _)| *n == status.name);
                 match failed {
+                    Some((_, crate::export::BuildError::Processing(e))) => {
+                        tracing::error!(pipeline = %status.name, reason = e.reason.as_str(), field = %e.field, message = %e.message, "pipeline not started");
+                        states.push(PipelineState {
+                            name: status.name.clone(),
+                            running: false,
+                            reason: Some(e.reason.as_str().into()),
+                            message: Some(e.to_string()),
+                        });
+                    }
                     Some((_, e)) => {
                         tracing::error!(pipeline = %status.name, reason = Reason::TlsConfigurationInvalid.as_str(), field = "spec.output.otlp.tls", error = %e, "pipeline not started");
                         states.push(PipelineState {

@@ -221,3 +221,28 @@ pub fn kv(key: &str, value: &str) -> KeyValue {
         key_strindex: 0,
     }
 }
+
+/// A scanned (and processed) request encoded back into one `ExportTraceServiceRequest`, resources and
+/// scopes as they are, for comparing a stage's output with prost.
+pub fn encode_trace_data(data: &crate::wire::TraceData) -> Vec<u8> {
+    use crate::wire::put_len_header;
+    let mut out = Vec::new();
+    for rs in &data.resources {
+        let mut body = Vec::new();
+        if rs.has_resource {
+            put_len_header(&mut body, 1, rs.resource.len() + rs.added.len());
+            body.extend_from_slice(&rs.resource);
+            body.extend_from_slice(&rs.added);
+        }
+        for scope in &rs.scopes {
+            put_len_header(&mut body, 2, scope.body.len());
+            body.extend_from_slice(&scope.body);
+        }
+        for rest in &rs.rest {
+            body.extend_from_slice(rest);
+        }
+        put_len_header(&mut out, 1, body.len());
+        out.extend_from_slice(&body);
+    }
+    out
+}

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use otlp_gateway::enrich::Enricher;
-use otlp_gateway::enrich::index::IndexConfig;
-use otlp_gateway::enrich::kube::{Settings, SyncState, run};
+use otlp_gateway::process::enrich::Enricher;
+use otlp_gateway::process::enrich::index::IndexConfig;
+use otlp_gateway::process::enrich::kube::{Settings, SyncState, run};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -397,7 +397,7 @@ async fn pushed_settings_reconfigure_the_index() {
         ("uid-from-manager", "aws")
     );
     assert_eq!(cluster["k8s.cluster.name"], "pushed-cluster");
-    assert_eq!(enricher.mode(), otlp_gateway::enrich::ServiceMode::Otel);
+    assert_eq!(enricher.mode(), otlp_gateway::process::enrich::ServiceMode::Otel);
 
     let lists_before = api.0.lock().unwrap().pod_queries.iter().filter(|q| !q.contains("watch=true")).count();
     tx.send_replace(Some(settings(vec![tracegw_contract::PodLabelRule::KeyPrefix("ti".into())])));

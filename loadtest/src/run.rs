@@ -46,7 +46,23 @@ pub enum Scenario {
     /// One pipeline with enrichment from a 10,000-pod index; the generator's 127.0.0.x sources are
     /// pods of the index, so association is by connection.
     Pods10k,
+    /// One pipeline with a Kyma-typical OTTL transform (an attribute set where a condition holds, on
+    /// every span) and filter (health-check spans by name and attribute; none in the load, so every
+    /// span is still checked and delivered).
+    Ottl,
 }
+
+/// The `ottl` scenario's processing, as a TracePipeline's `spec` lines.
+const OTTL_PROCESSING: &str = r#"  transform:
+    - conditions:
+        - 'resource.attributes["service.name"] != nil'
+      statements:
+        - 'set(span.attributes["deployment.environment"], "production") where span.kind == SPAN_KIND_SERVER'
+  filter:
+    - conditions:
+        - 'span.name == "GET /healthz" or span.attributes["http.route"] == "/healthz"'
+        - 'IsMatch(span.attributes["url.path"], "^/(livez|readyz)$")'
+"#;
 
 /// Flags of `loadtest run`.
 #[derive(Clone, Debug, clap::Args)]
@@ -195,9 +211,9 @@ fn pods_yaml(count: usize, sources: usize) -> String {
     out
 }
 
-fn pipeline_yaml(name: &str, endpoint: &str, compression: &str) -> String {
+fn pipeline_yaml(name: &str, endpoint: &str, compression: &str, processing: &str) -> String {
     format!(
-        "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata:\n  name: {name}\nspec:\n  output:\n    otlp:\n      compression: {compression}\n      endpoint:\n        value: {endpoint}\n---\n"
+        "apiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata:\n  name: {name}\nspec:\n  output:\n    otlp:\n      compression: {compression}\n      endpoint:\n        value: {endpoint}\n{processing}---\n"
     )
 }
 
@@ -240,7 +256,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         Scenario::Multi5 => (5, 0.0, false),
         Scenario::Backpressure => (1, 0.7, false),
         Scenario::DeadBackend => (2, 0.0, true),
-        Scenario::Pods10k => (1, 0.0, false),
+        Scenario::Pods10k | Scenario::Ottl => (1, 0.0, false),
     };
     let compression = if args.scenario == Scenario::Gzip { "gzip" } else { "none" };
     let mut sinks: Vec<SinkHandle> = Vec::new();
@@ -256,7 +272,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             let mut yaml = String::new();
             for (i, s) in sinks.iter().enumerate() {
                 let target = if dead && i == 0 { dead_addr } else { s.grpc };
-                yaml += &pipeline_yaml(&format!("p{i}"), &format!("http://{target}"), compression);
+                let processing = if args.scenario == Scenario::Ottl { OTTL_PROCESSING } else { "" };
+                yaml +=
+                    &pipeline_yaml(&format!("p{i}"), &format!("http://{target}"), compression, processing);
             }
             let file = dir.join("pipelines.yaml");
             std::fs::write(&file, yaml)?;

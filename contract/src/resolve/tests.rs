@@ -339,3 +339,57 @@ fn explicit_port_reads_the_authority() {
     assert_eq!(explicit_port("http://[::1]/x"), None);
     assert_eq!(explicit_port("http://u:p@h:1"), Some(1));
 }
+
+/// Scenario: pipelines with valid and invalid OTTL, an invalid OTTL spec in the oldest of six under
+/// Kyma's limit of five, and one spec with both an invalid transform and an invalid filter.
+/// Guarantees: valid OTTL runs and reaches the snapshot; invalid OTTL is `OTTLSpecInvalid` with Kyma's
+/// message naming the spec; it is checked after the pipeline limit, so it keeps its slot, and
+/// transforms are checked before filters, as Kyma's reconciler orders them.
+#[test]
+fn ottl_is_checked_last_with_kymas_message() {
+    let doc = |name: &str, created: &str, processing: &str| {
+        format!(
+            "---\napiVersion: telemetry.kyma-project.io/v1beta1\nkind: TracePipeline\nmetadata: {{name: {name}, creationTimestamp: '{created}'}}\nspec:\n  output: {{otlp: {{endpoint: {{value: 'b:4317'}}}}}}\n{processing}"
+        )
+    };
+    let invalid_filter = "  filter:\n    - conditions: ['attributes[\"foo\"] == \"bar\"']\n";
+    let valid = "  transform:\n    - statements: ['set(span.attributes[\"a\"], \"b\") where span.name == \"x\"']\n  filter:\n    - conditions: ['span.name == \"health\"']\n";
+    let mut yaml = doc("oldest", "2026-01-01T00:00:00Z", invalid_filter);
+    for (i, name) in ["p1", "p2", "p3", "p4", "p5"].iter().enumerate() {
+        yaml += &doc(name, &format!("2026-02-0{}T00:00:00Z", i + 1), if i == 0 { valid } else { "" });
+    }
+    let r = resolve_yaml(&yaml);
+    let status = |name: &str| r.statuses.iter().find(|s| s.name == name).unwrap().result.clone();
+    let err = status("oldest").unwrap_err();
+    assert_eq!(err.reason, Reason::OttlSpecInvalid);
+    assert_eq!(err.reason.as_str(), "OTTLSpecInvalid");
+    assert_eq!(err.field, "spec.filter[0]");
+    assert!(
+        err.condition_message().starts_with("OTTL specification is invalid, invalid FilterSpec: "),
+        "{err}"
+    );
+    assert!(err.condition_message().contains("each path must start with a context name"), "{err}");
+    assert!(err.condition_message().ends_with("see troubleshooting: https://kyma-project.io/external-content/telemetry-manager/docs/user/troubleshooting.html#ottl-spec-invalid-with-unspecific-error-message"));
+    assert_eq!(
+        status("p5").unwrap_err().reason,
+        Reason::MaxPipelinesExceeded,
+        "the invalid spec kept its slot"
+    );
+    let running: Vec<&str> = r.snapshot.pipelines.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(running, ["p1", "p2", "p3", "p4"]);
+    let p1 = &r.snapshot.pipelines[0];
+    assert_eq!((p1.transform.len(), p1.filter.len()), (1, 1), "the snapshot carries the processing");
+
+    let both = doc(
+        "both",
+        "2026-01-01T00:00:00Z",
+        "  transform:\n    - statements: ['sset(span.name, \"x\")']\n  filter:\n    - conditions: ['attributes[\"foo\"] == \"bar\"']\n",
+    );
+    let err = only_error(&both);
+    assert_eq!(err.field, "spec.transform[0]");
+    assert!(
+        err.message.contains("invalid TransformSpec: ")
+            && err.message.contains("undefined function \"sset\""),
+        "{err}"
+    );
+}

@@ -86,6 +86,9 @@ pub enum BuildError {
     /// A header name or value is not valid in HTTP.
     #[error("invalid header '{0}'")]
     Header(String),
+    /// The pipeline's `transform` or `filter` does not compile (the manager would have said so too).
+    #[error(transparent)]
+    Processing(#[from] tracegw_contract::PipelineError),
 }
 
 /// One failed attempt. Retryability is data: the pipeline decides from it whether to try again.

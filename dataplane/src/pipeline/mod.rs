@@ -30,6 +30,7 @@ use tracegw_contract::PipelineConfig;
 use crate::batch::{Batch, BatchLimits, Batcher};
 use crate::export::{BuildError, ExportError, ExportSettings, Exporter};
 use crate::metrics::{ExporterMetrics, Metrics, gauge_value};
+use crate::process::ottl::{PipelineStages, Processed};
 use crate::wire::TraceData;
 
 pub use router::{ApplyReport, Router};
@@ -62,6 +63,8 @@ pub struct PipelineSettings {
 #[derive(Debug)]
 pub struct Pipeline {
     config: PipelineConfig,
+    /// The pipeline's own transform and filter, run on its copy of each request before it is queued.
+    stages: PipelineStages,
     exporter_id: String,
     shared: Arc<Shared>,
     capacity_spans: i64,
@@ -144,6 +147,12 @@ impl Pipeline {
         hard_stop: CancellationToken,
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<DrainReport>), BuildError> {
         let exporter = Arc::new(Exporter::new(&config.output, settings.export)?);
+        let stages = PipelineStages::new(
+            &config.name,
+            &config.transform,
+            &config.filter,
+            metrics.processing(&config.name),
+        )?;
         let exporter_id = config.exporter_id();
         let exporter_metrics =
             metrics.exporter(&exporter_id, settings.queue_capacity_spans, settings.queue_capacity_bytes);
@@ -169,6 +178,7 @@ impl Pipeline {
         let task = tokio::spawn(worker.run());
         let pipeline = Self {
             config,
+            stages,
             exporter_id,
             shared,
             capacity_spans: gauge_value(settings.queue_capacity_spans),
@@ -188,9 +198,21 @@ impl Pipeline {
         &self.exporter_id
     }
 
-    /// Hands a request to the pipeline without waiting. `false` means it was dropped for this
-    /// pipeline (queue full) and counted.
+    /// Hands a request to the pipeline without waiting, after the pipeline's own stages. `false` means
+    /// it was dropped for this pipeline (queue full) and counted; a request the pipeline's filter
+    /// emptied counts as taken.
     pub fn try_enqueue(&self, data: &Arc<TraceData>) -> bool {
+        let processed;
+        let data: &TraceData = match self.stages.run(data) {
+            Processed::Unchanged => data,
+            Processed::Changed(own) => {
+                processed = own;
+                &processed
+            }
+        };
+        if data.is_empty() {
+            return true;
+        }
         let spans = data.spans as i64;
         // The request's size stands in for what its batches will add (their framing differs by a few
         // bytes) until the batcher has taken it; the reservation is then corrected under the lock.
@@ -503,7 +525,7 @@ mod tests {
             headers: vec![],
             tls: TlsConfig::default(),
         };
-        let config = PipelineConfig { name: "dead".into(), output };
+        let config = PipelineConfig { name: "dead".into(), output, transform: vec![], filter: vec![] };
         Pipeline::spawn(config, settings, &Metrics::default(), stop.clone()).unwrap()
     }
 

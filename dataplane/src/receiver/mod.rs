@@ -1,5 +1,5 @@
-//! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) share [`Ingest`], which scans a request once and
-//! hands it to every pipeline.
+//! OTLP receivers: gRPC ([`grpc`]) and HTTP ([`http`]) share [`Ingest`], which scans a request once, runs
+//! the global stages ([`crate::process`]) and hands it to every pipeline.
 //!
 //! Back-pressure: a pipeline whose queue is full drops its copy and counts it; the client is refused
 //! (503 / UNAVAILABLE with a retry delay) only when no pipeline took the data, so it backs off instead
@@ -20,9 +20,10 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::enrich::Enricher;
 use crate::metrics::{Metrics, ReceiverMetrics};
 use crate::pipeline::Router;
+use crate::process::GlobalStages;
+use crate::process::enrich::Enricher;
 use crate::wire::{self, WireError};
 
 /// OTLP's recommended request limit, after decompression.
@@ -74,7 +75,7 @@ pub type ExportFuture = Pin<Box<dyn Future<Output = Result<(), IngestError>> + S
 #[derive(Debug)]
 pub struct Ingest {
     router: Arc<Router>,
-    enricher: Option<Arc<Enricher>>,
+    stages: GlobalStages,
     grpc: ReceiverMetrics,
     http: ReceiverMetrics,
 }
@@ -84,7 +85,12 @@ pub struct Ingest {
 impl Ingest {
     /// A path into `router`.
     pub fn new(router: Arc<Router>, enricher: Option<Arc<Enricher>>, metrics: &Metrics) -> Self {
-        Self { router, enricher, grpc: metrics.receiver("grpc"), http: metrics.receiver("http") }
+        Self {
+            router,
+            stages: GlobalStages::new(enricher),
+            grpc: metrics.receiver("grpc"),
+            http: metrics.receiver("http"),
+        }
     }
 
     /// Metrics of one transport.
@@ -107,12 +113,9 @@ impl Ingest {
             }
         };
         let spans = data.spans as u64;
-        if let Some(enricher) = &self.enricher {
-            enricher.enrich(&mut data, peer.map(canonical_ip));
-        }
-        let noise = crate::filter::drop_noise(&mut data);
-        if noise > 0 {
-            metrics.noise_dropped.inc_by(noise as u64);
+        let outcome = self.stages.run(&mut data, peer.map(canonical_ip));
+        if outcome.noise_dropped > 0 {
+            metrics.noise_dropped.inc_by(outcome.noise_dropped as u64);
         }
         if data.is_empty() {
             metrics.accepted.inc_by(spans);

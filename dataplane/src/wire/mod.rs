@@ -10,10 +10,12 @@
 //! encodings of one message concatenated decode as their merge; unknown fields are skipped by decoders.
 
 mod validate;
+pub mod view;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use validate::MAX_DEPTH;
+use view::field;
 
 /// Wire types of the protobuf encoding.
 pub(crate) const WIRE_VARINT: u8 = 0;
@@ -26,11 +28,11 @@ pub(crate) const WIRE_FIXED32: u8 = 5;
 /// `ExportTraceServiceRequest.resource_spans`.
 const REQUEST_RESOURCE_SPANS: u32 = 1;
 /// `ResourceSpans.resource`.
-const RESOURCE_SPANS_RESOURCE: u32 = 1;
+const RESOURCE_SPANS_RESOURCE: u32 = field::resource_spans::RESOURCE;
 /// `ResourceSpans.scope_spans`.
-const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+const RESOURCE_SPANS_SCOPE_SPANS: u32 = field::resource_spans::SCOPE_SPANS;
 /// `ScopeSpans.spans`.
-const SCOPE_SPANS_SPANS: u32 = 2;
+const SCOPE_SPANS_SPANS: u32 = field::scope_spans::SPANS;
 /// Its key byte, which the span run and the validator look for.
 const SCOPE_SPANS_SPANS_KEY: u8 = (SCOPE_SPANS_SPANS as u8) << 3 | WIRE_LEN;
 
@@ -246,8 +248,8 @@ pub fn span_identity(span: &[u8]) -> (Option<&[u8]>, Option<u64>) {
     let mut fields = Fields::new(span);
     while let Ok(Some(f)) = fields.next_field() {
         match (f.number, f.wire) {
-            (2, WIRE_LEN) => id = Some(&span[f.value_start..f.end]),
-            (7, WIRE_FIXED64) => {
+            (field::span::SPAN_ID, WIRE_LEN) => id = Some(&span[f.value_start..f.end]),
+            (field::span::START_TIME_UNIX_NANO, WIRE_FIXED64) => {
                 let mut raw = [0u8; 8];
                 raw.copy_from_slice(&span[f.value_start..f.end]);
                 start = Some(u64::from_le_bytes(raw));

@@ -11,7 +11,8 @@ use std::sync::LazyLock;
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 
-use crate::wire::{Fields, ResourceSpansView, TraceData, WIRE_LEN};
+use crate::wire::view::{Attributes, field, len_fields};
+use crate::wire::{Fields, ResourceSpansView, TraceData};
 
 /// `KeyValue.key = "component"` as encoded: field 1, length 9.
 const COMPONENT_KEY_BYTES: &[u8] = b"\x0a\x09component";
@@ -25,8 +26,8 @@ const TELEMETRY_SERVICES: [&str; 7] = [
     "telemetry-metric-agent",
     "telemetry-fluent-bit",
 ];
-/// `Span.attributes`.
-const SPAN_ATTRIBUTES: u32 = 9;
+/// The resource attribute rule 1 and rule 4 read.
+const NAMESPACE: &str = "k8s.namespace.name";
 
 /// Built once: a prebuilt finder is several times cheaper per call than a fresh search.
 static COMPONENT_KEY: LazyLock<memmem::Finder<'static>> =
@@ -48,13 +49,8 @@ struct ProxySpan<'a> {
 impl<'a> ProxySpan<'a> {
     fn read(span: &'a [u8]) -> Self {
         let mut out = Self::default();
-        let mut fields = Fields::new(span);
-        while let Ok(Some(f)) = fields.next_field() {
-            if f.number != SPAN_ATTRIBUTES || f.wire != WIRE_LEN {
-                continue;
-            }
-            let (key, value) = string_key_value(&span[f.value_start..f.end]);
-            let slot = match key {
+        for attribute in Attributes::new(span, field::span::ATTRIBUTES) {
+            let slot = match attribute.kv.key {
                 "component" => &mut out.component,
                 "istio.canonical_service" => &mut out.canonical_service,
                 "http.method" => &mut out.method,
@@ -64,7 +60,7 @@ impl<'a> ProxySpan<'a> {
                 _ => continue,
             };
             // Like a map: the last value of a key wins.
-            *slot = value;
+            *slot = attribute.kv.value.as_str();
         }
         out
     }
@@ -116,38 +112,13 @@ fn is_healthz_probe_url(url: &str) -> bool {
         .is_some_and(|rest| rest.contains("/healthz/ready"))
 }
 
-/// Key and string value of an encoded `KeyValue`.
-fn string_key_value(kv: &[u8]) -> (&str, Option<&str>) {
-    let (mut key, mut value) = ("", None);
-    let mut fields = Fields::new(kv);
-    while let Ok(Some(f)) = fields.next_field() {
-        match (f.number, f.wire) {
-            (1, WIRE_LEN) => key = std::str::from_utf8(&kv[f.value_start..f.end]).unwrap_or_default(),
-            (2, WIRE_LEN) => {
-                let any = &kv[f.value_start..f.end];
-                let mut any_fields = Fields::new(any);
-                while let Ok(Some(g)) = any_fields.next_field() {
-                    value = (g.number == 1 && g.wire == WIRE_LEN)
-                        .then(|| std::str::from_utf8(&any[g.value_start..g.end]).unwrap_or_default());
-                }
-            }
-            _ => {}
-        }
-    }
-    (key, value)
-}
-
 /// The resource's `k8s.namespace.name`, from its own bytes and what enrichment appended.
-fn namespace(rs: &ResourceSpansView) -> Option<String> {
+fn namespace<'a>(resource: &'a [u8], added: &'a [u8]) -> Option<&'a str> {
     let mut found = None;
-    for part in [&rs.resource, &rs.added] {
-        let mut fields = Fields::new(part);
-        while let Ok(Some(f)) = fields.next_field() {
-            if f.number == 1 && f.wire == WIRE_LEN {
-                let (k, v) = string_key_value(&part[f.value_start..f.end]);
-                if k == "k8s.namespace.name" {
-                    found = v.map(str::to_string);
-                }
+    for part in [resource, added] {
+        for attribute in Attributes::new(part, field::resource::ATTRIBUTES) {
+            if attribute.kv.key == NAMESPACE {
+                found = attribute.kv.value.as_str();
             }
         }
     }
@@ -158,17 +129,10 @@ fn namespace(rs: &ResourceSpansView) -> Option<String> {
 pub(crate) fn has_proxy_span(rs: &ResourceSpansView) -> bool {
     rs.scopes.iter().any(|scope| {
         let run = &scope.body[scope.spans_start..scope.spans_end];
-        if COMPONENT_KEY.find(run).is_none() {
-            return false;
-        }
-        let mut fields = Fields::new(run);
-        while let Ok(Some(f)) = fields.next_field() {
-            let span = &run[f.value_start..f.end];
-            if COMPONENT_KEY.find(span).is_some() && ProxySpan::read(span).component == Some("proxy") {
-                return true;
-            }
-        }
-        false
+        COMPONENT_KEY.find(run).is_some()
+            && len_fields(run, field::scope_spans::SPANS).any(|span| {
+                COMPONENT_KEY.find(span).is_some() && ProxySpan::read(span).component == Some("proxy")
+            })
     })
 }
 
@@ -182,7 +146,7 @@ pub fn drop_noise(data: &mut TraceData) -> usize {
         if !rs.scopes.iter().any(|s| COMPONENT_KEY.find(&s.body[s.spans_start..s.spans_end]).is_some()) {
             continue;
         }
-        let ns = namespace(rs);
+        let ns = namespace(&rs.resource, &rs.added);
         for scope in &mut rs.scopes {
             let run = &scope.body[scope.spans_start..scope.spans_end];
             if COMPONENT_KEY.find(run).is_none() {
@@ -194,7 +158,7 @@ pub fn drop_noise(data: &mut TraceData) -> usize {
             while let Ok(Some(f)) = fields.next_field() {
                 // Only a span that carries the `component` key can be a proxy span; skip parsing the rest.
                 let span = &run[f.value_start..f.end];
-                if COMPONENT_KEY.find(span).is_some() && ProxySpan::read(span).is_noise(ns.as_deref()) {
+                if COMPONENT_KEY.find(span).is_some() && ProxySpan::read(span).is_noise(ns) {
                     removed += 1;
                 } else {
                     keep.push((f.start, f.end));

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 
-use crate::wire::{Fields, ResourceSpansView, TraceData};
+use crate::wire::view::{Attributes, field};
+use crate::wire::{ResourceSpansView, TraceData};
 use index::{Attr, OtelService, PodAttrs, PodIndex, encode_string_attribute};
 
 const SERVICE_NAME: &str = "service.name";
@@ -28,8 +29,6 @@ const UNKNOWN_SERVICE: &str = "unknown_service";
 const KYMA_PREFIX: &str = "kyma.";
 const POD_IP: &str = "k8s.pod.ip";
 const POD_UID: &str = "k8s.pod.uid";
-/// `Resource.attributes`.
-const RESOURCE_ATTRIBUTES: u32 = 1;
 
 /// How `service.*` attributes are resolved: Kyma's two modes (Telemetry CR annotation
 /// `telemetry.kyma-project.io/service-enrichment`).
@@ -111,41 +110,15 @@ fn is_unknown_service(value: &str) -> bool {
 
 /// Reads the attributes of an encoded `Resource`.
 fn existing_attributes(resource: &[u8]) -> Vec<Existing<'_>> {
-    let mut out = Vec::new();
-    let mut fields = Fields::new(resource);
-    while let Ok(Some(f)) = fields.next_field() {
-        if f.number != RESOURCE_ATTRIBUTES || f.wire != crate::wire::WIRE_LEN {
-            continue;
-        }
-        let kv = &resource[f.value_start..f.end];
-        let (mut key, mut string, mut has_value) = ("", None, false);
-        let mut kv_fields = Fields::new(kv);
-        while let Ok(Some(g)) = kv_fields.next_field() {
-            match (g.number, g.wire) {
-                (1, crate::wire::WIRE_LEN) => {
-                    key = std::str::from_utf8(&kv[g.value_start..g.end]).unwrap_or_default()
-                }
-                (2, crate::wire::WIRE_LEN) => {
-                    let any = &kv[g.value_start..g.end];
-                    let mut any_fields = Fields::new(any);
-                    while let Ok(Some(h)) = any_fields.next_field() {
-                        has_value = true;
-                        string = (h.number == 1 && h.wire == crate::wire::WIRE_LEN)
-                            .then(|| std::str::from_utf8(&any[h.value_start..h.end]).unwrap_or_default());
-                    }
-                }
-                _ => {}
-            }
-        }
-        out.push(Existing {
-            key,
-            string,
-            empty: !has_value || string == Some(""),
-            start: f.start,
-            end: f.end,
-        });
-    }
-    out
+    Attributes::new(resource, field::resource::ATTRIBUTES)
+        .map(|a| Existing {
+            key: a.kv.key,
+            string: a.kv.value.as_str(),
+            empty: a.kv.value.is_unset(),
+            start: a.start,
+            end: a.end,
+        })
+        .collect()
 }
 
 /// The pod a resource came from, in Kyma's association order. The first source that is present
@@ -174,7 +147,7 @@ fn enrich_resource(
     proxies_possible: bool,
 ) {
     let otel = mode == ServiceMode::Otel;
-    let proxy = otel && proxies_possible && crate::filter::has_proxy_span(rs);
+    let proxy = otel && proxies_possible && crate::process::noise::has_proxy_span(rs);
     let resource = rs.resource.clone();
     let existing = existing_attributes(&resource);
     let pod = associate(&existing, index, peer);

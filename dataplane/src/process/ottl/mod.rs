@@ -1,0 +1,257 @@
+//! A pipeline's own processing: Kyma's `transform` statement groups, then its `filter` condition
+//! groups, on the pipeline's copy of a request (Kyma's `transform/tracepipeline-user-defined-<name>` and
+//! `filter/…` processors, `error_mode: ignore`).
+//!
+//! Statements read the received bytes through [`access`] and record what they write; only the spans,
+//! events, scopes and resources that changed are encoded again ([`work`]), and only for this pipeline:
+//! the other pipelines keep sharing the original request. A request nothing changed is passed on as it
+//! came, without a copy.
+
+pub mod access;
+pub mod codec;
+#[cfg(any(test, feature = "test-util"))]
+pub mod reference;
+pub mod work;
+
+use ottl::context::Context;
+use ottl::eval::{Accessor, ErrorMode, EvalError, Outcome};
+use tracegw_contract::PipelineError;
+use tracegw_contract::processing::{Processing, compile};
+
+use crate::metrics::ProcessingMetrics;
+use crate::wire::TraceData;
+use access::{EventItem, ResourceItem, ScopeItem, SpanItem};
+use work::Work;
+
+/// Kyma configures both processors with `error_mode: ignore`.
+const ERROR_MODE: ErrorMode = ErrorMode::Ignore;
+
+/// What [`apply`] did to one request.
+#[derive(Debug)]
+pub struct Applied {
+    pub processed: Processed,
+    /// Spans the filters dropped.
+    pub filtered: usize,
+    /// Statements that failed on an item and were skipped, with their text.
+    pub transform_errors: Vec<(String, EvalError)>,
+    /// Conditions that failed on an item (and counted as not matching).
+    pub filter_errors: Vec<(String, EvalError)>,
+}
+
+/// One pipeline's compiled processing.
+#[derive(Debug)]
+pub struct PipelineStages {
+    pipeline: String,
+    processing: Processing,
+    metrics: ProcessingMetrics,
+}
+
+/// What the stages did to one request.
+#[derive(Debug)]
+pub enum Processed {
+    /// Nothing changed: use the shared request.
+    Unchanged,
+    /// This pipeline's own version of the request (possibly empty: everything filtered).
+    Changed(TraceData),
+}
+
+// === impl PipelineStages ===
+
+impl PipelineStages {
+    /// Compiles a pipeline's `transform` and `filter` with the function the manager validated them with.
+    pub fn new(
+        pipeline: &str,
+        transform: &[tracegw_contract::pipeline::TransformSpec],
+        filter: &[tracegw_contract::pipeline::FilterSpec],
+        metrics: ProcessingMetrics,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self { pipeline: pipeline.to_string(), processing: compile(transform, filter)?, metrics })
+    }
+
+    /// Whether the pipeline has no processing of its own (then nothing here runs).
+    pub fn is_empty(&self) -> bool {
+        self.processing.is_empty()
+    }
+
+    /// Runs the transforms, then the filters, on one request, with Kyma's `error_mode: ignore`.
+    pub fn run(&self, data: &TraceData) -> Processed {
+        if self.is_empty() || data.is_empty() {
+            return Processed::Unchanged;
+        }
+        // `Ignore` never returns an error; the failures come back in the report.
+        let Ok(applied) = apply(&self.processing, data, ERROR_MODE) else {
+            return Processed::Unchanged;
+        };
+        self.count_errors(applied.transform_errors, "transform");
+        self.count_errors(applied.filter_errors, "filter");
+        if applied.filtered > 0 {
+            self.metrics.filtered.inc_by(applied.filtered as u64);
+        }
+        applied.processed
+    }
+
+    fn count_errors(&self, errors: Vec<(String, EvalError)>, stage: &'static str) {
+        if errors.is_empty() {
+            return;
+        }
+        let counter =
+            if stage == "transform" { &self.metrics.transform_errors } else { &self.metrics.filter_errors };
+        counter.inc_by(errors.len() as u64);
+        for (text, error) in errors {
+            tracing::debug!(pipeline = %self.pipeline, stage, statement = %text, %error, "OTTL statement failed on one item and was skipped");
+        }
+    }
+}
+
+// === free functions ===
+
+/// Runs compiled processing on one request: each transform group over the items of its context, then
+/// each filter group; with `ErrorMode::Propagate` the first failure ends it.
+pub fn apply(processing: &Processing, data: &TraceData, mode: ErrorMode) -> Result<Applied, EvalError> {
+    let mut work = Work::new(data);
+    let mut transform_errors = Vec::new();
+    for group in &processing.transforms {
+        transform_errors.extend(for_each_item(&mut work, group.context, &mut |acc| group.run(acc, mode))?);
+    }
+    let mut filter_errors = Vec::new();
+    let mut filtered = 0;
+    let mut removed = false;
+    if !processing.filters.is_empty() {
+        let before = count_live(&work);
+        for group in &processing.filters {
+            filter_errors.extend(filter(&mut work, group, mode)?);
+        }
+        filtered = before - count_live(&work);
+        removed = work.remove_empty();
+    }
+    let processed = if !removed && !work.changed() {
+        Processed::Unchanged
+    } else {
+        Processed::Changed(work.into_trace_data())
+    };
+    Ok(Applied { processed, filtered, transform_errors, filter_errors })
+}
+
+/// Runs `f` on every item of `context` in the request, collecting the failures it skipped.
+fn for_each_item(
+    work: &mut Work,
+    context: Context,
+    f: &mut dyn FnMut(&mut dyn Accessor) -> Result<Outcome, EvalError>,
+) -> Result<Vec<(String, EvalError)>, EvalError> {
+    let mut errors = Vec::new();
+    let mut record = |result: Result<Outcome, EvalError>| -> Result<(), EvalError> {
+        errors.extend(result?.errors);
+        Ok(())
+    };
+    for r in &mut work.resources {
+        let resource = &mut r.state;
+        if context == Context::Resource {
+            record(f(&mut ResourceItem { resource }))?;
+            continue;
+        }
+        for s in &mut r.scopes {
+            let scope = &mut s.state;
+            if context == Context::Scope {
+                record(f(&mut ScopeItem { resource: &mut *resource, scope }))?;
+                continue;
+            }
+            for span in s.spans.iter_mut().filter(|sp| !sp.dropped) {
+                if context == Context::Span {
+                    record(f(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span }))?;
+                    continue;
+                }
+                let events = span.open_events();
+                for index in 0..events {
+                    record(f(&mut EventItem {
+                        resource: &mut *resource,
+                        scope: &mut *scope,
+                        span: &mut *span,
+                        index,
+                    }))?;
+                }
+                span.close_events();
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Marks the spans a filter group drops: the span itself, or every span of a matching scope or
+/// resource.
+fn filter(
+    work: &mut Work,
+    group: &ottl::bind::FilterGroup,
+    mode: ErrorMode,
+) -> Result<Vec<(String, EvalError)>, EvalError> {
+    let mut errors = Vec::new();
+    let mut test = |acc: &mut dyn Accessor| -> Result<bool, EvalError> {
+        let (matched, outcome) = group.matches(acc, mode)?;
+        errors.extend(outcome.errors);
+        Ok(matched)
+    };
+    for r in &mut work.resources {
+        let resource = &mut r.state;
+        if group.context == Context::Resource {
+            if test(&mut ResourceItem { resource })? {
+                r.scopes.iter_mut().flat_map(|s| s.spans.iter_mut()).for_each(|sp| sp.dropped = true);
+            }
+            continue;
+        }
+        for s in &mut r.scopes {
+            let scope = &mut s.state;
+            if group.context == Context::Scope {
+                if test(&mut ScopeItem { resource: &mut *resource, scope })? {
+                    s.spans.iter_mut().for_each(|sp| sp.dropped = true);
+                }
+                continue;
+            }
+            for span in s.spans.iter_mut().filter(|sp| !sp.dropped) {
+                if group.context == Context::SpanEvent {
+                    // Events are dropped one by one; the span stays.
+                    let events = span.open_events();
+                    for index in 0..events {
+                        let item = &mut EventItem {
+                            resource: &mut *resource,
+                            scope: &mut *scope,
+                            span: &mut *span,
+                            index,
+                        };
+                        if test(item)? {
+                            span.drop_event(index);
+                        }
+                    }
+                    span.close_events();
+                    continue;
+                }
+                if test(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span: &mut *span })? {
+                    span.dropped = true;
+                }
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Evaluates a condition group on every item of its context, in order: what a filter would decide
+/// for each (for tests and tools; the gateway runs [`apply`]).
+pub fn evaluate_conditions(
+    group: &ottl::bind::FilterGroup,
+    data: &TraceData,
+    mode: ErrorMode,
+) -> Result<Vec<bool>, EvalError> {
+    let mut work = Work::new(data);
+    let mut verdicts = Vec::new();
+    for_each_item(&mut work, group.context, &mut |acc| {
+        let (matched, outcome) = group.matches(acc, mode)?;
+        verdicts.push(matched);
+        Ok(outcome)
+    })?;
+    Ok(verdicts)
+}
+
+fn count_live(work: &Work) -> usize {
+    work.resources.iter().flat_map(|r| &r.scopes).flat_map(|s| &s.spans).filter(|sp| !sp.dropped).count()
+}
+
+#[cfg(test)]
+mod tests;

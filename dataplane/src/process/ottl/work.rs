@@ -1,0 +1,504 @@
+//! A request as OTTL statements change it: each resource, scope, span and span event keeps its encoded
+//! bytes and records only the fields a statement wrote. Turning it back into a [`TraceData`]
+//! re-encodes exactly the messages that changed; everything else stays a slice of the received buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ottl::value::Value;
+
+use super::codec::put_map;
+use crate::wire::view::{field, len_fields};
+use crate::wire::{
+    Fields, ResourceSpansView, ScopeSpansView, TraceData, WIRE_FIXED64, WIRE_VARINT, put_len_header,
+    put_varint,
+};
+
+/// A request being processed.
+pub struct Work {
+    pub resources: Vec<WorkResource>,
+    /// From the original request, kept for the rebuilt one.
+    encoded_len: usize,
+    no_component_key: bool,
+}
+
+/// One `ResourceSpans`.
+pub struct WorkResource {
+    pub state: ResourceState,
+    pub scopes: Vec<WorkScope>,
+}
+
+/// A resource's own fields.
+pub struct ResourceState {
+    pub view: ResourceSpansView,
+    /// The attributes as written by a statement; `None` while untouched.
+    pub attributes: Option<Vec<(String, Value)>>,
+    pub dropped_attributes_count: Option<u32>,
+    pub schema_url: Option<String>,
+}
+
+/// One `ScopeSpans`.
+pub struct WorkScope {
+    pub state: ScopeState,
+    pub spans: Vec<WorkSpan>,
+}
+
+/// A scope's own fields.
+pub struct ScopeState {
+    pub view: ScopeSpansView,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub attributes: Option<Vec<(String, Value)>>,
+    pub dropped_attributes_count: Option<u32>,
+    pub schema_url: Option<String>,
+}
+
+/// One span: its encoding and what statements wrote.
+pub struct WorkSpan {
+    pub bytes: Bytes,
+    pub edits: Option<Box<SpanEdits>>,
+    /// Dropped by a filter.
+    pub dropped: bool,
+}
+
+/// The fields of a span that statements wrote.
+#[derive(Default)]
+pub struct SpanEdits {
+    pub trace_id: Option<Vec<u8>>,
+    pub span_id: Option<Vec<u8>>,
+    pub parent_span_id: Option<Vec<u8>>,
+    pub trace_state: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<i32>,
+    pub start_time_unix_nano: Option<u64>,
+    pub end_time_unix_nano: Option<u64>,
+    pub attributes: Option<Vec<(String, Value)>>,
+    pub dropped_attributes_count: Option<u32>,
+    pub dropped_events_count: Option<u32>,
+    pub dropped_links_count: Option<u32>,
+    pub status_message: Option<String>,
+    pub status_code: Option<i32>,
+    /// The events, once a span event statement has run on this span.
+    pub events: Option<Vec<WorkEvent>>,
+}
+
+/// One span event: its encoding and what statements wrote.
+pub struct WorkEvent {
+    pub bytes: Bytes,
+    pub time_unix_nano: Option<u64>,
+    pub name: Option<String>,
+    pub attributes: Option<Vec<(String, Value)>>,
+    pub dropped_attributes_count: Option<u32>,
+    pub dropped: bool,
+}
+
+// === impl Work ===
+
+impl Work {
+    /// A request ready for statements; nothing is copied but the views.
+    pub fn new(data: &TraceData) -> Self {
+        let resources = data
+            .resources
+            .iter()
+            .map(|rs| WorkResource {
+                state: ResourceState {
+                    view: rs.clone(),
+                    attributes: None,
+                    dropped_attributes_count: None,
+                    schema_url: None,
+                },
+                scopes: rs
+                    .scopes
+                    .iter()
+                    .map(|scope| WorkScope {
+                        spans: span_slices(scope)
+                            .map(|bytes| WorkSpan { bytes, edits: None, dropped: false })
+                            .collect(),
+                        state: ScopeState {
+                            view: scope.clone(),
+                            name: None,
+                            version: None,
+                            attributes: None,
+                            dropped_attributes_count: None,
+                            schema_url: None,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self { resources, encoded_len: data.encoded_len, no_component_key: data.no_component_key }
+    }
+
+    /// Whether any statement or filter changed anything.
+    pub fn changed(&self) -> bool {
+        self.resources.iter().any(|r| {
+            r.state.changed()
+                || r.scopes
+                    .iter()
+                    .any(|s| s.state.changed() || s.spans.iter().any(|sp| sp.dropped || sp.edits.is_some()))
+        })
+    }
+
+    /// Removes scopes without spans and resources without scopes, as the Collector's filter does;
+    /// returns whether anything was removed.
+    pub fn remove_empty(&mut self) -> bool {
+        let before: usize = self.resources.iter().map(|r| 1 + r.scopes.len()).sum();
+        for r in &mut self.resources {
+            r.scopes.retain(|s| s.spans.iter().any(|sp| !sp.dropped));
+        }
+        self.resources.retain(|r| !r.scopes.is_empty());
+        let after: usize = self.resources.iter().map(|r| 1 + r.scopes.len()).sum();
+        after != before
+    }
+
+    /// The request as changed.
+    pub fn into_trace_data(self) -> TraceData {
+        let mut data = TraceData {
+            resources: Vec::with_capacity(self.resources.len()),
+            spans: 0,
+            encoded_len: self.encoded_len,
+            no_component_key: self.no_component_key,
+        };
+        for r in self.resources {
+            let mut view = r.state.rebuild();
+            view.scopes = r.scopes.into_iter().map(WorkScope::rebuild).collect();
+            view.spans = view.scopes.iter().map(|s| s.count).sum();
+            data.spans += view.spans;
+            data.resources.push(view);
+        }
+        data
+    }
+}
+
+// === impl ResourceState ===
+
+impl ResourceState {
+    fn changed(&self) -> bool {
+        self.attributes.is_some() || self.dropped_attributes_count.is_some() || self.schema_url.is_some()
+    }
+
+    /// The `ResourceSpans` view with the written fields encoded; scopes are set by the caller.
+    fn rebuild(self) -> ResourceSpansView {
+        let mut view = self.view;
+        if self.attributes.is_some() || self.dropped_attributes_count.is_some() {
+            // Attributes replace both the original ones and what enrichment appended.
+            let attrs = self.attributes.as_deref();
+            let mut out = BytesMut::with_capacity(view.resource.len() + view.added.len());
+            for part in [&view.resource, &view.added] {
+                copy_fields_except(part, &mut out, |number| {
+                    (number == field::resource::ATTRIBUTES && attrs.is_some())
+                        || (number == field::resource::DROPPED_ATTRIBUTES_COUNT
+                            && self.dropped_attributes_count.is_some())
+                });
+            }
+            if let Some(attrs) = attrs {
+                put_map(&mut out, attrs, field::resource::ATTRIBUTES);
+            }
+            if let Some(n) = self.dropped_attributes_count {
+                put_varint_field(&mut out, field::resource::DROPPED_ATTRIBUTES_COUNT, u64::from(n));
+            }
+            view.resource = out.freeze();
+            view.added = Bytes::new();
+            view.has_resource = true;
+        }
+        if let Some(url) = self.schema_url {
+            view.rest.retain(|f| field_number(f) != Some(field::resource_spans::SCHEMA_URL));
+            let mut out = BytesMut::new();
+            put_string_field(&mut out, field::resource_spans::SCHEMA_URL, &url);
+            view.rest.push(out.freeze());
+        }
+        view
+    }
+}
+
+// === impl ScopeState ===
+
+impl ScopeState {
+    fn changed(&self) -> bool {
+        self.name.is_some()
+            || self.version.is_some()
+            || self.attributes.is_some()
+            || self.dropped_attributes_count.is_some()
+            || self.schema_url.is_some()
+    }
+
+    /// The encoded `InstrumentationScope` content (merged from every occurrence of the field, which
+    /// may stand before or after the span run).
+    pub fn scope_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in [self.non_span_bytes(), self.tail_bytes()] {
+            for scope in len_fields(part, field::scope_spans::SCOPE) {
+                out.extend_from_slice(scope);
+            }
+        }
+        out
+    }
+
+    /// The `ScopeSpans.schema_url` as received.
+    pub fn original_schema_url(&self) -> String {
+        let mut url = String::new();
+        for part in [self.non_span_bytes(), self.tail_bytes()] {
+            for raw in len_fields(part, field::scope_spans::SCHEMA_URL) {
+                url = String::from_utf8_lossy(raw).into_owned();
+            }
+        }
+        url
+    }
+
+    /// The scope's body without its span run.
+    fn non_span_bytes(&self) -> &[u8] {
+        // The run sits in the middle; the fields around it never include spans.
+        &self.view.body[..self.view.spans_start]
+    }
+
+    /// The fields after the span run.
+    fn tail_bytes(&self) -> &[u8] {
+        &self.view.body[self.view.spans_end..]
+    }
+}
+
+// === impl WorkScope ===
+
+impl WorkScope {
+    fn rebuild(self) -> ScopeSpansView {
+        let spans_changed = self.spans.iter().any(|s| s.dropped || s.edits.is_some());
+        if !spans_changed && !self.state.changed() {
+            return self.state.view;
+        }
+        let state = &self.state;
+        let mut out = BytesMut::with_capacity(state.view.body.len());
+        let scope_changed = state.name.is_some()
+            || state.version.is_some()
+            || state.attributes.is_some()
+            || state.dropped_attributes_count.is_some();
+        for part in [state.non_span_bytes(), state.tail_bytes()] {
+            copy_fields_except(part, &mut out, |number| {
+                (number == field::scope_spans::SCOPE && scope_changed)
+                    || (number == field::scope_spans::SCHEMA_URL && state.schema_url.is_some())
+            });
+        }
+        if scope_changed {
+            let scope = encode_scope(state);
+            put_len_header(&mut out, field::scope_spans::SCOPE, scope.len());
+            out.extend_from_slice(&scope);
+        }
+        if let Some(url) = &state.schema_url {
+            put_string_field(&mut out, field::scope_spans::SCHEMA_URL, url);
+        }
+        let spans_start = out.len();
+        let mut count = 0;
+        for span in &self.spans {
+            if span.dropped {
+                continue;
+            }
+            count += 1;
+            match &span.edits {
+                None => {
+                    put_len_header(&mut out, field::scope_spans::SPANS, span.bytes.len());
+                    out.extend_from_slice(&span.bytes);
+                }
+                Some(edits) => {
+                    let encoded = encode_span(&span.bytes, edits);
+                    put_len_header(&mut out, field::scope_spans::SPANS, encoded.len());
+                    out.extend_from_slice(&encoded);
+                }
+            }
+        }
+        let spans_end = out.len();
+        ScopeSpansView { body: out.freeze(), spans_start, spans_end, count }
+    }
+}
+
+// === free functions ===
+
+/// The spans of a scope as slices of its body.
+fn span_slices(scope: &ScopeSpansView) -> impl Iterator<Item = Bytes> + '_ {
+    let run = scope.body.slice(scope.spans_start..scope.spans_end);
+    let mut fields = Fields::new(&scope.body[scope.spans_start..scope.spans_end]);
+    let mut out = Vec::with_capacity(scope.count);
+    while let Ok(Some(f)) = fields.next_field() {
+        out.push(run.slice(f.value_start..f.end));
+    }
+    out.into_iter()
+}
+
+/// The field number of one encoded field.
+fn field_number(encoded: &[u8]) -> Option<u32> {
+    Fields::new(encoded).next_field().ok().flatten().map(|f| f.number)
+}
+
+/// Copies every field of `buf` whose number `skip` does not reject.
+fn copy_fields_except(buf: &[u8], out: &mut BytesMut, skip: impl Fn(u32) -> bool) {
+    let mut fields = Fields::new(buf);
+    while let Ok(Some(f)) = fields.next_field() {
+        if !skip(f.number) {
+            out.extend_from_slice(&buf[f.start..f.end]);
+        }
+    }
+}
+
+fn put_string_field(out: &mut impl BufMut, number: u32, value: &str) {
+    put_len_header(out, number, value.len());
+    out.put_slice(value.as_bytes());
+}
+
+fn put_bytes_field(out: &mut impl BufMut, number: u32, value: &[u8]) {
+    put_len_header(out, number, value.len());
+    out.put_slice(value);
+}
+
+/// An id field: an all-zero id is the empty id, which pdata leaves out of the encoding.
+fn put_id_field(out: &mut impl BufMut, number: u32, id: &[u8]) {
+    if id.iter().any(|b| *b != 0) {
+        put_bytes_field(out, number, id);
+    }
+}
+
+fn put_varint_field(out: &mut impl BufMut, number: u32, value: u64) {
+    put_varint(out, u64::from(number) << 3 | u64::from(WIRE_VARINT));
+    put_varint(out, value);
+}
+
+fn put_fixed64_field(out: &mut impl BufMut, number: u32, value: u64) {
+    put_varint(out, u64::from(number) << 3 | u64::from(WIRE_FIXED64));
+    out.put_u64_le(value);
+}
+
+/// The `InstrumentationScope` with the written fields replaced.
+fn encode_scope(state: &ScopeState) -> Vec<u8> {
+    use field::scope::*;
+    let original = state.scope_bytes();
+    let mut out = BytesMut::with_capacity(original.len());
+    copy_fields_except(&original, &mut out, |number| match number {
+        NAME => state.name.is_some(),
+        VERSION => state.version.is_some(),
+        ATTRIBUTES => state.attributes.is_some(),
+        DROPPED_ATTRIBUTES_COUNT => state.dropped_attributes_count.is_some(),
+        _ => false,
+    });
+    if let Some(name) = &state.name {
+        put_string_field(&mut out, NAME, name);
+    }
+    if let Some(version) = &state.version {
+        put_string_field(&mut out, VERSION, version);
+    }
+    if let Some(attrs) = &state.attributes {
+        put_map(&mut out, attrs, ATTRIBUTES);
+    }
+    if let Some(n) = state.dropped_attributes_count {
+        put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(n));
+    }
+    out.to_vec()
+}
+
+/// A span with the written fields replaced: the others are copied as they were received.
+pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
+    use field::span::*;
+    let status_edited = edits.status_message.is_some() || edits.status_code.is_some();
+    let mut out = BytesMut::with_capacity(original.len() + 64);
+    copy_fields_except(original, &mut out, |number| match number {
+        TRACE_ID => edits.trace_id.is_some(),
+        SPAN_ID => edits.span_id.is_some(),
+        TRACE_STATE => edits.trace_state.is_some(),
+        PARENT_SPAN_ID => edits.parent_span_id.is_some(),
+        NAME => edits.name.is_some(),
+        KIND => edits.kind.is_some(),
+        START_TIME_UNIX_NANO => edits.start_time_unix_nano.is_some(),
+        END_TIME_UNIX_NANO => edits.end_time_unix_nano.is_some(),
+        ATTRIBUTES => edits.attributes.is_some(),
+        DROPPED_ATTRIBUTES_COUNT => edits.dropped_attributes_count.is_some(),
+        EVENTS => edits.events.is_some(),
+        DROPPED_EVENTS_COUNT => edits.dropped_events_count.is_some(),
+        DROPPED_LINKS_COUNT => edits.dropped_links_count.is_some(),
+        STATUS => status_edited,
+        _ => false,
+    });
+    if let Some(v) = &edits.trace_id {
+        put_id_field(&mut out, TRACE_ID, v);
+    }
+    if let Some(v) = &edits.span_id {
+        put_id_field(&mut out, SPAN_ID, v);
+    }
+    if let Some(v) = &edits.trace_state {
+        put_string_field(&mut out, TRACE_STATE, v);
+    }
+    if let Some(v) = &edits.parent_span_id {
+        put_id_field(&mut out, PARENT_SPAN_ID, v);
+    }
+    if let Some(v) = &edits.name {
+        put_string_field(&mut out, NAME, v);
+    }
+    if let Some(v) = edits.kind {
+        // An enum is an int32 varint: negative values take ten bytes, as prost writes them.
+        put_varint_field(&mut out, KIND, i64::from(v) as u64);
+    }
+    if let Some(v) = edits.start_time_unix_nano {
+        put_fixed64_field(&mut out, START_TIME_UNIX_NANO, v);
+    }
+    if let Some(v) = edits.end_time_unix_nano {
+        put_fixed64_field(&mut out, END_TIME_UNIX_NANO, v);
+    }
+    if let Some(attrs) = &edits.attributes {
+        put_map(&mut out, attrs, ATTRIBUTES);
+    }
+    if let Some(v) = edits.dropped_attributes_count {
+        put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
+    }
+    if let Some(events) = &edits.events {
+        for event in events.iter().filter(|e| !e.dropped) {
+            let encoded = encode_event(event);
+            put_bytes_field(&mut out, EVENTS, &encoded);
+        }
+    }
+    if let Some(v) = edits.dropped_events_count {
+        put_varint_field(&mut out, DROPPED_EVENTS_COUNT, u64::from(v));
+    }
+    if let Some(v) = edits.dropped_links_count {
+        put_varint_field(&mut out, DROPPED_LINKS_COUNT, u64::from(v));
+    }
+    if status_edited {
+        let (message, code) = super::access::status_of(original);
+        let message = edits.status_message.as_deref().unwrap_or(&message);
+        let code = edits.status_code.unwrap_or(code);
+        let mut status = BytesMut::new();
+        if !message.is_empty() {
+            put_string_field(&mut status, field::status::MESSAGE, message);
+        }
+        if code != 0 {
+            put_varint_field(&mut status, field::status::CODE, i64::from(code) as u64);
+        }
+        put_bytes_field(&mut out, STATUS, &status);
+    }
+    out.to_vec()
+}
+
+/// An event with the written fields replaced.
+fn encode_event(event: &WorkEvent) -> Vec<u8> {
+    use field::event::*;
+    let edited = event.time_unix_nano.is_some()
+        || event.name.is_some()
+        || event.attributes.is_some()
+        || event.dropped_attributes_count.is_some();
+    if !edited {
+        return event.bytes.to_vec();
+    }
+    let mut out = BytesMut::with_capacity(event.bytes.len() + 32);
+    copy_fields_except(&event.bytes, &mut out, |number| match number {
+        TIME_UNIX_NANO => event.time_unix_nano.is_some(),
+        NAME => event.name.is_some(),
+        ATTRIBUTES => event.attributes.is_some(),
+        DROPPED_ATTRIBUTES_COUNT => event.dropped_attributes_count.is_some(),
+        _ => false,
+    });
+    if let Some(v) = event.time_unix_nano {
+        put_fixed64_field(&mut out, TIME_UNIX_NANO, v);
+    }
+    if let Some(v) = &event.name {
+        put_string_field(&mut out, NAME, v);
+    }
+    if let Some(attrs) = &event.attributes {
+        put_map(&mut out, attrs, ATTRIBUTES);
+    }
+    if let Some(v) = event.dropped_attributes_count {
+        put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
+    }
+    out.to_vec()
+}
