@@ -51,6 +51,7 @@ use crate::gateway::{
 use crate::metrics::{self, ManagerMetrics, Readiness};
 use crate::secrets::{SecretId, SecretState, SecretUpdate, SecretWatches};
 use crate::snapshots::{self, Channel};
+use crate::webhook_cert::WebhookSettings;
 
 /// The one field manager of everything the manager writes.
 pub const FIELD_MANAGER: &str = "telemetry-manager";
@@ -96,6 +97,10 @@ pub struct ClusterConfig {
     pub enrichment: EnrichmentFlags,
     /// Serve the snapshot channel over TLS with the manager's own certificate (see [`crate::tls`]).
     pub tls: bool,
+    /// Serve the TracePipeline admission webhook and provision its certificates and configuration
+    /// (see [`crate::webhook_cert`]). Off in the library's default, so that embedding and tests bind
+    /// nothing unasked; the binary turns it on in `--kubernetes` mode.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// Starting failed.
@@ -128,6 +133,12 @@ pub enum StartError {
     /// The serving certificate cannot be stored.
     #[error("cannot store the serving certificate: {0}")]
     StoreCert(#[source] kube::Error),
+    /// The admission webhook's certificates or configuration cannot be provisioned.
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook_cert::WebhookCertError),
+    /// The admission webhook's certificate cannot be served.
+    #[error(transparent)]
+    WebhookTls(#[from] crate::webhook::WebhookError),
 }
 
 /// A pass that could not finish; it is retried with backoff.
@@ -147,6 +158,10 @@ pub struct ClusterManager {
     pub snapshot_addr: SocketAddr,
     /// Bound admin address.
     pub admin_addr: SocketAddr,
+    /// Bound admission webhook address, when it is served.
+    pub webhook_addr: Option<SocketAddr>,
+    /// The certificate the webhook serves, when it is served.
+    pub webhook_cert: Option<Arc<crate::webhook::CertSlot>>,
     /// The manager's metrics.
     pub metrics: ManagerMetrics,
     /// Stops everything.
@@ -230,6 +245,7 @@ impl Default for ClusterConfig {
             flow: FlowSettings::default(),
             enrichment: EnrichmentFlags::default(),
             tls: true,
+            webhook: None,
         }
     }
 }
@@ -371,6 +387,10 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
     };
     let snapshot_listener = bind(config.snapshot_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
+    let webhook_listener = match &config.webhook {
+        Some(w) => Some(bind(w.addr).await?),
+        None => None,
+    };
     let snapshot_addr = snapshot_listener.local_addr().unwrap_or(config.snapshot_addr);
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_addr);
     let namespace = config.gateway.namespace.clone();
@@ -390,6 +410,24 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
     } else {
         (None, String::new())
     };
+    // Everything that can fail comes before the first server is spawned.
+    let mut webhook_addr = None;
+    let mut webhook_cert = None;
+    if let (Some(listener), Some(settings)) = (webhook_listener, config.webhook.clone()) {
+        webhook_addr = Some(listener.local_addr().unwrap_or(settings.addr));
+        let provisioned = crate::webhook_cert::start(
+            client.clone(),
+            namespace.clone(),
+            settings,
+            metrics.clone(),
+            stop.clone(),
+        )
+        .await?;
+        let webhook_tls =
+            crate::webhook::server_config(Arc::clone(&provisioned.slot)).inspect_err(|_| stop.cancel())?;
+        tokio::spawn(crate::webhook::serve(listener, webhook_tls, metrics.clone(), stop.clone()));
+        webhook_cert = Some(provisioned.slot);
+    }
     tokio::spawn(snapshots::serve(snapshot_listener, channel, tls, stop.clone()));
     tokio::spawn(metrics::serve(
         admin_listener,
@@ -461,7 +499,16 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
         logged: HashMap::new(),
     };
     let task = tokio::spawn(reconciler.run(trigger_rx, secret_rx, stop.clone()));
-    Ok(ClusterManager { snapshot_addr, admin_addr, metrics, stop, snapshots: snapshot_rx, task })
+    Ok(ClusterManager {
+        snapshot_addr,
+        admin_addr,
+        webhook_addr,
+        webhook_cert,
+        metrics,
+        stop,
+        snapshots: snapshot_rx,
+        task,
+    })
 }
 
 // === impl Reconciler ===

@@ -6,7 +6,8 @@
 //! whether spans flow, judged from the gateways' own counters ([`flow`]).
 //!
 //! [`cluster`] is the in-cluster reconciler; [`local`] runs the same push path from YAML files,
-//! without a cluster. [`crd`] defines the `TracePipeline` resource with Kyma's schema.
+//! without a cluster. [`crd`] defines the `TracePipeline` resource with Kyma's schema; [`webhook`] is
+//! its validating admission webhook, whose certificates and configuration [`webhook_cert`] provisions.
 
 pub mod cluster;
 pub mod conditions;
@@ -20,3 +21,5 @@ mod net;
 pub mod secrets;
 pub mod snapshots;
 pub mod tls;
+pub mod webhook;
+pub mod webhook_cert;

@@ -17,6 +17,7 @@ use telemetry_manager::conditions::{self, FlowHealth, GatewayHealth, Verdict};
 use telemetry_manager::flow::FlowSettings;
 use telemetry_manager::gateway::GatewaySettings;
 use telemetry_manager::local::{self, LocalConfig};
+use telemetry_manager::webhook_cert::WebhookSettings;
 use tracegw_contract::{PodLabelRule, ResolveOptions, ServiceMode};
 
 #[global_allocator]
@@ -68,6 +69,10 @@ struct Cli {
     /// locally, 0.0.0.0:9090 in a cluster].
     #[arg(long)]
     snapshot_addr: Option<SocketAddr>,
+    /// The TracePipeline validating admission webhook (HTTPS, certificate provisioned by the manager)
+    /// in a cluster.
+    #[arg(long, default_value_t = telemetry_manager::webhook::DEFAULT_ADDR)]
+    webhook_addr: SocketAddr,
     /// Operations endpoints (/metrics, /healthz, /readyz) in a cluster.
     #[arg(long, default_value_t = defaults().admin_addr)]
     admin_addr: SocketAddr,
@@ -164,6 +169,7 @@ impl Cli {
             admin_addr: self.admin_addr,
             flow: FlowSettings { window: self.flow_window.into(), ..FlowSettings::default() },
             tls: !self.snapshot_plaintext,
+            webhook: Some(WebhookSettings { addr: self.webhook_addr, ..WebhookSettings::default() }),
             enrichment: EnrichmentFlags {
                 service_mode: match self.service_enrichment {
                     ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
@@ -240,7 +246,12 @@ async fn run_cluster(config: ClusterConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(snapshot_addr = %manager.snapshot_addr, admin_addr = %manager.admin_addr, "telemetry-manager started");
+    tracing::info!(
+        snapshot_addr = %manager.snapshot_addr,
+        admin_addr = %manager.admin_addr,
+        webhook_addr = ?manager.webhook_addr,
+        "telemetry-manager started"
+    );
     let _ = tokio::signal::ctrl_c().await;
     manager.stop.cancel();
     manager.wait().await;

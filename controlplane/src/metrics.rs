@@ -27,7 +27,8 @@ pub struct KindLabels {
 /// `result` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// `success` or `error` (reconciles), `accepted` or `rejected` (reports).
+    /// `success` or `error` (reconciles), `accepted` or `rejected` (reports), `allowed`, `denied` or
+    /// `invalid` (admission reviews).
     pub result: String,
 }
 
@@ -57,6 +58,8 @@ pub struct ManagerMetrics {
     pub reports: Family<ResultLabels, Counter>,
     /// Pipelines by state.
     pub pipelines: Family<StateLabels, Gauge>,
+    /// Admission reviews answered, by result (`allowed`, `denied`, `invalid`).
+    pub admission_reviews: Family<ResultLabels, Counter>,
 }
 
 /// Whether the manager has done its first complete reconcile.
@@ -97,6 +100,11 @@ impl ManagerMetrics {
             self.reports.clone(),
         );
         r.register("telemetry_manager_pipelines", "TracePipelines by state.", self.pipelines.clone());
+        r.register(
+            "telemetry_manager_admission_reviews",
+            "Admission reviews answered by the TracePipeline webhook, by result.",
+            self.admission_reviews.clone(),
+        );
         r
     }
 
@@ -120,6 +128,11 @@ impl ManagerMetrics {
     pub fn report(&self, accepted: bool) {
         let result = if accepted { "accepted" } else { "rejected" };
         self.reports.get_or_create(&ResultLabels { result: result.into() }).inc();
+    }
+
+    /// Counts an admission review answered with `result`.
+    pub fn admission_reviewed(&self, result: &str) {
+        self.admission_reviews.get_or_create(&ResultLabels { result: result.into() }).inc();
     }
 
     /// Sets the pipeline gauges.

@@ -2,7 +2,8 @@
 //! manager creates at runtime validates against Kubernetes' own schemas (`kubernetes-validate`
 //! from PyPI, strict: unknown fields are errors), the shipped TracePipeline examples pass the CRD,
 //! and the manager's RBAC allows every request the manager makes, found by running it against the
-//! simulated API server and matching each request against `deploy/manager/rbac.yaml`.
+//! simulated API server and matching each request against `deploy/manager/rbac.yaml`. The admission
+//! webhook's configuration in `deploy/` is the one the manager keeps, and its port is the one served.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use telemetry_manager::cluster::{self, ClusterConfig};
 use telemetry_manager::flow::FlowSettings;
 use telemetry_manager::gateway::{self, GatewaySettings};
+use telemetry_manager::webhook_cert::{self, WebhookSettings};
 
 /// The Kubernetes version manifests are checked against: the oldest the project supports
 /// (k8s-openapi's `v1_33`).
@@ -51,8 +53,9 @@ fn kustomized() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Scenario: every file `kubectl apply -k deploy/` applies, and every object the manager renders for
-/// the gateway at runtime (DaemonSet, Services, ServiceAccount, RBAC, Secret).
+/// Scenario: every file `kubectl apply -k deploy/` applies, and every object the manager renders at
+/// runtime (the gateway's DaemonSet, Services, ServiceAccount, RBAC, Secret; the webhook's CA Secret
+/// and ValidatingWebhookConfiguration with its caBundle).
 /// Guarantees: all validate strictly against Kubernetes 1.33's schemas.
 #[test]
 fn manifests_validate_against_kubernetes_schemas() {
@@ -62,8 +65,17 @@ fn manifests_validate_against_kubernetes_schemas() {
     let rendered = dir.path().join("rendered-gateway.yaml");
     let mut objects = gateway::gateway_objects(&GatewaySettings::default());
     objects.push(gateway::secret(&GatewaySettings::default(), "token", "{}", ""));
+    let certs = webhook_cert::render(
+        &webhook_cert::Current::default(),
+        &webhook_cert::service_names("kyma-system"),
+        1_800_000_000,
+    )
+    .unwrap();
+    let mut rendered_objects: Vec<Value> = objects.iter().map(|o| o.object.clone()).collect();
+    rendered_objects.push(webhook_cert::ca_secret("kyma-system", &certs.ca));
+    rendered_objects.push(webhook_cert::webhook_configuration("kyma-system", &certs.ca.cert_pem));
     let yaml: String =
-        objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(&o.object).unwrap())).collect();
+        rendered_objects.iter().map(|o| format!("---\n{}", serde_yaml_ng::to_string(o).unwrap())).collect();
     std::fs::write(&rendered, yaml).unwrap();
     let out = std::process::Command::new(python())
         .args(["-m", "kubernetes_validate", "--strict", "-k", KUBERNETES_VERSION])
@@ -74,7 +86,11 @@ fn manifests_validate_against_kubernetes_schemas() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     let passed = text.lines().filter(|l| l.contains("passed for resource")).count();
-    assert_eq!(passed, files.iter().map(|f| documents(f).len()).sum::<usize>() + objects.len(), "{text}");
+    assert_eq!(
+        passed,
+        files.iter().map(|f| documents(f).len()).sum::<usize>() + rendered_objects.len(),
+        "{text}"
+    );
 }
 
 /// Scenario: the TracePipelines shipped in deploy/examples.
@@ -133,6 +149,18 @@ fn rules() -> Vec<Rule> {
         .collect()
 }
 
+/// The name a list or watch is limited to by a `metadata.name` field selector, which Kubernetes
+/// authorizes as a request for that name.
+fn selected_name(query: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let selector = kv.strip_prefix("fieldSelector=")?.replace("%3D", "=").replace("%3d", "=");
+        selector
+            .strip_prefix("metadata.name=")
+            .filter(|n| !n.contains("%2C") && !n.contains(','))
+            .map(str::to_string)
+    })
+}
+
 /// `(group, resource[/subresource], verb, namespace, name)` of a request.
 fn attributes(r: &Recorded) -> (String, String, String, Option<String>, Option<String>) {
     let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
@@ -161,6 +189,10 @@ fn attributes(r: &Recorded) -> (String, String, String, Option<String>, Option<S
         ("DELETE", _) => "delete",
         (m, _) => panic!("unexpected method {m}"),
     };
+    let name = match verb {
+        "list" | "watch" => selected_name(&r.query),
+        _ => name,
+    };
     (group, resource, verb.to_string(), namespace, name)
 }
 
@@ -177,9 +209,10 @@ fn allowed(
     })
 }
 
-/// Scenario: the manager runs through a pipeline's life against the simulated API server: a
-/// pipeline with a Secret in another namespace appears, the gateway is created, its status written,
-/// the Secret rotated, the DaemonSet edited by someone, and the pipeline deleted.
+/// Scenario: the manager runs through a pipeline's life against the simulated API server: it
+/// provisions its admission webhook, a pipeline with a Secret in another namespace appears, the
+/// gateway is created, its status written, the Secret rotated, the DaemonSet and the webhook's
+/// caBundle edited by someone, and the pipeline deleted.
 /// Guarantees: every request it made is allowed by the ClusterRole and Role it ships with; the
 /// server-side applies that create objects are also allowed to create them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +229,7 @@ async fn the_shipped_rbac_allows_every_request() {
         snapshot_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         flow: FlowSettings { evaluate_every: Duration::from_millis(100), ..FlowSettings::default() },
+        webhook: Some(WebhookSettings { addr: "127.0.0.1:0".parse().unwrap(), ..WebhookSettings::default() }),
         ..ClusterConfig::default()
     };
     let m = cluster::start(client, config).await.unwrap();
@@ -220,6 +254,19 @@ async fn the_shipped_rbac_allows_every_request() {
     sim.update("apps/v1", "DaemonSet", Some("kyma-system"), "telemetry-otlp-gateway", |d| {
         d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("x")
     });
+    let vwc = ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration");
+    sim.update(vwc.0, vwc.1, None, webhook_cert::WEBHOOK_CONFIGURATION, |c| {
+        c["webhooks"][0]["clientConfig"]["caBundle"] = json!("")
+    });
+    let s = sim.clone();
+    wait(
+        "caBundle repaired",
+        Box::new(move || {
+            s.get(vwc.0, vwc.1, None, webhook_cert::WEBHOOK_CONFIGURATION)
+                .is_some_and(|c| c["webhooks"][0]["clientConfig"]["caBundle"] != "")
+        }),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     sim.delete("telemetry.kyma-project.io/v1beta1", "TracePipeline", None, "p");
     let s = sim.clone();
@@ -235,6 +282,17 @@ async fn the_shipped_rbac_allows_every_request() {
     let rules = rules();
     let requests = sim.requests();
     assert!(requests.len() > 20, "too few requests to judge: {}", requests.len());
+    for (resource, verb) in [
+        ("validatingwebhookconfigurations", "get"),
+        ("validatingwebhookconfigurations", "watch"),
+        ("validatingwebhookconfigurations", "patch"),
+        ("secrets", "patch"),
+    ] {
+        assert!(
+            requests.iter().map(attributes).any(|a| a.1 == resource && a.2 == verb),
+            "the run made no {verb} of {resource}: the audit would prove nothing about it"
+        );
+    }
     let mut denied: Vec<String> = Vec::new();
     for r in &requests {
         let attrs = attributes(r);
@@ -250,4 +308,23 @@ async fn the_shipped_rbac_allows_every_request() {
         }
     }
     assert!(denied.is_empty(), "requests the shipped RBAC would deny:\n{}", denied.join("\n"));
+}
+
+/// Scenario: the webhook objects `deploy/` ships, next to what the manager applies and serves.
+/// Guarantees: the shipped ValidatingWebhookConfiguration is the manager's own without caBundle (so
+/// neither undoes the other); the Service sends port 443 to the manager's container port named
+/// `webhook`, which is the port the manager listens on by default.
+#[test]
+fn shipped_webhook_matches_the_manager() {
+    let docs = documents(&root().join("deploy/manager/webhook.yaml"));
+    let shipped = docs.iter().find(|d| d["kind"] == "ValidatingWebhookConfiguration").unwrap();
+    assert_eq!(*shipped, webhook_cert::webhook_configuration("kyma-system", ""));
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(service["metadata"]["name"], webhook_cert::WEBHOOK_SERVICE);
+    assert_eq!(service["spec"]["ports"][0]["port"], webhook_cert::WEBHOOK_SERVICE_PORT);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
+    let deployment = &documents(&root().join("deploy/manager/deployment.yaml"))[0];
+    let ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"].as_array().unwrap();
+    let port = ports.iter().find(|p| p["name"] == "webhook").unwrap();
+    assert_eq!(port["containerPort"], telemetry_manager::webhook::DEFAULT_ADDR.port());
 }

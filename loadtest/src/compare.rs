@@ -26,6 +26,10 @@ pub struct CompareArgs {
     /// Baseline: rotel on the same load (it always exports gzip; compare with the `gzip` scenario).
     #[arg(long, conflicts_with = "baseline_bin")]
     pub baseline_rotel: bool,
+    /// Baseline: the same gateway on another scenario (`loadtest compare ottl --baseline-scenario
+    /// single` prices a pipeline's OTTL processing).
+    #[arg(long, value_enum, conflicts_with_all = ["baseline_bin", "baseline_rotel"])]
+    pub baseline_scenario: Option<run::Scenario>,
     /// Rounds; each runs the candidate and the baseline once.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
@@ -90,8 +94,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Value> {
     } else if let Some(bin) = &args.baseline_bin {
         baseline.gateway_bin = Some(bin.clone());
         bin.display().to_string()
+    } else if let Some(scenario) = args.baseline_scenario {
+        baseline.scenario = scenario;
+        format!("scenario {scenario:?}").to_lowercase()
     } else {
-        bail!("name a baseline: --baseline-bin PATH or --baseline-rotel");
+        bail!("name a baseline: --baseline-bin PATH, --baseline-rotel or --baseline-scenario NAME");
     };
     let mut candidates = Vec::new();
     let mut baselines = Vec::new();
@@ -130,9 +137,12 @@ fn summary(candidates: &[Figures], baselines: &[Figures], baseline_name: &str) -
         .filter(|(c, _)| c.cpu_us_per_span > 0.0)
         .map(|(c, b)| b.cpu_us_per_span / c.cpu_us_per_span)
         .collect();
+    let differences: Vec<f64> =
+        candidates.iter().zip(baselines).map(|(c, b)| c.cpu_us_per_span - b.cpu_us_per_span).collect();
     json!({
         "baseline": baseline_name,
         "rounds": candidates.len(),
+        "cpu_us_per_span_added_median": median(differences.iter().copied()),
         "candidate": side(candidates),
         "baseline_runs": side(baselines),
         "cpu_ratio_baseline_over_candidate": median(ratios.iter().copied()),
@@ -165,7 +175,7 @@ pub fn table(summary: &Value) -> String {
         )
     };
     format!(
-        "{} rounds, medians\ncandidate: {}\nbaseline ({}): {}\nbaseline / candidate CPU per span: {:.2}x (rounds {:.2}x to {:.2}x)\n",
+        "{} rounds, medians\ncandidate: {}\nbaseline ({}): {}\nbaseline / candidate CPU per span: {:.2}x (rounds {:.2}x to {:.2}x); candidate adds {:+.3} µs/span (median per round)\n",
         summary["rounds"],
         side(&summary["candidate"]),
         summary["baseline"].as_str().unwrap_or(""),
@@ -173,6 +183,7 @@ pub fn table(summary: &Value) -> String {
         num(summary, "cpu_ratio_baseline_over_candidate"),
         num(summary, "cpu_ratio_min"),
         num(summary, "cpu_ratio_max"),
+        num(summary, "cpu_us_per_span_added_median"),
     )
 }
 
@@ -210,6 +221,8 @@ mod tests {
         assert_eq!(s["candidate"]["cpu_us_per_span"], 5.0);
         assert_eq!(s["baseline_runs"]["cpu_us_per_span"], 4.0);
         assert_eq!(s["baseline_runs"]["duplicated_spans"], 3);
+        // Per-round differences -3, -1, 3: the median is -1.
+        assert_eq!(s["cpu_us_per_span_added_median"], -1.0);
         assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
         assert!(table(&s).contains("1.20x (rounds 0.50x to 4.00x)"), "{}", table(&s));
     }

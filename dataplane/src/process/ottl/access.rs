@@ -140,6 +140,10 @@ impl Accessor for SpanItem<'_> {
     fn set_key(&mut self, target: Target, key: &str, value: Value) -> Result<(), EvalError> {
         match target {
             Target::Span(SpanField::TraceStateKey) => set_trace_state_key(self.span, key, value),
+            Target::Span(SpanField::Attributes) => {
+                set_span_attribute(self.span, key, value);
+                Ok(())
+            }
             other => default_set_key(self, other, key, value),
         }
     }
@@ -175,6 +179,10 @@ impl Accessor for EventItem<'_> {
     fn set_key(&mut self, target: Target, key: &str, value: Value) -> Result<(), EvalError> {
         match target {
             Target::Span(SpanField::TraceStateKey) => set_trace_state_key(self.span, key, value),
+            Target::Span(SpanField::Attributes) => {
+                set_span_attribute(self.span, key, value);
+                Ok(())
+            }
             other => default_set_key(self, other, key, value),
         }
     }
@@ -265,6 +273,7 @@ impl WorkSpan {
             start_time_unix_nano: None,
             end_time_unix_nano: None,
             attributes: None,
+            attribute_puts: _,
             dropped_attributes_count: None,
             dropped_events_count: None,
             dropped_links_count: None,
@@ -275,7 +284,9 @@ impl WorkSpan {
         else {
             return;
         };
-        self.edits = None;
+        if edits.attribute_puts.is_empty() {
+            self.edits = None;
+        }
     }
 }
 
@@ -438,10 +449,7 @@ fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
         SpanField::EndTimeUnixNano => Value::Int(end() as i64),
         SpanField::StartTime => Value::Time(start() as i64),
         SpanField::EndTime => Value::Time(end() as i64),
-        SpanField::Attributes => Value::Map(match edits.and_then(|e| e.attributes.as_ref()) {
-            Some(attrs) => attrs.clone(),
-            None => map_of(bytes, n::ATTRIBUTES),
-        }),
+        SpanField::Attributes => Value::Map(span_attributes(s)),
         SpanField::DroppedAttributesCount => {
             count(edits.and_then(|e| e.dropped_attributes_count), n::DROPPED_ATTRIBUTES_COUNT)
         }
@@ -468,10 +476,37 @@ fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
 }
 
 fn span_attribute(s: &WorkSpan, key: &str) -> Value {
-    match s.edits.as_deref().and_then(|e| e.attributes.as_ref()) {
-        Some(attrs) => Value::map_get(attrs, key).cloned().unwrap_or_default(),
-        None => lookup(&s.bytes, field::span::ATTRIBUTES, key).map_or(Value::Nil, |kv| value_of(kv.value)),
+    if let Some(edits) = s.edits.as_deref() {
+        if let Some(attrs) = &edits.attributes {
+            return Value::map_get(attrs, key).cloned().unwrap_or_default();
+        }
+        if let Some((_, v)) = edits.attribute_puts.iter().find(|(k, _)| k == key) {
+            return v.clone();
+        }
     }
+    lookup(&s.bytes, field::span::ATTRIBUTES, key).map_or(Value::Nil, |kv| value_of(kv.value))
+}
+
+/// Writes one span attribute without reading the others.
+fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
+    let edits = s.edits_mut();
+    match &mut edits.attributes {
+        Some(attrs) => ottl::eval::map_put(attrs, key, value),
+        None => ottl::eval::map_put(&mut edits.attribute_puts, key, value),
+    }
+}
+
+/// The span's attributes as received, with the single writes applied.
+fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
+    let edits = s.edits.as_deref();
+    if let Some(attrs) = edits.and_then(|e| e.attributes.as_ref()) {
+        return attrs.clone();
+    }
+    let mut attrs = map_of(&s.bytes, field::span::ATTRIBUTES);
+    for (k, v) in edits.map(|e| e.attribute_puts.as_slice()).unwrap_or_default() {
+        ottl::eval::map_put(&mut attrs, k, v.clone());
+    }
+    attrs
 }
 
 fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalError> {
@@ -520,7 +555,11 @@ fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalErro
         SpanField::EndTimeUnixNano => s.edits_mut().end_time_unix_nano = Some(expect_int(value)? as u64),
         SpanField::StartTime => s.edits_mut().start_time_unix_nano = Some(expect_time(value)? as u64),
         SpanField::EndTime => s.edits_mut().end_time_unix_nano = Some(expect_time(value)? as u64),
-        SpanField::Attributes => s.edits_mut().attributes = Some(expect_map(value)?),
+        SpanField::Attributes => {
+            let edits = s.edits_mut();
+            edits.attributes = Some(expect_map(value)?);
+            edits.attribute_puts.clear();
+        }
         SpanField::DroppedAttributesCount => {
             s.edits_mut().dropped_attributes_count = Some(expect_int(value)? as u32)
         }

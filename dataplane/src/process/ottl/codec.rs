@@ -43,9 +43,10 @@ pub fn map_of(message: &[u8], number: u32) -> Vec<(String, Value)> {
     Attributes::new(message, number).map(|a| (a.kv.key.to_string(), value_of(a.kv.value))).collect()
 }
 
-/// The first attribute with `key` among the `KeyValue`s of field `number` (`pcommon.Map.Get`).
+/// The first attribute with `key` among the `KeyValue`s of field `number` (`pcommon.Map.Get`); only
+/// the matching one has its value read.
 pub fn lookup<'a>(message: &'a [u8], number: u32, key: &str) -> Option<KeyValueView<'a>> {
-    Attributes::new(message, number).map(|a| a.kv).find(|kv| kv.key == key)
+    len_fields(message, number).find(|kv| super::work::key_of(kv) == key).map(KeyValueView::parse)
 }
 
 // === writing ===

@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use ottl::value::Value;
 
-use super::codec::put_map;
+use super::codec::{put_key_value, put_map};
 use crate::wire::view::{field, len_fields};
 use crate::wire::{
     Fields, ResourceSpansView, ScopeSpansView, TraceData, WIRE_FIXED64, WIRE_VARINT, put_len_header,
@@ -71,6 +71,10 @@ pub struct SpanEdits {
     pub start_time_unix_nano: Option<u64>,
     pub end_time_unix_nano: Option<u64>,
     pub attributes: Option<Vec<(String, Value)>>,
+    /// Single attributes written while the map as a whole was not (`set(span.attributes["k"], v)`, the
+    /// usual statement): applied over the received attributes when encoding, so the map is never
+    /// decoded. Empty whenever `attributes` is set.
+    pub attribute_puts: Vec<(String, Value)>,
     pub dropped_attributes_count: Option<u32>,
     pub dropped_events_count: Option<u32>,
     pub dropped_links_count: Option<u32>,
@@ -403,7 +407,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
         KIND => edits.kind.is_some(),
         START_TIME_UNIX_NANO => edits.start_time_unix_nano.is_some(),
         END_TIME_UNIX_NANO => edits.end_time_unix_nano.is_some(),
-        ATTRIBUTES => edits.attributes.is_some(),
+        ATTRIBUTES => edits.attributes.is_some() || !edits.attribute_puts.is_empty(),
         DROPPED_ATTRIBUTES_COUNT => edits.dropped_attributes_count.is_some(),
         EVENTS => edits.events.is_some(),
         DROPPED_EVENTS_COUNT => edits.dropped_events_count.is_some(),
@@ -438,6 +442,8 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
     }
     if let Some(attrs) = &edits.attributes {
         put_map(&mut out, attrs, ATTRIBUTES);
+    } else if !edits.attribute_puts.is_empty() {
+        put_attributes_with(original, &edits.attribute_puts, &mut out);
     }
     if let Some(v) = edits.dropped_attributes_count {
         put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
@@ -468,6 +474,44 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
         put_bytes_field(&mut out, STATUS, &status);
     }
     out.to_vec()
+}
+
+/// The span's received attributes with `puts` applied as `pcommon.Map.Put` does: the first entry
+/// of a key takes the new value in place, keys not present are appended in the order written; every
+/// other attribute is copied as received.
+fn put_attributes_with(span: &[u8], puts: &[(String, Value)], out: &mut BytesMut) {
+    let mut placed = vec![false; puts.len()];
+    let mut fields = Fields::new(span);
+    while let Ok(Some(f)) = fields.next_field() {
+        if f.number != field::span::ATTRIBUTES || f.wire != crate::wire::WIRE_LEN {
+            continue;
+        }
+        let key = key_of(&span[f.value_start..f.end]);
+        match puts.iter().position(|(k, _)| k == key) {
+            Some(i) if !placed[i] => {
+                placed[i] = true;
+                put_key_value(out, field::span::ATTRIBUTES, &puts[i].0, &puts[i].1);
+            }
+            _ => out.extend_from_slice(&span[f.start..f.end]),
+        }
+    }
+    for (i, (k, v)) in puts.iter().enumerate() {
+        if !placed[i] {
+            put_key_value(out, field::span::ATTRIBUTES, k, v);
+        }
+    }
+}
+
+/// The key of an encoded `KeyValue`, read without its value.
+pub fn key_of(kv: &[u8]) -> &str {
+    // The key is field 1 and encoders write it first: take the fast path when it is there.
+    if let [0x0a, len, rest @ ..] = kv
+        && (*len as usize) <= rest.len()
+        && *len < 0x80
+    {
+        return std::str::from_utf8(&rest[..*len as usize]).unwrap_or("");
+    }
+    crate::wire::view::KeyValueView::parse(kv).key
 }
 
 /// An event with the written fields replaced.
