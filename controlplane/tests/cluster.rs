@@ -322,6 +322,15 @@ async fn every_configuration_reason() {
     sim.put(secret("absent", &[("endpoint", "http://late:4317")]));
     configured(&sim, "no-secret", "GatewayConfigured").await;
     assert!(m.snapshots.borrow().pipelines.iter().any(|p| p.output.url == "http://late:4317"));
+
+    // The user fixes the condition: the pipeline runs, with its filter in the snapshot.
+    let mut fixed = pipeline("ottl", inline("http://backend:4317"));
+    fixed["spec"]["filter"] = json!([{"conditions": ["Len(resource.attributes[\"k8s.namespace.name\"]) > 0", "span.attributes[\"foo\"] == \"bar\""]}]);
+    sim.put(fixed);
+    configured(&sim, "ottl", "GatewayConfigured").await;
+    let snapshot = m.snapshots.borrow().clone();
+    let ottl = snapshot.pipelines.iter().find(|p| p.name == "ottl").expect("the fixed pipeline runs");
+    assert_eq!(ottl.filter[0].conditions.len(), 2);
     m.stop.cancel();
 }
 
