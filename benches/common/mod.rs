@@ -47,6 +47,7 @@ pub fn exporter(compression: Compression) -> Exporter {
         compression,
         headers: vec![],
         tls: TlsConfig { insecure: true, ..Default::default() },
+        oauth2: None,
     };
     Exporter::new(&output, ExportSettings::default()).unwrap()
 }

@@ -204,6 +204,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
         compression,
         headers: Vec::new(),
         tls: TlsConfig { insecure: true, ..Default::default() },
+        oauth2: None,
     };
     let settings = ExportSettings {
         retry: RetryPolicy::default(),

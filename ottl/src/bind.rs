@@ -132,11 +132,6 @@ struct Binder {
     implicit_prefix: bool,
 }
 
-/// Where a path was written, for errors.
-struct PathSpan {
-    span: ast::Span,
-}
-
 /// What inference looks at in a parsed text: the context prefixes of its paths, its functions and its
 /// enum symbols.
 #[derive(Default)]
@@ -556,7 +551,6 @@ impl Binder {
         text: &str,
         span: ast::Span,
     ) -> Result<BoundPath, Located> {
-        let path = PathSpan { span };
         // Keys belong to the last field only: no context has keyed fields with sub-fields.
         if let Some(keyed) = fields.iter().rev().skip(1).find(|f| !f.keys.is_empty()) {
             return Err(at(
@@ -565,11 +559,10 @@ impl Binder {
             ));
         }
         let segments: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-        let (target, key_use) =
-            path_context.resolve(&segments, text).map_err(|e| at(path.span, e.to_string()))?;
+        let (target, key_use) = path_context.resolve(&segments, text).map_err(|e| at(span, e.to_string()))?;
         if target == Target::Cache && path_context != self.context {
             return Err(at(
-                path.span,
+                span,
                 format!(
                     "access to cache must be performed using the same context, please replace \"{text}\" with \"{}.cache\"",
                     self.context
@@ -579,13 +572,10 @@ impl Binder {
         let keys = fields.last().map(|f| f.keys.as_slice()).unwrap_or_default();
         match (key_use, keys.len()) {
             (KeyUse::None, n) if n > 0 => {
-                return Err(at(path.span, format!("the path \"{text}\" does not take keys")));
+                return Err(at(span, format!("the path \"{text}\" does not take keys")));
             }
             (KeyUse::AtMostOne, n) if n > 1 => {
-                return Err(at(
-                    path.span,
-                    "must provide exactly 1 key when accessing trace_state".to_string(),
-                ));
+                return Err(at(span, "must provide exactly 1 key when accessing trace_state".to_string()));
             }
             _ => {}
         }

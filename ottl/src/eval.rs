@@ -82,6 +82,22 @@ pub trait Accessor {
         map_put(&mut entries, key, value);
         self.set(target, Value::Map(entries))
     }
+
+    /// Removes the first entry under `key` from a map-valued field, as `pcommon.Map.Remove` does (the
+    /// last entry moves into its place); `false` when there was none. Accessors over encoded data
+    /// override this to avoid reading the whole map.
+    fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
+        let mut entries = match self.get(target)? {
+            Value::Map(entries) => entries,
+            other => return Err(EvalError::expected("pcommon.Map", &other)),
+        };
+        let Some(i) = entries.iter().position(|(k, _)| k == key) else {
+            return Ok(false);
+        };
+        entries.swap_remove(i);
+        self.set(target, Value::Map(entries))?;
+        Ok(true)
+    }
 }
 
 /// How a failing statement or condition is treated (the processors' `error_mode`).
@@ -419,6 +435,34 @@ impl ArgSource for Args<'_, '_> {
     fn write(&mut self, target: Target, value: Value) -> Result<(), EvalError> {
         self.env.acc.set(target, value)
     }
+
+    fn remove_key(&mut self, i: usize, key: &str) -> Result<bool, EvalError> {
+        match self.args.get(i) {
+            // The usual case, `delete_key(span.attributes, "k")`: the accessor removes it in place.
+            Some(BoundArg::Path(p)) if p.keys.is_empty() && p.target != Target::Cache => {
+                self.env.acc.remove_key(p.target, key)
+            }
+            _ => remove_through(self, i, key),
+        }
+    }
+}
+
+/// Removes a key by reading the map at argument `i` and writing it back without it (`pcommon.Map.Remove`).
+pub(crate) fn remove_through<A: ArgSource + ?Sized>(
+    args: &mut A,
+    i: usize,
+    key: &str,
+) -> Result<bool, EvalError> {
+    let mut entries = match args.value(i)? {
+        Value::Map(entries) => entries,
+        other => return Err(EvalError::expected("pcommon.Map", &other)),
+    };
+    let Some(at) = entries.iter().position(|(k, _)| k == key) else {
+        return Ok(false);
+    };
+    entries.swap_remove(at);
+    args.set(i, Value::Map(entries))?;
+    Ok(true)
 }
 
 /// Arguments that are values already (a converter called by another function through a

@@ -191,13 +191,9 @@ fn set(call: &mut Call<'_>) -> Result<(), EvalError> {
 // === delete_key, delete_matching_keys, keep_matching_keys, keep_keys ===
 
 fn delete_key(call: &mut Call<'_>) -> Result<(), EvalError> {
-    let mut map = call.map(0)?;
     let key = call.string(1)?;
-    if let Some(i) = map.iter().position(|(k, _)| *k == key) {
-        // pdata removes one key by moving the last entry into its place.
-        map.swap_remove(i);
-        call.set(0, Value::Map(map))?;
-    }
+    // pdata removes one key by moving the last entry into its place; the context does it in place.
+    call.remove_key(0, &key)?;
     Ok(())
 }
 

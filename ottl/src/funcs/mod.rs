@@ -129,6 +129,11 @@ pub trait ArgSource {
     fn read(&mut self, target: Target) -> Result<Value, EvalError>;
     /// Writes a field of that item (`set_semconv_span_name`).
     fn write(&mut self, target: Target, value: Value) -> Result<(), EvalError>;
+    /// Removes the first entry under `key` from the map at path argument `i` (`pcommon.Map.Remove`:
+    /// the last entry moves into its place); `false` when there was none.
+    fn remove_key(&mut self, i: usize, key: &str) -> Result<bool, EvalError> {
+        crate::eval::remove_through(self, i, key)
+    }
 }
 
 /// One call of a function: its arguments, typed as the Collector's getters type them.
@@ -312,6 +317,12 @@ impl<'a> Call<'a> {
     /// Calls the converter passed by name as argument `i`.
     pub fn call_function(&mut self, i: usize, args: Vec<Value>) -> Result<Value, EvalError> {
         self.args.call(i, args)
+    }
+
+    /// Removes `key` from the map at path argument `i` (`delete_key`), without reading the map where
+    /// the context can avoid it.
+    pub fn remove_key(&mut self, i: usize, key: &str) -> Result<bool, EvalError> {
+        self.args.remove_key(i, key)
     }
 
     /// Reads a field of the item the statement runs on (`span.parent_span_id` for `IsRootSpan`).

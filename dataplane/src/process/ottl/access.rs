@@ -11,7 +11,7 @@ use ottl::eval::{Accessor, EvalError};
 use ottl::value::Value;
 
 use super::codec::{lookup, map_of, value_of};
-use super::work::{ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
+use super::work::{AttrSlot, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
 use crate::wire::view::{field, len_fields};
 use crate::wire::{Fields, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint};
 
@@ -147,6 +147,12 @@ impl Accessor for SpanItem<'_> {
             other => default_set_key(self, other, key, value),
         }
     }
+    fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
+        match target {
+            Target::Span(SpanField::Attributes) => Ok(remove_span_attribute(self.span, key)),
+            other => default_remove_key(self, other, key),
+        }
+    }
 }
 
 impl Accessor for EventItem<'_> {
@@ -184,6 +190,12 @@ impl Accessor for EventItem<'_> {
                 Ok(())
             }
             other => default_set_key(self, other, key, value),
+        }
+    }
+    fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
+        match target {
+            Target::Span(SpanField::Attributes) => Ok(remove_span_attribute(self.span, key)),
+            other => default_remove_key(self, other, key),
         }
     }
 }
@@ -273,7 +285,7 @@ impl WorkSpan {
             start_time_unix_nano: None,
             end_time_unix_nano: None,
             attributes: None,
-            attribute_puts: _,
+            attribute_slots: None,
             dropped_attributes_count: None,
             dropped_events_count: None,
             dropped_links_count: None,
@@ -284,9 +296,7 @@ impl WorkSpan {
         else {
             return;
         };
-        if edits.attribute_puts.is_empty() {
-            self.edits = None;
-        }
+        self.edits = None;
     }
 }
 
@@ -480,33 +490,102 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
         if let Some(attrs) = &edits.attributes {
             return Value::map_get(attrs, key).cloned().unwrap_or_default();
         }
-        if let Some((_, v)) = edits.attribute_puts.iter().find(|(k, _)| k == key) {
-            return v.clone();
+        if let Some(slots) = &edits.attribute_slots {
+            return match find_slot(&s.bytes, slots, key).map(|i| &slots[i]) {
+                Some(AttrSlot::Written(_, v)) => v.clone(),
+                Some(AttrSlot::Received { start, end, .. }) => slot_value(&s.bytes, *start, *end),
+                None => Value::Nil,
+            };
         }
     }
     lookup(&s.bytes, field::span::ATTRIBUTES, key).map_or(Value::Nil, |kv| value_of(kv.value))
 }
 
-/// Writes one span attribute without reading the others.
+/// The first slot with `key`.
+fn find_slot(span: &[u8], slots: &[AttrSlot], key: &str) -> Option<usize> {
+    slots.iter().position(|slot| match slot {
+        AttrSlot::Written(k, _) => k == key,
+        AttrSlot::Received { key_start, key_end, .. } => &span[*key_start..*key_end] == key.as_bytes(),
+    })
+}
+
+/// The value of a received attribute field.
+fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
+    let field = &span[start..end];
+    crate::wire::view::len_fields(field, field::span::ATTRIBUTES)
+        .next()
+        .map_or(Value::Nil, |kv| value_of(crate::wire::view::KeyValueView::parse(kv).value))
+}
+
+/// The span's attributes as slots, made from the received ones on first use.
+fn slots_mut(s: &mut WorkSpan) -> &mut Vec<AttrSlot> {
+    let bytes = s.bytes.clone();
+    s.edits_mut().attribute_slots.get_or_insert_with(|| super::work::attribute_slots(&bytes))
+}
+
+/// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
+/// key takes the value in place, a new key goes last).
 fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
-    let edits = s.edits_mut();
-    match &mut edits.attributes {
-        Some(attrs) => ottl::eval::map_put(attrs, key, value),
-        None => ottl::eval::map_put(&mut edits.attribute_puts, key, value),
+    if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
+        ottl::eval::map_put(attrs, key, value);
+        return;
+    }
+    let bytes = s.bytes.clone();
+    let slots = slots_mut(s);
+    match find_slot(&bytes, slots, key) {
+        Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
+        None => slots.push(AttrSlot::Written(key.to_string(), value)),
     }
 }
 
-/// The span's attributes as received, with the single writes applied.
+/// Removes one span attribute without reading the others (`pcommon.Map.Remove`: the last entry moves
+/// into its place).
+fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
+    if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
+        return match attrs.iter().position(|(k, _)| k == key) {
+            Some(i) => {
+                attrs.swap_remove(i);
+                true
+            }
+            None => false,
+        };
+    }
+    // Nothing to remove: no edit is recorded, so the span is not encoded again.
+    if s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()).is_none()
+        && lookup(&s.bytes, field::span::ATTRIBUTES, key).is_none()
+    {
+        return false;
+    }
+    let bytes = s.bytes.clone();
+    let slots = slots_mut(s);
+    match find_slot(&bytes, slots, key) {
+        Some(i) => {
+            slots.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The span's attributes as received, with the single edits applied.
 fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
     let edits = s.edits.as_deref();
     if let Some(attrs) = edits.and_then(|e| e.attributes.as_ref()) {
         return attrs.clone();
     }
-    let mut attrs = map_of(&s.bytes, field::span::ATTRIBUTES);
-    for (k, v) in edits.map(|e| e.attribute_puts.as_slice()).unwrap_or_default() {
-        ottl::eval::map_put(&mut attrs, k, v.clone());
+    match edits.and_then(|e| e.attribute_slots.as_ref()) {
+        Some(slots) => slots
+            .iter()
+            .map(|slot| match slot {
+                AttrSlot::Written(k, v) => (k.clone(), v.clone()),
+                AttrSlot::Received { start, end, key_start, key_end } => (
+                    String::from_utf8_lossy(&s.bytes[*key_start..*key_end]).into_owned(),
+                    slot_value(&s.bytes, *start, *end),
+                ),
+            })
+            .collect(),
+        None => map_of(&s.bytes, field::span::ATTRIBUTES),
     }
-    attrs
 }
 
 fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalError> {
@@ -558,7 +637,7 @@ fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalErro
         SpanField::Attributes => {
             let edits = s.edits_mut();
             edits.attributes = Some(expect_map(value)?);
-            edits.attribute_puts.clear();
+            edits.attribute_slots = None;
         }
         SpanField::DroppedAttributesCount => {
             s.edits_mut().dropped_attributes_count = Some(expect_int(value)? as u32)
@@ -655,6 +734,20 @@ fn default_set_key(acc: &mut dyn Accessor, target: Target, key: &str, value: Val
     };
     ottl::eval::map_put(&mut entries, key, value);
     acc.set(target, Value::Map(entries))
+}
+
+/// `remove_key` through `get` and `set`.
+fn default_remove_key(acc: &mut dyn Accessor, target: Target, key: &str) -> Result<bool, EvalError> {
+    let mut entries = match acc.get(target)? {
+        Value::Map(entries) => entries,
+        other => return Err(EvalError::expected("pcommon.Map", &other)),
+    };
+    let Some(i) = entries.iter().position(|(k, _)| k == key) else {
+        return Ok(false);
+    };
+    entries.swap_remove(i);
+    acc.set(target, Value::Map(entries))?;
+    Ok(true)
 }
 
 /// `get_key` through `get`, for the maps without a faster path.

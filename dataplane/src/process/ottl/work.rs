@@ -71,10 +71,11 @@ pub struct SpanEdits {
     pub start_time_unix_nano: Option<u64>,
     pub end_time_unix_nano: Option<u64>,
     pub attributes: Option<Vec<(String, Value)>>,
-    /// Single attributes written while the map as a whole was not (`set(span.attributes["k"], v)`, the
-    /// usual statement): applied over the received attributes when encoding, so the map is never
-    /// decoded. Empty whenever `attributes` is set.
-    pub attribute_puts: Vec<(String, Value)>,
+    /// The attributes as slots, once a statement wrote or removed single keys while the map as a
+    /// whole was not written (`set(span.attributes["k"], v)`, `delete_key(span.attributes, "k")`, the
+    /// usual statements): the received ones stay encoded, so the map is never decoded. `None`
+    /// whenever `attributes` is set.
+    pub attribute_slots: Option<Vec<AttrSlot>>,
     pub dropped_attributes_count: Option<u32>,
     pub dropped_events_count: Option<u32>,
     pub dropped_links_count: Option<u32>,
@@ -82,6 +83,15 @@ pub struct SpanEdits {
     pub status_code: Option<i32>,
     /// The events, once a span event statement has run on this span.
     pub events: Option<Vec<WorkEvent>>,
+}
+
+/// One attribute of a span whose attributes are edited key by key.
+#[derive(Clone, Debug)]
+pub enum AttrSlot {
+    /// A received attribute: the byte range of its whole field in the span, and its key.
+    Received { start: usize, end: usize, key_start: usize, key_end: usize },
+    /// One a statement wrote.
+    Written(String, Value),
 }
 
 /// One span event: its encoding and what statements wrote.
@@ -407,7 +417,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
         KIND => edits.kind.is_some(),
         START_TIME_UNIX_NANO => edits.start_time_unix_nano.is_some(),
         END_TIME_UNIX_NANO => edits.end_time_unix_nano.is_some(),
-        ATTRIBUTES => edits.attributes.is_some() || !edits.attribute_puts.is_empty(),
+        ATTRIBUTES => edits.attributes.is_some() || edits.attribute_slots.is_some(),
         DROPPED_ATTRIBUTES_COUNT => edits.dropped_attributes_count.is_some(),
         EVENTS => edits.events.is_some(),
         DROPPED_EVENTS_COUNT => edits.dropped_events_count.is_some(),
@@ -442,8 +452,13 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
     }
     if let Some(attrs) = &edits.attributes {
         put_map(&mut out, attrs, ATTRIBUTES);
-    } else if !edits.attribute_puts.is_empty() {
-        put_attributes_with(original, &edits.attribute_puts, &mut out);
+    } else if let Some(slots) = &edits.attribute_slots {
+        for slot in slots {
+            match slot {
+                AttrSlot::Received { start, end, .. } => out.extend_from_slice(&original[*start..*end]),
+                AttrSlot::Written(k, v) => put_key_value(&mut out, ATTRIBUTES, k, v),
+            }
+        }
     }
     if let Some(v) = edits.dropped_attributes_count {
         put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
@@ -476,29 +491,30 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
     out.to_vec()
 }
 
-/// The span's received attributes with `puts` applied as `pcommon.Map.Put` does: the first entry
-/// of a key takes the new value in place, keys not present are appended in the order written; every
-/// other attribute is copied as received.
-fn put_attributes_with(span: &[u8], puts: &[(String, Value)], out: &mut BytesMut) {
-    let mut placed = vec![false; puts.len()];
+/// The span's received attributes as slots, in order.
+pub fn attribute_slots(span: &[u8]) -> Vec<AttrSlot> {
+    let mut slots = Vec::new();
     let mut fields = Fields::new(span);
     while let Ok(Some(f)) = fields.next_field() {
         if f.number != field::span::ATTRIBUTES || f.wire != crate::wire::WIRE_LEN {
             continue;
         }
-        let key = key_of(&span[f.value_start..f.end]);
-        match puts.iter().position(|(k, _)| k == key) {
-            Some(i) if !placed[i] => {
-                placed[i] = true;
-                put_key_value(out, field::span::ATTRIBUTES, &puts[i].0, &puts[i].1);
-            }
-            _ => out.extend_from_slice(&span[f.start..f.end]),
-        }
+        let (key_start, key_end) = key_range(span, f.value_start, f.end);
+        slots.push(AttrSlot::Received { start: f.start, end: f.end, key_start, key_end });
     }
-    for (i, (k, v)) in puts.iter().enumerate() {
-        if !placed[i] {
-            put_key_value(out, field::span::ATTRIBUTES, k, v);
-        }
+    slots
+}
+
+/// Where the key of the `KeyValue` at `start..end` of `buf` lies (an empty range without a key).
+fn key_range(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let kv = &buf[start..end];
+    let key = key_of(kv);
+    // `key_of` returns a slice of `kv` (or "" when there is none).
+    let offset = key.as_ptr() as usize - kv.as_ptr() as usize;
+    if key.is_empty() || offset > kv.len() {
+        (start, start)
+    } else {
+        (start + offset, start + offset + key.len())
     }
 }
 
