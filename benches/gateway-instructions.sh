@@ -4,6 +4,7 @@
 # on its own as at any rate below saturation. An idle run of the same length is subtracted (start-up:
 # loading the TLS roots, the config). Repeated runs agree within 0.5 %. Needs valgrind.
 # Usage: benches/gateway-instructions.sh [gateway binary]   (default: the release build)
+#        SCENARIO=ottl benches/gateway-instructions.sh …       (another `loadtest run` scenario; default single)
 set -eu
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -21,7 +22,7 @@ wait
 EOF
 chmod +x "$work/wrapper"
 measure() { # name rate
-    RUN=$1 "$target/release/loadtest" run single --rate "$2" --duration 14s --gateway-bin "$work/wrapper" \
+    RUN=$1 "$target/release/loadtest" run "${SCENARIO:-single}" --rate "$2" --duration 14s --gateway-bin "$work/wrapper" \
         > "$work/$1.txt" 2>&1 || { cat "$work/$1.txt" >&2; exit 1; }
     kill -TERM "$(cat "$work/$1.pid")"
     while kill -0 "$(cat "$work/$1.pid")" 2>/dev/null; do sleep 1; done

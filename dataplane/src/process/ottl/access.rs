@@ -11,7 +11,7 @@ use ottl::eval::{Accessor, EvalError};
 use ottl::value::Value;
 
 use super::codec::{lookup, map_of, value_of};
-use super::work::{AttrSlot, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
+use super::work::{AttrPut, AttrSlot, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
 use crate::wire::view::{field, len_fields};
 use crate::wire::{Fields, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint};
 
@@ -285,6 +285,7 @@ impl WorkSpan {
             start_time_unix_nano: None,
             end_time_unix_nano: None,
             attributes: None,
+            attribute_puts: _,
             attribute_slots: None,
             dropped_attributes_count: None,
             dropped_events_count: None,
@@ -296,7 +297,9 @@ impl WorkSpan {
         else {
             return;
         };
-        self.edits = None;
+        if edits.attribute_puts.is_empty() {
+            self.edits = None;
+        }
     }
 }
 
@@ -497,6 +500,9 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
                 None => Value::Nil,
             };
         }
+        if let Some(put) = edits.attribute_puts.iter().find(|p| p.key == key) {
+            return put.value.clone();
+        }
     }
     lookup(&s.bytes, field::span::ATTRIBUTES, key).map_or(Value::Nil, |kv| value_of(kv.value))
 }
@@ -517,10 +523,27 @@ fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
         .map_or(Value::Nil, |kv| value_of(crate::wire::view::KeyValueView::parse(kv).value))
 }
 
-/// The span's attributes as slots, made from the received ones on first use.
+/// The span's attributes as slots, made from the received ones (and the single writes so far) on
+/// first use.
 fn slots_mut(s: &mut WorkSpan) -> &mut Vec<AttrSlot> {
     let bytes = s.bytes.clone();
-    s.edits_mut().attribute_slots.get_or_insert_with(|| super::work::attribute_slots(&bytes))
+    let edits = s.edits_mut();
+    if edits.attribute_slots.is_none() {
+        let mut slots = super::work::attribute_slots(&bytes);
+        for put in std::mem::take(&mut edits.attribute_puts) {
+            let at = put.replaces.and_then(|(start, _)| {
+                slots
+                    .iter()
+                    .position(|slot| matches!(slot, AttrSlot::Received { start: s, .. } if *s == start))
+            });
+            match at {
+                Some(i) => slots[i] = AttrSlot::Written(put.key, put.value),
+                None => slots.push(AttrSlot::Written(put.key, put.value)),
+            }
+        }
+        edits.attribute_slots = Some(slots);
+    }
+    edits.attribute_slots.get_or_insert_with(Vec::new)
 }
 
 /// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
@@ -530,12 +553,22 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         ottl::eval::map_put(attrs, key, value);
         return;
     }
-    let bytes = s.bytes.clone();
-    let slots = slots_mut(s);
-    match find_slot(&bytes, slots, key) {
-        Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
-        None => slots.push(AttrSlot::Written(key.to_string(), value)),
+    if s.edits.as_ref().is_some_and(|e| e.attribute_slots.is_some()) {
+        let bytes = s.bytes.clone();
+        let slots = slots_mut(s);
+        match find_slot(&bytes, slots, key) {
+            Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
+            None => slots.push(AttrSlot::Written(key.to_string(), value)),
+        }
+        return;
     }
+    // The usual case: remember the write and where it lands; nothing is decoded.
+    if let Some(put) = s.edits.as_mut().and_then(|e| e.attribute_puts.iter_mut().find(|p| p.key == key)) {
+        put.value = value;
+        return;
+    }
+    let replaces = super::work::find_attribute(&s.bytes, key);
+    s.edits_mut().attribute_puts.push(AttrPut { key: key.to_string(), value, replaces });
 }
 
 /// Removes one span attribute without reading the others (`pcommon.Map.Remove`: the last entry moves
@@ -551,8 +584,10 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
         };
     }
     // Nothing to remove: no edit is recorded, so the span is not encoded again.
-    if s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()).is_none()
-        && lookup(&s.bytes, field::span::ATTRIBUTES, key).is_none()
+    let edits = s.edits.as_deref();
+    if edits.and_then(|e| e.attribute_slots.as_ref()).is_none()
+        && !edits.is_some_and(|e| e.attribute_puts.iter().any(|p| p.key == key))
+        && super::work::find_attribute(&s.bytes, key).is_none()
     {
         return false;
     }
@@ -584,7 +619,13 @@ fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
                 ),
             })
             .collect(),
-        None => map_of(&s.bytes, field::span::ATTRIBUTES),
+        None => {
+            let mut attrs = map_of(&s.bytes, field::span::ATTRIBUTES);
+            for put in edits.map(|e| e.attribute_puts.as_slice()).unwrap_or_default() {
+                ottl::eval::map_put(&mut attrs, &put.key, put.value.clone());
+            }
+            attrs
+        }
     }
 }
 
@@ -638,6 +679,7 @@ fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalErro
             let edits = s.edits_mut();
             edits.attributes = Some(expect_map(value)?);
             edits.attribute_slots = None;
+            edits.attribute_puts.clear();
         }
         SpanField::DroppedAttributesCount => {
             s.edits_mut().dropped_attributes_count = Some(expect_int(value)? as u32)

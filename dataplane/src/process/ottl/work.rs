@@ -5,11 +5,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use ottl::value::Value;
 
-use super::codec::{put_key_value, put_map};
+use super::codec::{key_value_len, put_key_value, put_map};
 use crate::wire::view::{field, len_fields};
 use crate::wire::{
-    Fields, ResourceSpansView, ScopeSpansView, TraceData, WIRE_FIXED64, WIRE_VARINT, put_len_header,
-    put_varint,
+    Fields, ResourceSpansView, ScopeSpansView, TraceData, WIRE_FIXED64, WIRE_VARINT, len_field_size,
+    put_len_header, put_varint,
 };
 
 /// A request being processed.
@@ -71,10 +71,15 @@ pub struct SpanEdits {
     pub start_time_unix_nano: Option<u64>,
     pub end_time_unix_nano: Option<u64>,
     pub attributes: Option<Vec<(String, Value)>>,
-    /// The attributes as slots, once a statement wrote or removed single keys while the map as a
-    /// whole was not written (`set(span.attributes["k"], v)`, `delete_key(span.attributes, "k")`, the
-    /// usual statements): the received ones stay encoded, so the map is never decoded. `None`
-    /// whenever `attributes` is set.
+    /// Single attributes written while the map as a whole was not (`set(span.attributes["k"], v)`,
+    /// the usual statement), each with the byte range of the received attribute it replaces (the
+    /// first with its key) or `None` for a new key, which goes last: neither the map nor the other
+    /// attributes are decoded, and the span is encoded by splicing. Empty when `attributes` or
+    /// `attribute_slots` is set.
+    pub attribute_puts: Vec<AttrPut>,
+    /// The attributes as slots, once a statement removed a single key (`delete_key`): a removal moves
+    /// the last attribute into the hole, so positions must be tracked. `None` whenever `attributes`
+    /// is set.
     pub attribute_slots: Option<Vec<AttrSlot>>,
     pub dropped_attributes_count: Option<u32>,
     pub dropped_events_count: Option<u32>,
@@ -83,6 +88,15 @@ pub struct SpanEdits {
     pub status_code: Option<i32>,
     /// The events, once a span event statement has run on this span.
     pub events: Option<Vec<WorkEvent>>,
+}
+
+/// A single attribute written over the received ones.
+#[derive(Clone, Debug)]
+pub struct AttrPut {
+    pub key: String,
+    pub value: Value,
+    /// The received attribute field it replaces.
+    pub replaces: Option<(usize, usize)>,
 }
 
 /// One attribute of a span whose attributes are edited key by key.
@@ -309,6 +323,14 @@ impl WorkScope {
                     put_len_header(&mut out, field::scope_spans::SPANS, span.bytes.len());
                     out.extend_from_slice(&span.bytes);
                 }
+                Some(edits) if only_attribute_puts(edits) => {
+                    put_len_header(
+                        &mut out,
+                        field::scope_spans::SPANS,
+                        spliced_len(&span.bytes, &edits.attribute_puts),
+                    );
+                    splice_attribute_puts(&span.bytes, &edits.attribute_puts, &mut out);
+                }
                 Some(edits) => {
                     let encoded = encode_span(&span.bytes, edits);
                     put_len_header(&mut out, field::scope_spans::SPANS, encoded.len());
@@ -406,9 +428,91 @@ fn encode_scope(state: &ScopeState) -> Vec<u8> {
 /// A span with the written fields replaced: the others are copied as they were received.
 pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
     use field::span::*;
-    let status_edited = edits.status_message.is_some() || edits.status_code.is_some();
+    if only_attribute_puts(edits) {
+        let mut out = BytesMut::with_capacity(spliced_len(original, &edits.attribute_puts));
+        splice_attribute_puts(original, &edits.attribute_puts, &mut out);
+        return out.to_vec();
+    }
     let mut out = BytesMut::with_capacity(original.len() + 64);
-    copy_fields_except(original, &mut out, |number| match number {
+    let mut replaced: Vec<&AttrPut> = edits.attribute_puts.iter().filter(|p| p.replaces.is_some()).collect();
+    replaced.sort_by_key(|p| p.replaces.map(|(start, _)| start));
+    let mut fields = Fields::new(original);
+    while let Ok(Some(f)) = fields.next_field() {
+        if f.number == ATTRIBUTES
+            && let Some(put) = replaced.iter().find(|p| p.replaces.map(|(start, _)| start) == Some(f.start))
+        {
+            put_key_value(&mut out, ATTRIBUTES, &put.key, &put.value);
+            continue;
+        }
+        if !skip_field(f.number, edits) {
+            out.extend_from_slice(&original[f.start..f.end]);
+        }
+    }
+    for put in edits.attribute_puts.iter().filter(|p| p.replaces.is_none()) {
+        put_key_value(&mut out, ATTRIBUTES, &put.key, &put.value);
+    }
+    encode_span_fields(&mut out, original, edits);
+    out.to_vec()
+}
+
+/// Whether single attributes are all a statement wrote: then the span is encoded by splicing, without
+/// walking its fields.
+pub fn only_attribute_puts(edits: &SpanEdits) -> bool {
+    let SpanEdits {
+        trace_id: None,
+        span_id: None,
+        parent_span_id: None,
+        trace_state: None,
+        name: None,
+        kind: None,
+        start_time_unix_nano: None,
+        end_time_unix_nano: None,
+        attributes: None,
+        attribute_puts,
+        attribute_slots: None,
+        dropped_attributes_count: None,
+        dropped_events_count: None,
+        dropped_links_count: None,
+        status_message: None,
+        status_code: None,
+        events: None,
+    } = edits
+    else {
+        return false;
+    };
+    !attribute_puts.is_empty()
+}
+
+/// The encoded size of a span spliced with `puts`.
+pub fn spliced_len(original: &[u8], puts: &[AttrPut]) -> usize {
+    let written: usize =
+        puts.iter().map(|p| len_field_size(field::span::ATTRIBUTES, key_value_len(&p.key, &p.value))).sum();
+    let replaced: usize = puts.iter().filter_map(|p| p.replaces).map(|(start, end)| end - start).sum();
+    original.len() + written - replaced
+}
+
+/// Writes the span with each put replacing its received attribute in place and the new keys last.
+pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut], out: &mut BytesMut) {
+    let mut replaced: Vec<(usize, usize, &AttrPut)> =
+        puts.iter().filter_map(|p| p.replaces.map(|(start, end)| (start, end, p))).collect();
+    replaced.sort_by_key(|r| r.0);
+    let mut pos = 0;
+    for (start, end, put) in replaced {
+        out.extend_from_slice(&original[pos..start]);
+        put_key_value(out, field::span::ATTRIBUTES, &put.key, &put.value);
+        pos = end;
+    }
+    out.extend_from_slice(&original[pos..]);
+    for put in puts.iter().filter(|p| p.replaces.is_none()) {
+        put_key_value(out, field::span::ATTRIBUTES, &put.key, &put.value);
+    }
+}
+
+/// Whether the span's received field `number` is left out because a statement wrote it.
+fn skip_field(number: u32, edits: &SpanEdits) -> bool {
+    use field::span::*;
+    let status_edited = edits.status_message.is_some() || edits.status_code.is_some();
+    match number {
         TRACE_ID => edits.trace_id.is_some(),
         SPAN_ID => edits.span_id.is_some(),
         TRACE_STATE => edits.trace_state.is_some(),
@@ -424,56 +528,62 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
         DROPPED_LINKS_COUNT => edits.dropped_links_count.is_some(),
         STATUS => status_edited,
         _ => false,
-    });
+    }
+}
+
+/// Writes the span's written fields other than single attributes.
+fn encode_span_fields(out: &mut BytesMut, original: &[u8], edits: &SpanEdits) {
+    use field::span::*;
+    let status_edited = edits.status_message.is_some() || edits.status_code.is_some();
     if let Some(v) = &edits.trace_id {
-        put_id_field(&mut out, TRACE_ID, v);
+        put_id_field(out, TRACE_ID, v);
     }
     if let Some(v) = &edits.span_id {
-        put_id_field(&mut out, SPAN_ID, v);
+        put_id_field(out, SPAN_ID, v);
     }
     if let Some(v) = &edits.trace_state {
-        put_string_field(&mut out, TRACE_STATE, v);
+        put_string_field(out, TRACE_STATE, v);
     }
     if let Some(v) = &edits.parent_span_id {
-        put_id_field(&mut out, PARENT_SPAN_ID, v);
+        put_id_field(out, PARENT_SPAN_ID, v);
     }
     if let Some(v) = &edits.name {
-        put_string_field(&mut out, NAME, v);
+        put_string_field(out, NAME, v);
     }
     if let Some(v) = edits.kind {
         // An enum is an int32 varint: negative values take ten bytes, as prost writes them.
-        put_varint_field(&mut out, KIND, i64::from(v) as u64);
+        put_varint_field(out, KIND, i64::from(v) as u64);
     }
     if let Some(v) = edits.start_time_unix_nano {
-        put_fixed64_field(&mut out, START_TIME_UNIX_NANO, v);
+        put_fixed64_field(out, START_TIME_UNIX_NANO, v);
     }
     if let Some(v) = edits.end_time_unix_nano {
-        put_fixed64_field(&mut out, END_TIME_UNIX_NANO, v);
+        put_fixed64_field(out, END_TIME_UNIX_NANO, v);
     }
     if let Some(attrs) = &edits.attributes {
-        put_map(&mut out, attrs, ATTRIBUTES);
+        put_map(out, attrs, ATTRIBUTES);
     } else if let Some(slots) = &edits.attribute_slots {
         for slot in slots {
             match slot {
                 AttrSlot::Received { start, end, .. } => out.extend_from_slice(&original[*start..*end]),
-                AttrSlot::Written(k, v) => put_key_value(&mut out, ATTRIBUTES, k, v),
+                AttrSlot::Written(k, v) => put_key_value(out, ATTRIBUTES, k, v),
             }
         }
     }
     if let Some(v) = edits.dropped_attributes_count {
-        put_varint_field(&mut out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
+        put_varint_field(out, DROPPED_ATTRIBUTES_COUNT, u64::from(v));
     }
     if let Some(events) = &edits.events {
         for event in events.iter().filter(|e| !e.dropped) {
             let encoded = encode_event(event);
-            put_bytes_field(&mut out, EVENTS, &encoded);
+            put_bytes_field(out, EVENTS, &encoded);
         }
     }
     if let Some(v) = edits.dropped_events_count {
-        put_varint_field(&mut out, DROPPED_EVENTS_COUNT, u64::from(v));
+        put_varint_field(out, DROPPED_EVENTS_COUNT, u64::from(v));
     }
     if let Some(v) = edits.dropped_links_count {
-        put_varint_field(&mut out, DROPPED_LINKS_COUNT, u64::from(v));
+        put_varint_field(out, DROPPED_LINKS_COUNT, u64::from(v));
     }
     if status_edited {
         let (message, code) = super::access::status_of(original);
@@ -486,9 +596,8 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
         if code != 0 {
             put_varint_field(&mut status, field::status::CODE, i64::from(code) as u64);
         }
-        put_bytes_field(&mut out, STATUS, &status);
+        put_bytes_field(out, STATUS, &status);
     }
-    out.to_vec()
 }
 
 /// The span's received attributes as slots, in order.
@@ -520,14 +629,33 @@ fn key_range(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
 
 /// The key of an encoded `KeyValue`, read without its value.
 pub fn key_of(kv: &[u8]) -> &str {
+    std::str::from_utf8(key_bytes(kv)).unwrap_or("")
+}
+
+/// The key of an encoded `KeyValue` as bytes (the scan checked it is UTF-8), read without its value.
+pub fn key_bytes(kv: &[u8]) -> &[u8] {
     // The key is field 1 and encoders write it first: take the fast path when it is there.
     if let [0x0a, len, rest @ ..] = kv
-        && (*len as usize) <= rest.len()
         && *len < 0x80
+        && (*len as usize) <= rest.len()
     {
-        return std::str::from_utf8(&rest[..*len as usize]).unwrap_or("");
+        return &rest[..*len as usize];
     }
-    crate::wire::view::KeyValueView::parse(kv).key
+    crate::wire::view::KeyValueView::parse(kv).key.as_bytes()
+}
+
+/// The first received attribute field of a span with `key`: its byte range.
+pub fn find_attribute(span: &[u8], key: &str) -> Option<(usize, usize)> {
+    let mut fields = Fields::new(span);
+    while let Ok(Some(f)) = fields.next_field() {
+        if f.number == field::span::ATTRIBUTES
+            && f.wire == crate::wire::WIRE_LEN
+            && key_bytes(&span[f.value_start..f.end]) == key.as_bytes()
+        {
+            return Some((f.start, f.end));
+        }
+    }
+    None
 }
 
 /// An event with the written fields replaced.
