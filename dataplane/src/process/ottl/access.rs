@@ -405,23 +405,26 @@ fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
     use field::span as n;
     let edits = s.edits.as_deref();
     let bytes = &s.bytes[..];
+    let index = s.index();
+    let raw = |number: u32| index.value(bytes, number);
+    let varint = |number: u32| raw(number).and_then(|v| read_varint(v, &mut 0).ok());
+    let fixed64 = |number: u32| raw(number).and_then(|v| v.try_into().ok()).map(u64::from_le_bytes);
     let id = |edited: Option<&Vec<u8>>, number: u32| -> Vec<u8> {
-        edited.cloned().unwrap_or_else(|| last_bytes(bytes, number).unwrap_or_default().to_vec())
+        edited.cloned().unwrap_or_else(|| raw(number).unwrap_or_default().to_vec())
     };
-    let kind =
-        || edits.and_then(|e| e.kind).unwrap_or_else(|| last_varint(bytes, n::KIND).unwrap_or(0) as i32);
+    let kind = || edits.and_then(|e| e.kind).unwrap_or_else(|| varint(n::KIND).unwrap_or(0) as i32);
     let start = || {
         edits
             .and_then(|e| e.start_time_unix_nano)
-            .unwrap_or_else(|| last_fixed64(bytes, n::START_TIME_UNIX_NANO).unwrap_or(0))
+            .unwrap_or_else(|| fixed64(n::START_TIME_UNIX_NANO).unwrap_or(0))
     };
     let end = || {
         edits
             .and_then(|e| e.end_time_unix_nano)
-            .unwrap_or_else(|| last_fixed64(bytes, n::END_TIME_UNIX_NANO).unwrap_or(0))
+            .unwrap_or_else(|| fixed64(n::END_TIME_UNIX_NANO).unwrap_or(0))
     };
     let count = |edited: Option<u32>, number: u32| {
-        Value::Int(i64::from(edited.unwrap_or_else(|| last_varint(bytes, number).unwrap_or(0) as u32)))
+        Value::Int(i64::from(edited.unwrap_or_else(|| varint(number).unwrap_or(0) as u32)))
     };
     Ok(match f {
         SpanField::TraceId => {
@@ -449,7 +452,7 @@ fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
         }
         SpanField::Name => Value::String(match edits.and_then(|e| e.name.as_ref()) {
             Some(name) => name.clone(),
-            None => last_string(bytes, n::NAME).unwrap_or_default().to_string(),
+            None => raw(n::NAME).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default().to_string(),
         }),
         SpanField::Kind => Value::Int(i64::from(kind())),
         SpanField::KindString => Value::String(
@@ -504,7 +507,7 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
             return put.value.clone();
         }
     }
-    lookup(&s.bytes, field::span::ATTRIBUTES, key).map_or(Value::Nil, |kv| value_of(kv.value))
+    s.index().attribute(&s.bytes, key).map_or(Value::Nil, |a| slot_value(&s.bytes, a.start, a.end))
 }
 
 /// The first slot with `key`.
@@ -526,10 +529,12 @@ fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
 /// The span's attributes as slots, made from the received ones (and the single writes so far) on
 /// first use.
 fn slots_mut(s: &mut WorkSpan) -> &mut Vec<AttrSlot> {
-    let bytes = s.bytes.clone();
+    let mut slots = match s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()) {
+        Some(_) => None,
+        None => Some(super::work::attribute_slots(s.index())),
+    };
     let edits = s.edits_mut();
-    if edits.attribute_slots.is_none() {
-        let mut slots = super::work::attribute_slots(&bytes);
+    if let Some(mut slots) = slots.take() {
         for put in std::mem::take(&mut edits.attribute_puts) {
             let at = put.replaces.and_then(|(start, _)| {
                 slots
@@ -567,7 +572,7 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         put.value = value;
         return;
     }
-    let replaces = super::work::find_attribute(&s.bytes, key);
+    let replaces = super::work::find_attribute(s, key);
     s.edits_mut().attribute_puts.push(AttrPut { key: key.to_string(), value, replaces });
 }
 
@@ -587,7 +592,7 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
     let edits = s.edits.as_deref();
     if edits.and_then(|e| e.attribute_slots.as_ref()).is_none()
         && !edits.is_some_and(|e| e.attribute_puts.iter().any(|p| p.key == key))
-        && super::work::find_attribute(&s.bytes, key).is_none()
+        && super::work::find_attribute(s, key).is_none()
     {
         return false;
     }

@@ -57,6 +57,28 @@ pub struct WorkSpan {
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
+    /// Where its received fields are, found on first read.
+    index: std::cell::OnceCell<SpanIndex>,
+}
+
+/// Where a span's received fields are, found in one pass, so that every later read of a field or an
+/// attribute goes straight to it instead of walking the span again.
+#[derive(Debug, Default)]
+pub struct SpanIndex {
+    /// Value range of the last occurrence of each field number up to 16 (the last one wins in a
+    /// decoder); repeated fields (attributes, events, links) are not kept here.
+    last: [Option<(u32, u32)>; 17],
+    /// Attribute fields in order: the field's range and its key's range.
+    pub attributes: Vec<IndexedAttribute>,
+}
+
+/// One received attribute field.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexedAttribute {
+    pub start: usize,
+    pub end: usize,
+    pub key_start: usize,
+    pub key_end: usize,
 }
 
 /// The fields of a span that statements wrote.
@@ -137,9 +159,7 @@ impl Work {
                     .scopes
                     .iter()
                     .map(|scope| WorkScope {
-                        spans: span_slices(scope)
-                            .map(|bytes| WorkSpan { bytes, edits: None, dropped: false })
-                            .collect(),
+                        spans: span_slices(scope).map(WorkSpan::new).collect(),
                         state: ScopeState {
                             view: scope.clone(),
                             name: None,
@@ -193,6 +213,50 @@ impl Work {
             data.resources.push(view);
         }
         data
+    }
+}
+
+// === impl WorkSpan ===
+
+impl WorkSpan {
+    /// A received span, nothing written yet.
+    pub fn new(bytes: Bytes) -> Self {
+        Self { bytes, edits: None, dropped: false, index: std::cell::OnceCell::new() }
+    }
+
+    /// Where the received fields are.
+    pub fn index(&self) -> &SpanIndex {
+        self.index.get_or_init(|| SpanIndex::of(&self.bytes))
+    }
+}
+
+// === impl SpanIndex ===
+
+impl SpanIndex {
+    /// Indexes a span in one pass.
+    pub fn of(span: &[u8]) -> Self {
+        let mut index = Self::default();
+        let mut fields = Fields::new(span);
+        while let Ok(Some(f)) = fields.next_field() {
+            if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
+                let (key_start, key_end) = key_range(span, f.value_start, f.end);
+                index.attributes.push(IndexedAttribute { start: f.start, end: f.end, key_start, key_end });
+            } else if let Some(slot) = index.last.get_mut(f.number as usize) {
+                *slot = Some((f.value_start as u32, f.end as u32));
+            }
+        }
+        index
+    }
+
+    /// The value bytes of the last occurrence of field `number`.
+    pub fn value<'a>(&self, span: &'a [u8], number: u32) -> Option<&'a [u8]> {
+        let (start, end) = (*self.last.get(number as usize)?)?;
+        span.get(start as usize..end as usize)
+    }
+
+    /// The first attribute with `key`.
+    pub fn attribute(&self, span: &[u8], key: &str) -> Option<IndexedAttribute> {
+        self.attributes.iter().copied().find(|a| &span[a.key_start..a.key_end] == key.as_bytes())
     }
 }
 
@@ -601,17 +665,17 @@ fn encode_span_fields(out: &mut BytesMut, original: &[u8], edits: &SpanEdits) {
 }
 
 /// The span's received attributes as slots, in order.
-pub fn attribute_slots(span: &[u8]) -> Vec<AttrSlot> {
-    let mut slots = Vec::new();
-    let mut fields = Fields::new(span);
-    while let Ok(Some(f)) = fields.next_field() {
-        if f.number != field::span::ATTRIBUTES || f.wire != crate::wire::WIRE_LEN {
-            continue;
-        }
-        let (key_start, key_end) = key_range(span, f.value_start, f.end);
-        slots.push(AttrSlot::Received { start: f.start, end: f.end, key_start, key_end });
-    }
-    slots
+pub fn attribute_slots(index: &SpanIndex) -> Vec<AttrSlot> {
+    index
+        .attributes
+        .iter()
+        .map(|a| AttrSlot::Received {
+            start: a.start,
+            end: a.end,
+            key_start: a.key_start,
+            key_end: a.key_end,
+        })
+        .collect()
 }
 
 /// Where the key of the `KeyValue` at `start..end` of `buf` lies (an empty range without a key).
@@ -645,17 +709,8 @@ pub fn key_bytes(kv: &[u8]) -> &[u8] {
 }
 
 /// The first received attribute field of a span with `key`: its byte range.
-pub fn find_attribute(span: &[u8], key: &str) -> Option<(usize, usize)> {
-    let mut fields = Fields::new(span);
-    while let Ok(Some(f)) = fields.next_field() {
-        if f.number == field::span::ATTRIBUTES
-            && f.wire == crate::wire::WIRE_LEN
-            && key_bytes(&span[f.value_start..f.end]) == key.as_bytes()
-        {
-            return Some((f.start, f.end));
-        }
-    }
-    None
+pub fn find_attribute(span: &WorkSpan, key: &str) -> Option<(usize, usize)> {
+    span.index().attribute(&span.bytes, key).map(|a| (a.start, a.end))
 }
 
 /// An event with the written fields replaced.
