@@ -21,8 +21,8 @@ pub use resolve::{
     SecretStore, resolve,
 };
 pub use snapshot::{
-    Compression, EnrichmentSettings, OtlpOutputConfig, PipelineConfig, PodLabelRule, Protocol, Sensitive,
-    ServiceMode, Snapshot, TlsConfig,
+    Compression, EnrichmentSettings, OAuth2Config, OtlpOutputConfig, PipelineConfig, PodLabelRule, Protocol,
+    Sensitive, ServiceMode, Snapshot, TlsConfig,
 };
 
 /// Loads a path and resolves it in one step, folding schema breakage into per-pipeline statuses.

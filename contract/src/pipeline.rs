@@ -226,15 +226,17 @@ pub struct BasicAuthOptions {
 ])))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OAuth2Options {
+    // Kyma's user guide spells it `tokenUrl`; that spelling is read too.
     /// The token endpoint.
-    #[serde(default, rename = "tokenURL")]
+    #[serde(default, rename = "tokenURL", alias = "tokenUrl")]
     #[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [
         {"message": "'tokenURL' must be a valid URL", "rule": "has(self.value) ? isURL(self.value) : true"},
         ONLY_ONE_VALUE_RULE,
     ])))]
     pub token_url: ValueType,
+    // Kyma's user guide spells it `clientId`; that spelling is read too.
     /// The client id.
-    #[serde(default, rename = "clientID")]
+    #[serde(default, rename = "clientID", alias = "clientId")]
     pub client_id: ValueType,
     /// The client secret.
     #[serde(default)]

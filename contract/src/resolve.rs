@@ -14,11 +14,11 @@ use std::fmt;
 use base64::Engine as _;
 
 use crate::pipeline::{
-    API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, Header, OtlpOutput, Secret, SecretKeyRef, TracePipeline,
-    ValueType,
+    API_VERSION_V1ALPHA1, API_VERSION_V1BETA1, Header, OAuth2Options, OtlpOutput, OutputTls, Secret,
+    SecretKeyRef, TracePipeline, ValueType,
 };
 use crate::snapshot::{
-    Compression, OtlpOutputConfig, PipelineConfig, Protocol, Sensitive, Snapshot, TlsConfig,
+    Compression, OAuth2Config, OtlpOutputConfig, PipelineConfig, Protocol, Sensitive, Snapshot, TlsConfig,
 };
 use crate::tls::{self, ABOUT_TO_EXPIRE_WINDOW, CertExpiry, TlsMaterial, TlsProblem};
 
@@ -319,7 +319,8 @@ impl<'a> Checker<'a> {
             h.value.as_deref(),
             h.value_from.as_ref().map(|f| f.secret_key_ref.as_ref()),
         )?;
-        let value = match h.prefix.as_deref() {
+        // Kyma's `prefixHeaderValue`: the prefix trimmed, then one space, then the value as it is.
+        let value = match h.prefix.as_deref().map(str::trim) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix} {value}"),
             _ => value,
         };
@@ -500,6 +501,7 @@ fn resolve_output(
     let endpoint = c.value(&format!("{OTLP}.endpoint"), &otlp.endpoint);
 
     let mut headers = Vec::new();
+    let mut oauth2 = None;
     if let Some(auth) = &otlp.authentication {
         if auth.basic.is_some() && auth.oauth2.is_some() {
             c.schema_error(
@@ -524,17 +526,13 @@ fn resolve_output(
                 headers.push(("Authorization".to_string(), Sensitive::new(format!("Basic {token}"))));
             }
         }
-        if auth.oauth2.is_some() {
-            return Err(PipelineError::new(
-                Reason::Unsupported,
-                format!("{OTLP}.authentication.oauth2"),
-                "OAuth2 authentication is not supported by this gateway yet",
-            ));
+        if let Some(o) = &auth.oauth2 {
+            oauth2 = resolve_oauth2(o, protocol, otlp.tls.as_ref(), c);
         }
     }
     for (i, h) in otlp.headers.iter().enumerate() {
         if let Some(header) = c.header(&format!("{OTLP}.headers[{i}]"), h) {
-            headers.push(header);
+            set_header(&mut headers, header);
         }
     }
 
@@ -562,13 +560,7 @@ fn resolve_output(
         None | Some("") | Some("gzip") => Compression::Gzip,
         Some("none") => Compression::None,
         Some("zstd") => Compression::Zstd,
-        Some("snappy") => {
-            return Err(PipelineError::new(
-                Reason::Unsupported,
-                format!("{OTLP}.compression"),
-                "snappy compression is not supported by this gateway yet; use gzip, zstd or none",
-            ));
-        }
+        Some("snappy") => Compression::Snappy,
         Some(other) => {
             c.schema_error(
                 &format!("{OTLP}.compression"),
@@ -584,14 +576,84 @@ fn resolve_output(
     let Some(endpoint) = endpoint else {
         return Err(PipelineError::new(Reason::SpecInvalid, format!("{OTLP}.endpoint"), "endpoint is empty"));
     };
-    let url = endpoint_url(protocol, endpoint.trim(), path, &mut tls).map_err(|why| {
-        PipelineError::new(
-            Reason::EndpointInvalid,
-            format!("{OTLP}.endpoint"),
-            format!("OTLP output endpoint invalid: {why}"),
-        )
-    })?;
-    Ok(OtlpOutputConfig { protocol, url, compression, headers, tls })
+    let spec_tls = otlp.tls.as_ref();
+    let url = endpoint_url(protocol, endpoint.trim(), path, &mut tls)
+        .and_then(|url| match &oauth2 {
+            Some(_) => oauth2_endpoint_rule(protocol, endpoint.trim(), spec_tls).map(|()| url),
+            None => Ok(url),
+        })
+        .map_err(|why| {
+            PipelineError::new(
+                Reason::EndpointInvalid,
+                format!("{OTLP}.endpoint"),
+                format!("OTLP output endpoint invalid: {why}"),
+            )
+        })?;
+    Ok(OtlpOutputConfig { protocol, url, compression, headers, tls, oauth2 })
+}
+
+/// Kyma's `authentication.oauth2`: the CEL rules of `OAuth2Options` and of `OTLPOutput` (gRPC needs
+/// TLS), then its three values; `None` when one is missing (the error is recorded in `c`).
+fn resolve_oauth2(
+    o: &OAuth2Options,
+    protocol: Protocol,
+    spec_tls: Option<&OutputTls>,
+    c: &mut Checker<'_>,
+) -> Option<OAuth2Config> {
+    const FIELD: &str = "spec.output.otlp.authentication.oauth2";
+    let mut complete = true;
+    for (name, v) in
+        [("tokenURL", &o.token_url), ("clientID", &o.client_id), ("clientSecret", &o.client_secret)]
+    {
+        if v.value.is_none() && v.value_from.is_none() {
+            c.schema_error(FIELD, format!("'{name}' must have 'value' or 'valueFrom' set"));
+            complete = false;
+        }
+    }
+    if let Some(inline) = &o.token_url.value
+        && url::Url::parse(inline).is_err()
+    {
+        c.schema_error(&format!("{FIELD}.tokenURL"), "'tokenURL' must be a valid URL");
+    }
+    if protocol == Protocol::Grpc && spec_tls.is_some_and(|t| t.insecure) {
+        c.schema_error("spec.output.otlp", "OAuth2 authentication requires TLS when using gRPC protocol");
+    }
+    if !complete {
+        return None;
+    }
+    let token_url = c.value(&format!("{FIELD}.tokenURL"), &o.token_url);
+    let client_id = c.value(&format!("{FIELD}.clientID"), &o.client_id);
+    let client_secret = c.value(&format!("{FIELD}.clientSecret"), &o.client_secret);
+    Some(OAuth2Config {
+        token_url: token_url?,
+        client_id: Sensitive::new(client_id?),
+        client_secret: Sensitive::new(client_secret?),
+        scopes: o.scopes.clone(),
+        params: o.params.clone(),
+    })
+}
+
+/// Kyma's endpoint validator for OAuth2: gRPC needs TLS (neither `tls.insecure` nor `http://`), and
+/// HTTP refuses an `http://` endpoint that also carries TLS material.
+fn oauth2_endpoint_rule(protocol: Protocol, raw: &str, spec_tls: Option<&OutputTls>) -> Result<(), String> {
+    let http_scheme = raw.split_once("://").is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("http"));
+    match protocol {
+        Protocol::Grpc if spec_tls.is_some_and(|t| t.insecure) => {
+            Err("OAuth2 requires TLS when using gRPC protocol".into())
+        }
+        Protocol::Grpc if http_scheme => {
+            Err("OAuth2 requires TLS when using gRPC protocol: HTTP scheme not allowed".into())
+        }
+        Protocol::Http
+            if http_scheme
+                && spec_tls.is_some_and(|t| {
+                    !t.insecure && (t.ca.is_some() || t.cert.is_some() || t.key.is_some())
+                }) =>
+        {
+            Err("HTTP scheme with TLS not allowed".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Applies Kyma's endpoint rules and returns the URL the exporter uses. Sets `tls.insecure` for an
@@ -604,6 +666,12 @@ fn endpoint_url(
 ) -> Result<String, String> {
     if raw.is_empty() {
         return Err("endpoint is empty".into());
+    }
+    if let Some(written) = malformed_scheme(raw) {
+        // Kyma reads `http//host:4317` as host `http` and reports "missing port".
+        return Err(format!(
+            "malformed scheme '{written}' in '{raw}': write 'http://' or 'https://' (or no scheme: host:port)"
+        ));
     }
     let has_scheme = raw.contains("://");
     let parsed = if has_scheme {
@@ -639,29 +707,105 @@ fn endpoint_url(
             if !matches!(scheme, Some("http") | Some("https")) {
                 return Err("missing or unsupported protocol scheme".into());
             }
-            let mut url = parsed.clone();
             match path {
-                Some(p) => {
-                    let (p, query) = match p.split_once('?') {
-                        Some((p, q)) => (p, Some(q)),
-                        None => (p, None),
-                    };
-                    url.set_path(&join_paths(parsed.path(), p));
-                    if query.is_some() {
-                        url.set_query(query);
-                    }
+                Some(p) => Ok(custom_path_url(parsed, p)),
+                None => {
+                    let url = default_traces_url(raw);
+                    url::Url::parse(&url).map_err(|e| format!("failed to parse '{url}' as a URL: {e}"))?;
+                    Ok(url)
                 }
-                None => url.set_path(&join_paths(parsed.path(), DEFAULT_TRACES_PATH)),
             }
-            Ok(url.to_string())
         }
     }
 }
 
-fn join_paths(base: &str, tail: &str) -> String {
-    let base = base.trim_end_matches('/');
-    let tail = tail.trim_start_matches('/');
-    format!("{base}/{tail}")
+/// The scheme as written when it is `http` or `https` with a broken separator (`http//`, `https:/`,
+/// `http:host`... but not `http:4317`, which is host `http` and a port).
+fn malformed_scheme(raw: &str) -> Option<&str> {
+    if raw.contains("://") {
+        return None;
+    }
+    let lower = raw.to_ascii_lowercase();
+    let scheme = ["https", "http"].into_iter().find(|s| lower.starts_with(s))?;
+    let rest = &raw[scheme.len()..];
+    let separator_len = rest.len() - rest.trim_start_matches([':', '/']).len();
+    let separator = &rest[..separator_len];
+    let port_follows = separator == ":" && rest[1..].starts_with(|c: char| c.is_ascii_digit());
+    if separator.is_empty() || port_follows {
+        return None;
+    }
+    Some(&raw[..scheme.len() + separator_len])
+}
+
+/// Adds a header as Kyma's config builder does, into a map keyed by name: a later header replaces an
+/// earlier one of the same name, so a custom `Authorization` header replaces the basic-auth one.
+/// Names compare without case, as HTTP's do (the Collector canonicalises them when it sends).
+fn set_header(headers: &mut Vec<(String, Sensitive)>, header: (String, Sensitive)) {
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case(&header.0));
+    headers.push(header);
+}
+
+/// The HTTP exporter's URL without `path`: the Collector's otlphttp exporter appends
+/// `v1/traces` to the endpoint as a string, with a `/` unless the endpoint ends with one.
+fn default_traces_url(raw: &str) -> String {
+    if raw.ends_with('/') {
+        format!("{raw}{}", DEFAULT_TRACES_PATH.trim_start_matches('/'))
+    } else {
+        format!("{raw}{DEFAULT_TRACES_PATH}")
+    }
+}
+
+/// The HTTP exporter's URL with `path`, as Kyma's `resolveEndpointURL` builds it: the endpoint's path
+/// and `path`'s path joined by Go's `path.Join` (cleaned: no `//`, `.`, `..` or trailing `/`), and
+/// `path`'s query in place of the endpoint's (none when `path` has none); `path`'s fragment is
+/// ignored.
+fn custom_path_url(mut url: url::Url, path: &str) -> String {
+    let path = path.split_once('#').map_or(path, |(p, _)| p);
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q).filter(|q| !q.is_empty())),
+        None => (path, None),
+    };
+    let joined = go_path_join(&[url.path(), path]);
+    url.set_path(&joined);
+    url.set_query(query);
+    url.to_string()
+}
+
+/// Go's `path.Join`: the non-empty elements joined with `/` and cleaned; empty when all are empty.
+fn go_path_join(elements: &[&str]) -> String {
+    let parts: Vec<&str> = elements.iter().copied().filter(|e| !e.is_empty()).collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    go_path_clean(&parts.join("/"))
+}
+
+/// Go's `path.Clean`: the shortest path equivalent to `path` by lexical processing.
+fn go_path_clean(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let rooted = path.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|last| *last != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
 }
 
 /// The port written in the endpoint, if any. `url` drops a port equal to the scheme's default, but Kyma

@@ -103,6 +103,8 @@ pub enum Compression {
     Gzip,
     /// zstd.
     Zstd,
+    /// Snappy: one raw block over HTTP, the framing format over gRPC, as the Collector sends it.
+    Snappy,
 }
 
 /// A resolved OTLP output.
@@ -119,6 +121,28 @@ pub struct OtlpOutputConfig {
     pub headers: Vec<(String, Sensitive)>,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// OAuth2 client credentials: every request carries a token from this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Config>,
+}
+
+/// Resolved OAuth2 client-credentials settings, as Kyma hands them to the Collector's
+/// `oauth2client` extension (which applies its defaults for everything else).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2Config {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: Sensitive,
+    /// The client secret.
+    pub client_secret: Sensitive,
+    /// Scopes to request, sent space-separated as `scope`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Extra form fields of the token request.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// Resolved TLS settings.
@@ -199,6 +223,7 @@ impl Compression {
             Self::None => None,
             Self::Gzip => Some("gzip"),
             Self::Zstd => Some("zstd"),
+            Self::Snappy => Some("snappy"),
         }
     }
 }

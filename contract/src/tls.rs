@@ -78,7 +78,48 @@ impl CertExpiry {
     }
 }
 
+/// Why a client certificate and key cannot be used together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientKeyError {
+    /// The chain is empty.
+    #[error("no certificate given")]
+    NoCertificate,
+    /// The end-entity certificate does not parse.
+    #[error("cannot parse the certificate: {0}")]
+    Certificate(String),
+    /// The key does not load.
+    #[error("{0}")]
+    Key(String),
+    /// The key is not the certificate's.
+    #[error("certificate and private key do not match")]
+    Mismatch,
+}
+
 // === free functions ===
+
+/// The client certificate and key as rustls sends them, checked to belong together by comparing the
+/// key's public half with the certificate's `SubjectPublicKeyInfo`. The certificate is read with
+/// x509-parser, which accepts X.509 version 1 as Go's `tls.X509KeyPair` does: rustls' own check
+/// (`CertifiedKey::from_der`) reads it with webpki, which refuses version 1 end-entity certificates
+/// (`UnsupportedCertVersion`), though a TLS client only has to send its certificate, never parse it.
+pub fn client_certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::sign::CertifiedKey, ClientKeyError> {
+    let first = chain.first().ok_or(ClientKeyError::NoCertificate)?;
+    let (_, cert) =
+        X509Certificate::from_der(first.as_ref()).map_err(|e| ClientKeyError::Certificate(e.to_string()))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let signing_key =
+        provider.key_provider.load_private_key(key).map_err(|e| ClientKeyError::Key(e.to_string()))?;
+    // ring's keys all know their public half; a key that did not could not be checked, as in rustls.
+    if let Some(spki) = signing_key.public_key()
+        && spki.as_ref() != cert.public_key().raw
+    {
+        return Err(ClientKeyError::Mismatch);
+    }
+    Ok(rustls::sign::CertifiedKey::new(chain, signing_key))
+}
 
 fn expired_message(expiry: CertExpiry) -> String {
     let what = match expiry.kind {
@@ -136,11 +177,11 @@ pub fn check(material: TlsMaterial<'_>, now: i64) -> Result<Option<CertExpiry>, 
             let (not_after, _) = parsed(&chain[0], "certificate")?;
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
                 .map_err(|_| TlsProblem::Invalid("cannot decode the PEM block of the private key".into()))?;
-            let provider = rustls::crypto::ring::default_provider();
-            rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => {
+            client_certified_key(chain, key).map_err(|e| match e {
+                ClientKeyError::Mismatch => {
                     TlsProblem::Invalid("certificate and private key do not match".into())
                 }
+                ClientKeyError::Certificate(_) => TlsProblem::Invalid("cannot parse the certificate".into()),
                 other => TlsProblem::Invalid(format!("unusable private key: {other}")),
             })?;
             Some(CertExpiry { kind: CertKind::Client, not_after })
@@ -167,9 +208,14 @@ pub fn check(material: TlsMaterial<'_>, now: i64) -> Result<Option<CertExpiry>, 
 }
 
 #[cfg(test)]
+#[path = "tls/v1_cert.rs"]
+mod v1_cert;
+
+#[cfg(test)]
 mod tests {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
+    use super::v1_cert;
     use super::*;
 
     const DAY_SECONDS: i64 = 24 * 3600;
@@ -243,6 +289,50 @@ mod tests {
                 "TLS certificate is about to expire, configured certificate is valid until {}",
                 date(now + 3 * DAY_SECONDS)
             )
+        );
+    }
+
+    /// Scenario: a version 1 client certificate (no extensions) issued by a version 3 CA, with its own
+    /// key and with another key.
+    /// Guarantees: it passes Kyma's checks as Go's parser passes it (rustls' own key check would
+    /// refuse it through webpki), its expiry is read, and a wrong key is still caught.
+    #[test]
+    fn version_1_client_certificates_are_accepted() {
+        let now = 1_800_000_000;
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let v1 = v1_cert::v1_certificate(
+            "gateway",
+            &key,
+            Some(ca.der()),
+            &ca_key,
+            "250101000000Z",
+            "380101000000Z",
+        );
+        let der = CertificateDer::from_pem_slice(v1.as_bytes()).unwrap();
+        let parsed = X509Certificate::from_der(der.as_ref()).unwrap().1;
+        assert_eq!(parsed.version().0, 0, "not a version 1 certificate");
+        assert!(
+            rustls::sign::CertifiedKey::from_der(
+                vec![der.clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+                &rustls::crypto::ring::default_provider(),
+            )
+            .is_err(),
+            "rustls' own check accepts version 1 now: client_certified_key could go"
+        );
+        let material = TlsMaterial { ca: Some(&ca.pem()), cert: Some(&v1), key: Some(&key.serialize_pem()) };
+        // 2038-01-01, before rcgen's default CA expiry.
+        let expiry = check(material, now).unwrap().unwrap();
+        assert_eq!(expiry, CertExpiry { kind: CertKind::Client, not_after: 2_145_916_800 });
+        let other = KeyPair::generate().unwrap().serialize_pem();
+        let wrong = TlsMaterial { cert: Some(&v1), key: Some(&other), ..Default::default() };
+        assert_eq!(
+            check(wrong, now),
+            Err(TlsProblem::Invalid("certificate and private key do not match".into()))
         );
     }
 

@@ -5,10 +5,12 @@
 //! - `telemetry-manager --pipelines PATH --token-file FILE`: local mode, renders snapshots from
 //!   TracePipeline/Secret YAML, serves them to gateways (`otlp-gateway --snapshot-url http://ADDR
 //!   --token-file FILE`), and prints each pipeline's conditions whenever they change.
-//! - `telemetry-manager check --pipelines PATH`: validates once and prints the conditions.
+//! - `telemetry-manager check --pipelines PATH [--max-pipelines N | --unlimited-pipelines]`: validates
+//!   once and prints the conditions.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -77,10 +79,10 @@ struct Cli {
     #[arg(long, default_value_t = defaults().admin_addr)]
     admin_addr: SocketAddr,
     /// At most this many TracePipelines run (the oldest); Kyma's limit is 5.
-    #[arg(long, default_value_t = tracegw_contract::DEFAULT_MAX_PIPELINES)]
+    #[arg(long, global = true, default_value_t = tracegw_contract::DEFAULT_MAX_PIPELINES)]
     max_pipelines: usize,
     /// Lift the pipeline limit (Kyma's experimental mode).
-    #[arg(long)]
+    #[arg(long, global = true)]
     unlimited_pipelines: bool,
     /// Flow health looks at the gateways' counters over this window.
     #[arg(long, default_value_t = FlowSettings::default().window.into())]
@@ -133,11 +135,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate TracePipeline/Secret YAML and print each pipeline's ConfigurationGenerated condition.
-    /// Exits 1 when any pipeline is invalid.
+    /// Exits 1 when any pipeline is invalid or there is none, 2 when the YAML cannot be read.
     Check {
         /// A YAML file or a directory of them.
         #[arg(long)]
-        pipelines: PathBuf,
+        pipelines: Option<PathBuf>,
     },
 }
 
@@ -189,10 +191,14 @@ impl Cli {
 
 // === free functions ===
 
+/// Logs to stderr; colours only on a terminal (and not with `NO_COLOR`), so files and collectors get
+/// plain text.
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -202,6 +208,10 @@ fn init_logging(format: LogFormat, filter: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Check { pipelines }) = &cli.command {
+        let Some(pipelines) = pipelines.as_ref().or(cli.pipelines.as_ref()) else {
+            eprintln!("error: check needs --pipelines PATH (a YAML file or a directory of them)");
+            return ExitCode::from(EXIT_USAGE);
+        };
         return check(pipelines, cli.max_pipelines());
     }
     init_logging(cli.log_format, &cli.log_level);
@@ -259,20 +269,72 @@ async fn run_cluster(config: ClusterConfig) -> ExitCode {
 }
 
 async fn serve_local(config: LocalConfig) -> ExitCode {
-    let manager = match local::start(config, |line| println!("{line}")).await {
+    // Each condition line as it changes, stamped with the time it changed.
+    let report = |line: String| println!("{}\t{line}", timestamp());
+    let manager = match local::start(config, report).await {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // Kept exactly so (no timestamp): `loadtest fanout` and scripts read the address from this line.
     eprintln!("serving snapshots on {}", manager.addr);
     let _ = tokio::signal::ctrl_c().await;
     manager.stop.cancel();
     ExitCode::SUCCESS
 }
 
-fn check(path: &std::path::Path, max_pipelines: Option<usize>) -> ExitCode {
+/// Now in UTC, RFC 3339 with milliseconds, as the log lines of `tracing` carry it.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = conditions::rfc3339(now.as_secs() as i64);
+    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), now.subsec_millis())
+}
+
+fn check(path: &Path, max_pipelines: Option<usize>) -> ExitCode {
+    let objects = match tracegw_contract::load::load_path(path) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let others: Vec<(&str, &str)> = objects
+        .others
+        .iter()
+        .map(|o| {
+            let field = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            (field("kind"), field("apiVersion"))
+        })
+        .collect();
+    for (kind, api_version) in &others {
+        if let Some(hint) = near_miss(kind, api_version) {
+            eprintln!(
+                "warning: {} holds a document that is not read as a TracePipeline: {hint}",
+                path.display()
+            );
+        }
+    }
+    if objects.pipelines.is_empty() && objects.broken_pipelines.is_empty() {
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        let described =
+            others.iter().map(|(k, v)| format!("{} ({v})", if k.is_empty() { "no kind" } else { k }));
+        for kind in described.chain(objects.secrets.iter().map(|_| "Secret (v1)".to_string())) {
+            *kinds.entry(kind).or_default() += 1;
+        }
+        let found: Vec<String> =
+            kinds.iter().map(|(k, n)| if *n == 1 { k.clone() } else { format!("{n} x {k}") }).collect();
+        let found = if found.is_empty() { "no documents".to_string() } else { found.join(", ") };
+        eprintln!(
+            "error: no TracePipeline in {}: a TracePipeline has `apiVersion: {}` (or {}) and `kind: \
+             TracePipeline`; found {found}",
+            path.display(),
+            tracegw_contract::pipeline::API_VERSION_V1BETA1,
+            tracegw_contract::pipeline::API_VERSION_V1ALPHA1,
+        );
+        return ExitCode::FAILURE;
+    }
     let options = ResolveOptions { max_pipelines, ..ResolveOptions::at_version(1) };
     let resolution = match tracegw_contract::resolve_path(path, options) {
         Ok(r) => r,
@@ -297,6 +359,48 @@ fn check(path: &std::path::Path, max_pipelines: Option<usize>) -> ExitCode {
         for line in conditions::lines(&status.name, &all[..1]) {
             println!("{line}");
         }
+        // Kyma's condition message for the pipeline limit is fixed and does not say what the limit is.
+        if let (Err(e), Some(max)) = (&status.result, max_pipelines)
+            && e.reason == tracegw_contract::Reason::MaxPipelinesExceeded
+        {
+            println!(
+                "{}\tlimit: at most {max} TracePipelines run, the oldest first (--max-pipelines N, or \
+                 --unlimited-pipelines)",
+                status.name
+            );
+        }
     }
     if resolution.statuses.iter().any(|s| s.result.is_err()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Why a document that looks meant as a TracePipeline is not read as one: a kind a few letters off,
+/// or the kind in another API group.
+fn near_miss(kind: &str, api_version: &str) -> Option<String> {
+    const KIND: &str = "TracePipeline";
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if kind == KIND {
+        return Some(format!(
+            "kind TracePipeline with apiVersion '{api_version}': the API group must be {}",
+            tracegw_contract::pipeline::GROUP
+        ));
+    }
+    let close = edit_distance(&kind.to_ascii_lowercase(), &KIND.to_ascii_lowercase()) <= 3;
+    (close || group == tracegw_contract::pipeline::GROUP)
+        .then(|| format!("kind '{kind}' (apiVersion '{api_version}'); did you mean kind: TracePipeline?"))
+}
+
+/// Levenshtein distance, for the few short strings `near_miss` compares.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }

@@ -25,13 +25,14 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// The Python with `kubernetes-validate`: `OTLP_TEST_PYTHON`, else the workspace's `.venv`, else
+/// `target/test-venv`, created on first use (shared with the data plane's end-to-end tests).
+#[path = "../../dataplane/tests/common/python_env.rs"]
+#[allow(dead_code)]
+mod python_env;
+
 fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("OTLP_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = root().join(".venv/bin/python");
-    assert!(venv.exists(), "no Python with kubernetes-validate: run .ci/run once, or set OTLP_TEST_PYTHON");
-    venv
+    python_env::python()
 }
 
 fn documents(path: &Path) -> Vec<Value> {

@@ -25,6 +25,8 @@ pub struct Health {
     index_waiting: AtomicBool,
     draining: AtomicBool,
     statuses: ArcSwap<Vec<PipelineState>>,
+    /// What the config source is waiting for, or why loading failed, until a configuration is in force.
+    waiting_for: ArcSwap<String>,
 }
 
 /// One pipeline's state as shown on `/status`.
@@ -87,8 +89,44 @@ impl Health {
         self.statuses.store(Arc::new(statuses));
     }
 
+    /// What the config source waits for (or why it failed) while no configuration is in force; shown
+    /// by `/status` and `/readyz` until one is.
+    pub fn set_waiting_for(&self, why: impl Into<String>) {
+        self.waiting_for.store(Arc::new(why.into()));
+    }
+
+    /// Why the gateway is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Some("shutting down: draining the queues".into());
+        }
+        if !self.listening.load(Ordering::Acquire) {
+            return Some("the OTLP receivers are not listening yet".into());
+        }
+        if !self.configured.load(Ordering::Acquire) {
+            let why = self.waiting_for.load();
+            return Some(if why.is_empty() {
+                "no configuration loaded yet".into()
+            } else {
+                format!("no configuration loaded yet: {why}")
+            });
+        }
+        if self.index_waiting.load(Ordering::Acquire) {
+            return Some(
+                "waiting for the first complete pod list from the Kubernetes API (at most --pod-sync-timeout)"
+                    .into(),
+            );
+        }
+        None
+    }
+
     fn status_json(&self) -> String {
-        json!({ "ready": self.is_ready(), "pipelines": *self.statuses.load_full() }).to_string()
+        let pipelines = self.statuses.load_full();
+        match self.not_ready_reason() {
+            None => json!({ "ready": true, "pipelines": *pipelines }),
+            Some(reason) => json!({ "ready": false, "reason": reason, "pipelines": *pipelines }),
+        }
+        .to_string()
     }
 }
 
@@ -110,13 +148,10 @@ fn handle(
     const TEXT: &str = "text/plain; charset=utf-8";
     match (role, request.uri().path()) {
         (Role::Health, "/healthz" | "/livez") => respond(StatusCode::OK, TEXT, "ok\n".into()),
-        (Role::Health, "/readyz" | "/") => {
-            if health.is_ready() {
-                respond(StatusCode::OK, TEXT, "ready\n".into())
-            } else {
-                respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n".into())
-            }
-        }
+        (Role::Health, "/readyz" | "/") => match health.not_ready_reason() {
+            None => respond(StatusCode::OK, TEXT, "ready\n".into()),
+            Some(why) => respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("not ready: {why}\n")),
+        },
         (Role::Health, "/status") => respond(StatusCode::OK, "application/json", health.status_json()),
         (Role::Metrics, "/metrics") => respond(
             StatusCode::OK,
@@ -154,5 +189,39 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: a gateway's health from start to shutdown: receivers bound, the config source
+    /// waiting, a configuration applied, a pod list awaited, draining.
+    /// Guarantees: each not-ready state has a reason saying what is missing (the config source's own
+    /// words included) and `/status` carries it; a ready gateway has none.
+    #[test]
+    fn not_ready_says_why() {
+        let health = Health::default();
+        assert_eq!(health.not_ready_reason().unwrap(), "the OTLP receivers are not listening yet");
+        health.set_listening();
+        assert_eq!(health.not_ready_reason().unwrap(), "no configuration loaded yet");
+        health.set_waiting_for("cannot reach the manager: connection refused");
+        let status: serde_json::Value = serde_json::from_str(&health.status_json()).unwrap_or_default();
+        assert_eq!(status["ready"], false);
+        assert_eq!(
+            status["reason"],
+            "no configuration loaded yet: cannot reach the manager: connection refused"
+        );
+        health.set_configured();
+        assert_eq!(health.not_ready_reason(), None);
+        let status: serde_json::Value = serde_json::from_str(&health.status_json()).unwrap_or_default();
+        assert_eq!((status["ready"].clone(), status.get("reason")), (json!(true), None));
+        health.set_index_synced(false);
+        assert!(health.not_ready_reason().unwrap().contains("pod list"));
+        health.set_index_synced(true);
+        health.set_draining();
+        assert!(health.not_ready_reason().unwrap().starts_with("shutting down"));
+        assert!(!health.is_ready());
     }
 }

@@ -301,7 +301,15 @@ impl Gateway {
         receivers.spawn(grpc::serve(grpc_listener, service, stop_receivers.clone()));
         receivers.spawn(http::serve(http_listener, ingest, config.max_request_bytes, stop_receivers.clone()));
         health.set_listening();
-        tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, pipelines = %config.pipelines.display(), "otlp-gateway started");
+        // The configuration's source: the manager's URL, or the pipelines path (unused with a URL).
+        match &config.snapshot_url {
+            Some(url) => {
+                tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, snapshot_url = %url, "otlp-gateway started")
+            }
+            None => {
+                tracing::info!(%otlp_grpc_addr, %otlp_http_addr, %health_addr, %metrics_addr, pipelines = %config.pipelines.display(), "otlp-gateway started")
+            }
+        }
 
         Ok(Self {
             otlp_grpc_addr,

@@ -64,3 +64,48 @@ impl ManagerLink {
         Ok(Client::builder(TokioExecutor::new()).build(connector))
     }
 }
+
+// === free functions ===
+
+/// "cannot reach the manager: " and `error` with every cause under it, e.g. `client error (Connect):
+/// tcp connect error: Connection refused (os error 111)`: hyper's own message names only the stage.
+pub fn unreachable(error: &(dyn std::error::Error + 'static)) -> String {
+    format!("cannot reach the manager: {}", error_chain(error))
+}
+
+/// An error's message followed by its sources', each once (a cause whose text its parent already
+/// quotes is not repeated).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    /// Scenario: a client request to a port nobody listens on.
+    /// Guarantees: the message keeps the cause under hyper's "client error (Connect)": the refused
+    /// connection.
+    #[tokio::test]
+    async fn unreachable_keeps_the_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let link = super::ManagerLink {
+            url: format!("http://127.0.0.1:{port}"),
+            token_file: "unused".into(),
+            ca_file: None,
+        };
+        let client = link.client::<http_body_util::Empty<bytes::Bytes>>().unwrap();
+        let e = client.get(link.url.parse().unwrap()).await.expect_err("a closed port answered");
+        let message = super::unreachable(&e);
+        assert!(message.starts_with("cannot reach the manager: client error (Connect)"), "{message}");
+        assert!(message.contains("refused"), "{message}");
+    }
+}

@@ -1,5 +1,6 @@
 //! `otlp-gateway` binary: flags, logging, signals. Everything else lives in the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,10 +89,12 @@ struct Args {
     /// Time to drain queues on SIGTERM/SIGINT before giving up on what is left.
     #[arg(long, default_value_t = hd(defaults().shutdown_grace))]
     shutdown_grace: humantime::Duration,
-    /// Queue capacity per pipeline, in spans.
+    /// Queue budget of the gateway, in spans, divided among the pipelines as Kyma divides its 256
+    /// batches (each gets whole batches of --batch-max-spans: 256/N of them by default).
     #[arg(long, default_value_t = defaults().pipeline.queue_capacity_spans)]
     queue_capacity_spans: usize,
-    /// Queue capacity per pipeline, in encoded bytes of the queued spans.
+    /// Queue budget of the gateway, in encoded bytes of the queued spans, divided evenly among the
+    /// pipelines.
     #[arg(long, default_value_t = defaults().pipeline.queue_capacity_bytes)]
     queue_capacity_bytes: usize,
     /// Concurrent exports per pipeline.
@@ -229,10 +232,14 @@ impl Args {
     }
 }
 
+/// Logs to stderr; colours only on a terminal (and not with `NO_COLOR`), so files and collectors get
+/// plain text.
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

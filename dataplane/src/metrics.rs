@@ -52,6 +52,15 @@ pub struct OttlErrorLabels {
     pub stage: String,
 }
 
+/// OAuth2 token request labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Exporter id.
+    pub exporter: String,
+    /// `success` or `failure`.
+    pub result: String,
+}
+
 /// Reload outcome label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -89,6 +98,8 @@ pub struct Metrics {
     pub exporter_queue_capacity_bytes: Family<ExporterLabels, Gauge>,
     /// Export attempts that failed and were retried.
     pub exporter_retries: Family<ExporterLabels, Counter>,
+    /// OAuth2 token requests by outcome (a Basic attempt and its fallback count as one).
+    pub oauth2_token_requests: Family<TokenLabels, Counter>,
     /// Spans dropped by a pipeline's `filter` (the Collector's filter processor metric).
     pub filter_filtered_spans: Family<FilterLabels, Counter>,
     /// Statements and conditions that failed on one item and were skipped (`error_mode: ignore`).
@@ -120,6 +131,11 @@ pub struct ExporterMetrics {
     pub queue_bytes: Gauge,
     /// See [`Metrics::exporter_retries`].
     pub retries: Counter,
+    /// See [`Metrics::exporter_queue_capacity`]: the pipeline's share of the node's budget in
+    /// spans, and the queue's bound.
+    pub capacity: Gauge,
+    /// See [`Metrics::exporter_queue_capacity_bytes`]: the share in bytes, and the queue's bound.
+    pub capacity_bytes: Gauge,
 }
 
 /// A pipeline's processing handles.
@@ -224,6 +240,11 @@ impl Metrics {
             self.exporter_retries.clone(),
         );
         r.register(
+            "otlp_gateway_oauth2_token_requests",
+            "OAuth2 token requests of a pipeline, by result (success or failure).",
+            self.oauth2_token_requests.clone(),
+        );
+        r.register(
             "otelcol_processor_filter_spans_filtered",
             "Number of spans dropped by the filter processor (a TracePipeline's spec.filter).",
             self.filter_filtered_spans.clone(),
@@ -257,7 +278,7 @@ impl Metrics {
         r
     }
 
-    /// Handles for one exporter, with its capacity recorded.
+    /// Handles for one exporter, with its queue's share of the budget recorded.
     pub fn exporter(
         &self,
         exporter_id: &str,
@@ -274,6 +295,21 @@ impl Metrics {
             queue_size: self.exporter_queue_size.get_or_create_owned(&labels),
             queue_bytes: self.exporter_queue_size_bytes.get_or_create_owned(&labels),
             retries: self.exporter_retries.get_or_create_owned(&labels),
+            capacity: self.exporter_queue_capacity.get_or_create_owned(&labels),
+            capacity_bytes: self.exporter_queue_capacity_bytes.get_or_create_owned(&labels),
+        }
+    }
+
+    /// The token counters of one exporter.
+    pub fn oauth2(&self, exporter_id: &str) -> crate::export::oauth2::TokenObserver {
+        let counter = |result: &str| {
+            self.oauth2_token_requests
+                .get_or_create_owned(&TokenLabels { exporter: exporter_id.into(), result: result.into() })
+        };
+        crate::export::oauth2::TokenObserver {
+            exporter_id: exporter_id.into(),
+            fetched: counter("success"),
+            failed: counter("failure"),
         }
     }
 

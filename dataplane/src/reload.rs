@@ -41,6 +41,7 @@ impl FileSource {
             Change::None => return false,
             Change::Unreadable(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot read pipelines; keeping the configuration in force");
+                self.health.set_waiting_for(e.to_string());
                 self.metrics.reloaded(false);
                 return false;
             }
@@ -53,6 +54,7 @@ impl FileSource {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "invalid pipelines file; keeping the configuration in force");
+                self.health.set_waiting_for(format!("invalid pipelines file: {e}"));
                 self.metrics.reloaded(false);
                 return false;
             }
@@ -142,5 +144,31 @@ pub async fn every(interval: Duration, stop: CancellationToken, mut tick: impl F
             _ = stop.cancelled() => return,
             _ = ticker.tick() => tick(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: the gateway starts on a pipelines path that does not exist.
+    /// Guarantees: it is not ready, and says it cannot read that path and why.
+    #[tokio::test]
+    async fn an_unreadable_path_is_the_reason_for_not_being_ready() {
+        let metrics = Metrics::default();
+        let router = Arc::new(Router::new(crate::pipeline::PipelineSettings::default(), metrics.clone()));
+        let health = Arc::new(Health::default());
+        health.set_listening();
+        let path = PathBuf::from("/nonexistent/otlp-gateway-pipelines.yaml");
+        let mut source = FileSource::new(path, router, Arc::clone(&health), metrics);
+        assert!(!source.poll());
+        let reason = health.not_ready_reason().unwrap_or_default();
+        assert!(
+            reason.starts_with(
+                "no configuration loaded yet: cannot read /nonexistent/otlp-gateway-pipelines.yaml: "
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("No such file"), "{reason}");
     }
 }

@@ -124,7 +124,7 @@ impl Reporter {
         let response = tokio::time::timeout(self.interval, client.request(request))
             .await
             .map_err(|_| "the manager did not answer in time".to_string())?
-            .map_err(|e| format!("cannot reach the manager: {e}"))?;
+            .map_err(|e| crate::link::unreachable(&e))?;
         let status = response.status();
         let _ = response.into_body().collect().await;
         match status {

@@ -56,6 +56,8 @@ impl Subscriber {
     pub async fn run(self, stop: CancellationToken) {
         let mut version = 0u64;
         let mut delay = FIRST_RECONNECT_DELAY;
+        self.health
+            .set_waiting_for(format!("waiting for the first snapshot from the manager at {}", self.link.url));
         loop {
             self.apply_stored(&mut version);
             let outcome = tokio::select! {
@@ -68,7 +70,11 @@ impl Subscriber {
                     delay = FIRST_RECONNECT_DELAY;
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.link.url, version, error = %e, ?delay, "snapshot stream failed; keeping the configuration in force")
+                    tracing::warn!(url = %self.link.url, version, error = %e, ?delay, "snapshot stream failed; keeping the configuration in force");
+                    self.health.set_waiting_for(format!(
+                        "no snapshot from the manager at {} yet ({e}); retrying",
+                        self.link.url
+                    ));
                 }
             }
             tokio::select! {
@@ -141,7 +147,7 @@ impl Subscriber {
                 .map_err(|e| format!("invalid snapshot URL: {e}"))?;
         let request =
             Request::get(uri).header(AUTHORIZATION, auth).body(Empty::new()).map_err(|e| e.to_string())?;
-        let response = client.request(request).await.map_err(|e| format!("cannot reach the manager: {e}"))?;
+        let response = client.request(request).await.map_err(|e| crate::link::unreachable(&e))?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED => return Err("the manager refused our token".into()),

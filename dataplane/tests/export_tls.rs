@@ -135,7 +135,7 @@ fn output(protocol: Protocol, addr: SocketAddr, tls: TlsConfig) -> OtlpOutputCon
         Protocol::Grpc => format!("https://{addr}"),
         Protocol::Http => format!("https://{addr}/v1/traces"),
     };
-    OtlpOutputConfig { protocol, url, compression: Compression::Gzip, headers: vec![], tls }
+    OtlpOutputConfig { protocol, url, compression: Compression::Gzip, headers: vec![], tls, oauth2: None }
 }
 
 async fn send(config: &OtlpOutputConfig) -> Result<(), ExportError> {

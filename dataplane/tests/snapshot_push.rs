@@ -99,3 +99,65 @@ async fn wait_until_ok(url: &str) {
     }
     panic!("{url} never became ready");
 }
+
+/// The value of `key=` in a text log line, up to the next space.
+fn text_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[start..].split(' ').next()
+}
+
+/// Scenario: a gateway told to follow a manager on a closed port of 127.0.0.1 (nobody listens),
+/// logging as text into a file. Guarantees: `/status` and `/readyz` say it is not ready because no
+/// snapshot came, with the cause under hyper's message (the refused connection); the log says so
+/// too, names the manager's URL and not the unused `--pipelines` path, and has no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_manager_the_gateway_says_why_it_is_not_ready() {
+    let dir = tempdir();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let log = dir.path().join("gateway.log");
+    let child = std::process::Command::new(gateway_bin())
+        .args(["--snapshot-url", &url, "--token-file", token.to_str().unwrap()])
+        .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let proc = Proc { child, log };
+    let mut started = String::new();
+    wait_until("the gateway to start", Duration::from_secs(20), || {
+        started = proc.log_text().lines().find(|l| l.contains("otlp-gateway started")).unwrap_or("").into();
+        !started.is_empty()
+    })
+    .await;
+    assert_eq!(text_field(&started, "snapshot_url"), Some(url.as_str()), "{started}");
+    assert!(!started.contains("pipelines="), "the unused --pipelines path is printed: {started}");
+    let health = text_field(&started, "health_addr").unwrap().to_string();
+
+    let mut status = serde_json::Value::Null;
+    wait_until("/status to name the refused connection", Duration::from_secs(20), || {
+        status = serde_json::from_slice(&blocking_get(format!("http://{health}/status"))).unwrap();
+        status["reason"].as_str().is_some_and(|r| r.contains("refused"))
+    })
+    .await;
+    assert_eq!(status["ready"], false, "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.starts_with("no configuration loaded yet: no snapshot from the manager at"), "{reason}");
+    assert!(reason.contains("cannot reach the manager: client error (Connect): "), "{reason}");
+    let (code, body) = get(&format!("http://{health}/readyz")).await.unwrap();
+    assert_eq!(code, 503);
+    assert!(String::from_utf8_lossy(&body).starts_with("not ready: no configuration loaded yet"), "{body:?}");
+
+    let text = proc.log_text();
+    assert!(
+        text.lines().any(
+            |l| l.contains("cannot reach the manager: client error (Connect): ") && l.contains("refused")
+        ),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "colour codes in a log written to a file: {text:?}");
+}

@@ -78,7 +78,8 @@ stringData:
 }
 
 /// Scenario: HTTP endpoints with and without `path`, and a plain-text gRPC endpoint.
-/// Guarantees: `/v1/traces` is appended unless `path` replaces it (query kept); `http://` implies insecure.
+/// Guarantees: `/v1/traces` is appended unless `path` replaces it (its query kept); `http://` implies
+/// insecure.
 #[test]
 fn endpoint_urls_follow_kyma() {
     let http = resolve_yaml(&pipeline("protocol: http\nendpoint: {value: 'https://b.example:4318/prefix/'}"));
@@ -392,4 +393,192 @@ fn ottl_is_checked_last_with_kymas_message() {
             && err.message.contains("undefined function \"sset\""),
         "{err}"
     );
+}
+
+/// Scenario: each of Kyma's `compression` values, and none.
+/// Guarantees: every value runs (snappy included), an absent one is gzip, as Kyma's config builder
+/// fills it in.
+#[test]
+fn every_compression_value_runs() {
+    for (value, want) in [
+        (None, Compression::Gzip),
+        (Some("gzip"), Compression::Gzip),
+        (Some("none"), Compression::None),
+        (Some("zstd"), Compression::Zstd),
+        (Some("snappy"), Compression::Snappy),
+    ] {
+        let line = value.map_or(String::new(), |v| format!("\ncompression: {v}"));
+        let r = resolve_yaml(&pipeline(&format!("endpoint: {{value: 'a:4317'}}{line}")));
+        assert_eq!(r.snapshot.pipelines[0].output.compression, want, "{value:?}");
+    }
+}
+
+/// Scenario: header prefixes with and without surrounding spaces, an empty and a blank prefix.
+/// Guarantees: as Kyma's `prefixHeaderValue`: the prefix trimmed and joined to the value with exactly
+/// one space (`"Bearer "` + `tok` is `Bearer tok`); an empty or blank prefix leaves the value alone.
+#[test]
+fn header_prefix_is_joined_with_one_space() {
+    let r = resolve_yaml(&pipeline(
+        "endpoint: {value: 'a:4317'}\nheaders:\n- {name: A, prefix: 'Bearer ', value: tok}\n- {name: B, prefix: '  Token', value: ' v'}\n- {name: C, prefix: '', value: plain}\n- {name: D, prefix: '   ', value: plain}",
+    ));
+    let headers: Vec<(&str, &str)> =
+        r.snapshot.pipelines[0].output.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    assert_eq!(headers, vec![("A", "Bearer tok"), ("B", "Token  v"), ("C", "plain"), ("D", "plain")]);
+}
+
+/// Scenario: basic auth together with a custom `Authorization` header (in another case), and two
+/// custom headers of the same name.
+/// Guarantees: as in Kyma's header map, the custom header replaces the basic-auth one instead of
+/// being sent beside it, and the later of two same-named headers wins.
+#[test]
+fn a_custom_authorization_header_replaces_basic_auth() {
+    let r = resolve_yaml(&pipeline(
+        "endpoint: {value: 'a:4317'}\nauthentication: {basic: {user: {value: u}, password: {value: p}}}\nheaders:\n- {name: authorization, prefix: Bearer, value: tok}\n- {name: X-Tenant, value: one}\n- {name: X-Tenant, value: two}",
+    ));
+    let headers: Vec<(&str, &str)> =
+        r.snapshot.pipelines[0].output.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    assert_eq!(headers, vec![("authorization", "Bearer tok"), ("X-Tenant", "two")]);
+}
+
+/// Scenario: HTTP endpoints and `path` values that need Go's `path.Join` cleaning, queries on either
+/// side, and endpoints without `path` (with a trailing `/`, with a query).
+/// Guarantees: the URL Kyma's `resolveEndpointURL` and the Collector's otlphttp exporter produce:
+/// with `path`, the two paths joined and cleaned (`//`, `.`, `..`, trailing `/`) and `path`'s query
+/// replacing the endpoint's; without, `v1/traces` appended to the endpoint as a string.
+#[test]
+fn http_paths_are_joined_as_go_joins_them() {
+    for (endpoint, path, want) in [
+        ("http://b:4318", Some("/custom/traces?x=1"), "http://b:4318/custom/traces?x=1"),
+        ("http://b:4318/base/", Some("//v2//traces/"), "http://b:4318/base/v2/traces"),
+        ("http://b:4318/base/sub", Some("../other/./traces"), "http://b:4318/base/other/traces"),
+        ("http://b:4318/a", Some("/../../x"), "http://b:4318/x"),
+        ("http://b:4318/a?keep=no", Some("/t"), "http://b:4318/a/t"),
+        ("http://b:4318/a?old=1", Some("/t?new=2#frag"), "http://b:4318/a/t?new=2"),
+        ("https://b.example:4318/prefix/", None, "https://b.example:4318/prefix/v1/traces"),
+        ("https://b.example/prefix", None, "https://b.example/prefix/v1/traces"),
+        ("http://b:4318/x?q=1", None, "http://b:4318/x?q=1/v1/traces"),
+    ] {
+        let path_line = path.map_or(String::new(), |p| format!("\npath: '{p}'"));
+        let r =
+            resolve_yaml(&pipeline(&format!("protocol: http\nendpoint: {{value: '{endpoint}'}}{path_line}")));
+        assert_eq!(r.snapshot.pipelines[0].output.url, want, "{endpoint} + {path:?}");
+    }
+    assert_eq!(go_path_clean("a/../../b"), "../b");
+    assert_eq!(go_path_clean("/.."), "/");
+    assert_eq!(go_path_join(&["", ""]), "");
+}
+
+/// Scenario: endpoints whose scheme separator is mistyped (`http//`, `https:/`, `http:/`), beside
+/// host names that merely start with `http` and a host named `http` with a port.
+/// Guarantees: the mistyped ones are `EndpointInvalid` naming the malformed scheme and the fix,
+/// instead of Kyma's "missing port"; the others are not mistaken for it.
+#[test]
+fn a_malformed_scheme_is_reported_as_such() {
+    for (endpoint, written) in
+        [("http//collector:4317", "http//"), ("https:/collector:4317", "https:/"), ("HTTP:/c:4317", "HTTP:/")]
+    {
+        for protocol in ["grpc", "http"] {
+            let e =
+                only_error(&pipeline(&format!("protocol: {protocol}\nendpoint: {{value: '{endpoint}'}}")));
+            assert_eq!(e.reason, Reason::EndpointInvalid);
+            assert_eq!(
+                e.message,
+                format!(
+                    "OTLP output endpoint invalid: malformed scheme '{written}' in '{endpoint}': write 'http://' or 'https://' (or no scheme: host:port)"
+                ),
+                "{endpoint} over {protocol}"
+            );
+        }
+    }
+    for fine in ["httpbin.example:4317", "http:4317", "https-proxy:4317"] {
+        let r = resolve_yaml(&pipeline(&format!("endpoint: {{value: '{fine}'}}")));
+        assert!(r.statuses[0].result.is_ok(), "{fine}: {:?}", r.statuses[0].result);
+    }
+}
+
+/// Scenario: OAuth2 with the three values from a Secret (spelled as Kyma's user guide spells them,
+/// `clientId` and `tokenUrl`), scopes and params, over gRPC with TLS and over HTTP in plain text.
+/// Guarantees: the pipeline runs with the resolved token URL, credentials, scopes and params; no
+/// `Authorization` header is added (the token is fetched at run time); OAuth2 is no longer
+/// `UnsupportedFeature`.
+#[test]
+fn oauth2_resolves() {
+    let yaml = r#"
+apiVersion: telemetry.kyma-project.io/v1beta1
+kind: TracePipeline
+metadata: {name: backend}
+spec:
+  output:
+    otlp:
+      endpoint: {value: 'backend.example:4317'}
+      authentication:
+        oauth2:
+          clientId: {valueFrom: {secretKeyRef: {name: backend, namespace: default, key: clientId}}}
+          clientSecret: {valueFrom: {secretKeyRef: {name: backend, namespace: default, key: clientSecret}}}
+          tokenUrl: {valueFrom: {secretKeyRef: {name: backend, namespace: default, key: tokenUrl}}}
+          scopes: [traces.write]
+          params: {grant_type: client_credentials, audience: otlp}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: backend, namespace: default}
+stringData: {clientId: id, clientSecret: s3cret, tokenUrl: 'http://auth.example/oauth2/token'}
+"#;
+    let r = resolve_yaml(yaml);
+    assert!(r.statuses[0].result.is_ok(), "{:?}", r.statuses[0]);
+    let out = &r.snapshot.pipelines[0].output;
+    let o = out.oauth2.as_ref().unwrap();
+    assert_eq!(o.token_url, "http://auth.example/oauth2/token");
+    assert_eq!((o.client_id.expose(), o.client_secret.expose()), ("id", "s3cret"));
+    assert_eq!(o.scopes, ["traces.write"]);
+    assert_eq!(o.params["audience"], "otlp");
+    assert!(out.headers.is_empty());
+    let http = resolve_yaml(&pipeline(
+        "protocol: http\nendpoint: {value: 'http://b:4318'}\nauthentication: {oauth2: {tokenURL: {value: 'http://a/t'}, clientID: {value: i}, clientSecret: {value: s}}}",
+    ));
+    assert!(http.statuses[0].result.is_ok(), "{:?}", http.statuses[0]);
+}
+
+/// Scenario: each of Kyma's OAuth2 rules broken once: gRPC with `tls.insecure` (CEL), gRPC with an
+/// `http://` endpoint, HTTP with an `http://` endpoint and a CA, an inline token URL that is not a
+/// URL, a missing client secret.
+/// Guarantees: Kyma's reason, field and message for each.
+#[test]
+fn oauth2_rules_are_kymas() {
+    let oauth = "authentication: {oauth2: {tokenURL: {value: 'http://a/t'}, clientID: {value: i}, clientSecret: {value: s}}}";
+    for (output, reason, field, message) in [
+        (
+            format!("endpoint: {{value: 'b:4317'}}\ntls: {{insecure: true}}\n{oauth}"),
+            Reason::SpecInvalid,
+            "spec.output.otlp",
+            "OAuth2 authentication requires TLS when using gRPC protocol",
+        ),
+        (
+            format!("endpoint: {{value: 'http://b:4317'}}\n{oauth}"),
+            Reason::EndpointInvalid,
+            "spec.output.otlp.endpoint",
+            "OTLP output endpoint invalid: OAuth2 requires TLS when using gRPC protocol: HTTP scheme not allowed",
+        ),
+        (
+            format!("protocol: http\nendpoint: {{value: 'http://b:4318'}}\ntls: {{ca: {{value: x}}}}\n{oauth}"),
+            Reason::EndpointInvalid,
+            "spec.output.otlp.endpoint",
+            "OTLP output endpoint invalid: HTTP scheme with TLS not allowed",
+        ),
+        (
+            "endpoint: {value: 'b:4317'}\nauthentication: {oauth2: {tokenURL: {value: 'not a url'}, clientID: {value: i}, clientSecret: {value: s}}}".to_string(),
+            Reason::SpecInvalid,
+            "spec.output.otlp.authentication.oauth2.tokenURL",
+            "'tokenURL' must be a valid URL",
+        ),
+        (
+            "endpoint: {value: 'b:4317'}\nauthentication: {oauth2: {tokenURL: {value: 'http://a/t'}, clientID: {value: i}}}".to_string(),
+            Reason::SpecInvalid,
+            "spec.output.otlp.authentication.oauth2",
+            "'clientSecret' must have 'value' or 'valueFrom' set",
+        ),
+    ] {
+        let e = only_error(&pipeline(&output));
+        assert_eq!((e.reason, e.field.as_str(), e.message.as_str()), (reason, field, message), "{output}");
+    }
 }

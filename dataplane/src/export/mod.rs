@@ -6,6 +6,8 @@
 //! batch through its codec buffer, while the CPU budget per span needs the level chosen and the
 //! already-encoded batch sent as it is.
 
+pub mod diagnose;
+pub mod oauth2;
 mod payload;
 pub mod retry;
 pub mod tls;
@@ -72,6 +74,8 @@ pub struct Exporter {
     /// Export buffers: a compressed batch is encoded into one, which goes back when the last attempt is
     /// done.
     pool: Arc<BufferPool>,
+    /// OAuth2 client credentials: each request carries the source's token.
+    oauth2: Option<Arc<oauth2::TokenSource>>,
 }
 
 /// The exporter cannot be built from this configuration.
@@ -89,6 +93,13 @@ pub enum BuildError {
     /// The pipeline's `transform` or `filter` does not compile (the manager would have said so too).
     #[error(transparent)]
     Processing(#[from] tracegw_contract::PipelineError),
+    /// The OAuth2 token URL is unusable.
+    #[error("OAuth2: {0}")]
+    OAuth2(#[from] oauth2::TokenError),
+    /// OAuth2 over gRPC in plain text, which grpc-go refuses (the token would travel unprotected);
+    /// Kyma's validation refuses it before a gateway sees it.
+    #[error("OAuth2 requires TLS when using gRPC protocol")]
+    OAuth2WithoutTls,
 }
 
 /// One failed attempt. Retryability is data: the pipeline decides from it whether to try again.
@@ -187,7 +198,12 @@ impl Exporter {
             Protocol::Http => config.url.clone(),
         };
         let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| BuildError::Url(e.to_string()))?;
-        let encoding = Encoding::from(config.compression);
+        // gRPC's `snappy` is snappy's framing format; OTLP/HTTP's is one raw block (the Collector's
+        // configgrpc and confighttp).
+        let encoding = match config.protocol {
+            Protocol::Grpc => Encoding::from(config.compression).for_grpc(),
+            Protocol::Http => Encoding::from(config.compression),
+        };
 
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
@@ -204,7 +220,7 @@ impl Exporter {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
                 if encoding != Encoding::Identity {
-                    headers.insert("grpc-encoding", HeaderValue::from_static(encoding.as_str()));
+                    headers.insert("grpc-encoding", HeaderValue::from_static(encoding.grpc_name()));
                 }
                 if let Ok(v) = HeaderValue::from_str(&format!("{}m", settings.timeout.as_millis())) {
                     headers.insert("grpc-timeout", v);
@@ -217,6 +233,13 @@ impl Exporter {
                 }
             }
         }
+        if config.oauth2.is_some() && config.protocol == Protocol::Grpc && uri.scheme_str() != Some("https") {
+            return Err(BuildError::OAuth2WithoutTls);
+        }
+        let oauth2 = match &config.oauth2 {
+            Some(o) => Some(Arc::new(oauth2::TokenSource::http(o, settings.timeout)?)),
+            None => None,
+        };
         Ok(Self {
             client,
             uri,
@@ -225,7 +248,16 @@ impl Exporter {
             headers,
             settings,
             pool: BufferPool::new(EXPORT_POOLED_BUFFERS),
+            oauth2,
         })
+    }
+
+    /// Counts token requests in `observer` and names its exporter in token logs. Call before the
+    /// exporter is cloned.
+    pub fn observe_tokens(&mut self, observer: oauth2::TokenObserver) {
+        if let Some(source) = self.oauth2.as_mut().and_then(Arc::get_mut) {
+            source.set_observer(observer);
+        }
     }
 
     /// The retry policy in force.
@@ -288,9 +320,25 @@ impl Exporter {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
+        if let Some(source) = &self.oauth2 {
+            // The token request is bounded by its own timeout; the export's starts after it.
+            let authorization = source.authorization().await.map_err(|e| {
+                ExportError::retryable(format!(
+                    "failed to get security token from token endpoint (endpoint \"{}\"): {e}",
+                    source.token_url()
+                ))
+            })?;
+            request.headers_mut().insert(http::header::AUTHORIZATION, authorization);
+        }
         let attempt = async {
             let response = self.client.request(request).await.map_err(|e| {
-                ExportError::retryable(format!("cannot reach {}: {}", self.authority(), error_chain(&e)))
+                let advice = diagnose::connection_advice(self.protocol, &e).map(|a| format!(" ({a})"));
+                ExportError::retryable(format!(
+                    "cannot reach {}: {}{}",
+                    self.authority(),
+                    error_chain(&e),
+                    advice.unwrap_or_default()
+                ))
             })?;
             let (parts, body) = response.into_parts();
             let collected = Limited::new(body, MAX_RESPONSE_BYTES)
@@ -372,11 +420,24 @@ fn body_message(data: &[u8]) -> String {
     text.chars().take(256).collect()
 }
 
+/// `message`, with advice on what to change when there is any.
+fn advised(message: String, advice: Option<&str>) -> String {
+    match advice {
+        Some(advice) => format!("{message} ({advice})"),
+        None => message,
+    }
+}
+
 fn http_outcome(status: StatusCode, headers: &HeaderMap, data: Bytes) -> Result<Delivered, ExportError> {
-    if status.is_success() {
+    let advice = diagnose::answer_advice(Protocol::Http, status, headers);
+    if status.is_success() && advice.is_none() {
         return Ok(partial(&data));
     }
-    let message = format!("HTTP {status}: {}", body_message(&data));
+    let message = advised(format!("HTTP {status}: {}", body_message(&data)), advice);
+    if status.is_success() {
+        // A gRPC server's answer: the data did not arrive, and will not until the protocol changes.
+        return Err(ExportError::permanent(message));
+    }
     match status.as_u16() {
         429 | 502 | 503 | 504 => Err(ExportError::Retryable { message, retry_after: retry_after(headers) }),
         _ => Err(ExportError::permanent(message)),
@@ -390,7 +451,8 @@ fn grpc_outcome(
     mut data: Bytes,
 ) -> Result<Delivered, ExportError> {
     if status != StatusCode::OK {
-        let message = format!("gRPC transport answered HTTP {status}");
+        let advice = diagnose::answer_advice(Protocol::Grpc, status, headers);
+        let message = advised(format!("gRPC transport answered HTTP {status}"), advice);
         return match status.as_u16() {
             429 | 502 | 503 | 504 => {
                 Err(ExportError::Retryable { message, retry_after: retry_after(headers) })
@@ -402,7 +464,8 @@ fn grpc_outcome(
     let status =
         trailers.and_then(tonic::Status::from_header_map).or_else(|| tonic::Status::from_header_map(headers));
     let Some(status) = status else {
-        return Err(ExportError::retryable("gRPC response without grpc-status"));
+        let advice = diagnose::answer_advice(Protocol::Grpc, StatusCode::OK, headers);
+        return Err(ExportError::retryable(advised("gRPC response without grpc-status".into(), advice)));
     };
     let code = status.code() as i32;
     if code != 0 {
@@ -425,8 +488,8 @@ fn grpc_outcome(
         let encoding = headers
             .get("grpc-encoding")
             .and_then(|v| v.to_str().ok())
-            .and_then(Encoding::parse)
-            .unwrap_or(Encoding::Identity);
+            .and_then(Encoding::parse_grpc)
+            .map_or(Encoding::Identity, Encoding::for_grpc);
         compression::decompress(encoding, &message, MAX_RESPONSE_BYTES).unwrap_or_default()
     } else {
         message
@@ -462,6 +525,31 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_str(&when).unwrap());
         let d = retry_after(&h).unwrap();
         assert!(d > Duration::from_secs(55) && d <= Duration::from_secs(60), "{d:?}");
+    }
+
+    /// Scenario: OAuth2 over gRPC towards an `http://` endpoint, and towards `https://`.
+    /// Guarantees: the plain-text one is refused when the exporter is built, as grpc-go refuses
+    /// per-RPC credentials without transport security; TLS builds.
+    #[test]
+    fn oauth2_over_plain_grpc_is_refused() {
+        let oauth2 = tracegw_contract::OAuth2Config {
+            token_url: "http://auth.example/token".into(),
+            client_id: tracegw_contract::Sensitive::new("id"),
+            client_secret: tracegw_contract::Sensitive::new("secret"),
+            scopes: vec![],
+            params: Default::default(),
+        };
+        let config = |url: &str| OtlpOutputConfig {
+            protocol: Protocol::Grpc,
+            url: url.into(),
+            compression: tracegw_contract::Compression::None,
+            headers: vec![],
+            tls: tracegw_contract::TlsConfig::default(),
+            oauth2: Some(oauth2.clone()),
+        };
+        let plain = Exporter::new(&config("http://backend:4317"), ExportSettings::default());
+        assert!(matches!(plain, Err(BuildError::OAuth2WithoutTls)), "{plain:?}");
+        assert!(Exporter::new(&config("https://backend:4317"), ExportSettings::default()).is_ok());
     }
 
     /// Scenario: a 200 answer carrying a partial success.

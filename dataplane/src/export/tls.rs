@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::SingleCertAndKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tracegw_contract::TlsConfig;
 
@@ -122,7 +123,11 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, TlsError> {
             }
             let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
                 .map_err(|e| TlsError::Key(e.to_string()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| TlsError::Pair(e.to_string()))?
+            // Not `with_client_auth_cert`: its key check reads the certificate with webpki, which
+            // refuses X.509 version 1, while Kyma's Go sends such certificates.
+            let certified = tracegw_contract::tls::client_certified_key(chain, key)
+                .map_err(|e| TlsError::Pair(e.to_string()))?;
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
         }
         _ => builder.with_no_client_auth(),
     };

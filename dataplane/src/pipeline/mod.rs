@@ -13,7 +13,13 @@
 //! batch, batches waiting or in flight) counts against both, so the bound holds however the backend
 //! behaves. When either is reached, new spans for this pipeline are dropped and counted
 //! (`otelcol_exporter_enqueue_failed_spans`) while other pipelines carry on; a bound per pipeline rather
-//! than one for the gateway keeps a dead backend from using up what the healthy ones need.
+//! than one shared queue keeps a dead backend from using up what the healthy ones need.
+//!
+//! Both bounds are shares of one budget for the node ([`queue_share`]), divided among the running
+//! pipelines as Kyma divides its 256 batches (`queue_size: 256 / N`), so the gateway's memory bound
+//! does not grow with the number of pipelines. A reload that adds or removes pipelines re-divides
+//! the budget for the ones that keep running; a pipeline holding more than its new share takes no new
+//! spans until it is back under it. The shares are the `otelcol_exporter_queue_capacity` gauges.
 
 mod router;
 
@@ -35,10 +41,10 @@ use crate::wire::TraceData;
 
 pub use router::{ApplyReport, Router};
 
-/// Kyma's queue of 256 batches of 512 spans, for one pipeline.
+/// Kyma's queue budget of 256 batches of 512 spans, for all pipelines of the node together.
 pub const DEFAULT_QUEUE_CAPACITY_SPANS: usize = 256 * 512;
-/// About what Kyma's queue holds of typical spans (131,072 of 500 bytes), so that the span bound is the
-/// one that applies to them; five pipelines' worth stays within a third of the gateway's 1 GiB limit.
+/// About what Kyma's budget holds of typical spans (131,072 of 500 bytes), so that the span bound is
+/// the one that applies to them; a sixteenth of the gateway's 1 GiB limit, however many pipelines run.
 pub const DEFAULT_QUEUE_CAPACITY_BYTES: usize = 64 * 1024 * 1024;
 /// Concurrent exports per pipeline (the Collector's `num_consumers`).
 pub const DEFAULT_MAX_IN_FLIGHT_EXPORTS: usize = 10;
@@ -46,9 +52,9 @@ pub const DEFAULT_MAX_IN_FLIGHT_EXPORTS: usize = 10;
 /// Settings every pipeline shares.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PipelineSettings {
-    /// Queue capacity per pipeline, in spans.
+    /// The node's queue budget in spans, divided among the pipelines ([`queue_share`]).
     pub queue_capacity_spans: usize,
-    /// Queue capacity per pipeline, in encoded bytes of the queued spans.
+    /// The node's queue budget in encoded bytes of the queued spans, divided among the pipelines.
     pub queue_capacity_bytes: usize,
     /// Concurrent exports per pipeline.
     pub max_in_flight_exports: usize,
@@ -67,9 +73,17 @@ pub struct Pipeline {
     stages: PipelineStages,
     exporter_id: String,
     shared: Arc<Shared>,
-    capacity_spans: i64,
-    capacity_bytes: i64,
+    /// Its queue's bounds are `metrics.capacity` and `metrics.capacity_bytes`, set by the router.
     metrics: ExporterMetrics,
+}
+
+/// One pipeline's share of the node's queue budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueShare {
+    /// In spans.
+    pub spans: usize,
+    /// In encoded bytes.
+    pub bytes: usize,
 }
 
 /// What receivers and the pipeline's task share.
@@ -106,7 +120,7 @@ struct Worker {
     exporter: Arc<Exporter>,
     metrics: ExporterMetrics,
     max_in_flight: usize,
-    exporter_id: String,
+    exporter_id: Arc<str>,
     hard_stop: CancellationToken,
     /// Spans of exports in flight.
     in_flight_spans: u64,
@@ -138,15 +152,21 @@ impl Default for PipelineSettings {
 // === impl Pipeline ===
 
 impl Pipeline {
-    /// Starts a pipeline's task. It runs until every handle to the pipeline is dropped and its queue is
-    /// drained, or until `hard_stop` fires, then returns what it could not send.
+    /// Starts a pipeline's task with a queue of `share`. It runs until every handle to the pipeline is
+    /// dropped and its queue is drained, or until `hard_stop` fires, then returns what it could not
+    /// send.
     pub fn spawn(
         config: PipelineConfig,
         settings: &PipelineSettings,
+        share: QueueShare,
         metrics: &Metrics,
         hard_stop: CancellationToken,
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<DrainReport>), BuildError> {
-        let exporter = Arc::new(Exporter::new(&config.output, settings.export)?);
+        let mut exporter = Exporter::new(&config.output, settings.export)?;
+        if config.output.oauth2.is_some() {
+            exporter.observe_tokens(metrics.oauth2(&config.exporter_id()));
+        }
+        let exporter = Arc::new(exporter);
         let stages = PipelineStages::new(
             &config.name,
             &config.transform,
@@ -154,8 +174,7 @@ impl Pipeline {
             metrics.processing(&config.name),
         )?;
         let exporter_id = config.exporter_id();
-        let exporter_metrics =
-            metrics.exporter(&exporter_id, settings.queue_capacity_spans, settings.queue_capacity_bytes);
+        let exporter_metrics = metrics.exporter(&exporter_id, share.spans, share.bytes);
         let shared = Arc::new(Shared {
             collect: Mutex::new(Collect {
                 batcher: Batcher::new(settings.batch),
@@ -170,21 +189,13 @@ impl Pipeline {
             exporter,
             metrics: exporter_metrics.clone(),
             max_in_flight: settings.max_in_flight_exports.max(1),
-            exporter_id: exporter_id.clone(),
+            exporter_id: Arc::from(exporter_id.as_str()),
             hard_stop,
             in_flight_spans: 0,
             in_flight_bytes: 0,
         };
         let task = tokio::spawn(worker.run());
-        let pipeline = Self {
-            config,
-            stages,
-            exporter_id,
-            shared,
-            capacity_spans: gauge_value(settings.queue_capacity_spans),
-            capacity_bytes: gauge_value(settings.queue_capacity_bytes),
-            metrics: exporter_metrics,
-        };
+        let pipeline = Self { config, stages, exporter_id, shared, metrics: exporter_metrics };
         Ok((Arc::new(pipeline), task))
     }
 
@@ -196,6 +207,18 @@ impl Pipeline {
     /// `otlp_grpc/tracepipeline-<name>`.
     pub fn exporter_id(&self) -> &str {
         &self.exporter_id
+    }
+
+    /// Its queue's share of the node's budget.
+    pub fn queue_share(&self) -> QueueShare {
+        let get = |g: &prometheus_client::metrics::gauge::Gauge| usize::try_from(g.get()).unwrap_or(0);
+        QueueShare { spans: get(&self.metrics.capacity), bytes: get(&self.metrics.capacity_bytes) }
+    }
+
+    /// Gives its queue a new share: applies from the next request on.
+    pub fn set_queue_share(&self, share: QueueShare) {
+        self.metrics.capacity.set(gauge_value(share.spans));
+        self.metrics.capacity_bytes.set(gauge_value(share.bytes));
     }
 
     /// Hands a request to the pipeline without waiting, after the pipeline's own stages. `false` means
@@ -221,8 +244,10 @@ impl Pipeline {
         let bytes_before = self.metrics.queue_bytes.inc_by(reserved);
         // A request larger than the whole queue is still let into an empty one, otherwise it could
         // never be delivered.
-        let full = (spans_before + spans > self.capacity_spans && spans_before > 0)
-            || (bytes_before + reserved > self.capacity_bytes && bytes_before > 0);
+        let (capacity_spans, capacity_bytes) =
+            (self.metrics.capacity.get(), self.metrics.capacity_bytes.get());
+        let full = (spans_before + spans > capacity_spans && spans_before > 0)
+            || (bytes_before + reserved > capacity_bytes && bytes_before > 0);
         if full {
             self.refuse(spans, reserved, data.spans);
             return false;
@@ -368,7 +393,7 @@ impl Worker {
             self.metrics.queue_size.dec_by(dropped as i64);
         }
         self.metrics.queue_bytes.dec_by(dropped_bytes as i64);
-        DrainReport { exporter_id: self.exporter_id, dropped_spans: dropped }
+        DrainReport { exporter_id: self.exporter_id.to_string(), dropped_spans: dropped }
     }
 
     fn start_export(&self, in_flight: &mut JoinSet<(u64, Outcome)>, batch: Batch) {
@@ -376,7 +401,9 @@ impl Worker {
         let retries = self.metrics.retries.clone();
         let stop = self.hard_stop.clone();
         let bytes = batch.len as u64;
-        in_flight.spawn(async move { (bytes, export_with_retry(&exporter, batch, &retries, &stop).await) });
+        let id = Arc::clone(&self.exporter_id);
+        in_flight
+            .spawn(async move { (bytes, export_with_retry(&exporter, &id, batch, &retries, &stop).await) });
     }
 
     fn finish(&mut self, done: Result<(u64, Outcome), tokio::task::JoinError>) {
@@ -424,6 +451,20 @@ impl Outcome {
 
 // === free functions ===
 
+/// One pipeline's share of the node's queue budget when `pipelines` run. Kyma gives each pipeline
+/// `256 / N` batches (integer division); so does this, in batches of `settings.batch.max_spans`
+/// spans, which with the defaults is exactly Kyma's queue (51 batches, 26,112 spans, for five
+/// pipelines). A budget smaller than one batch per pipeline is divided in spans instead, never
+/// below one. Bytes are divided evenly.
+pub fn queue_share(settings: &PipelineSettings, pipelines: usize) -> QueueShare {
+    let pipelines = pipelines.max(1);
+    let batch = settings.batch.max_spans.max(1);
+    let batches = settings.queue_capacity_spans / batch / pipelines;
+    let spans =
+        if batches > 0 { batches * batch } else { (settings.queue_capacity_spans / pipelines).max(1) };
+    QueueShare { spans, bytes: (settings.queue_capacity_bytes / pipelines).max(1) }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -432,8 +473,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Sends a batch, retrying retryable failures with backoff until the policy's time budget is spent.
+/// Every warning names the exporter (`exporter_id`), as the final drop does.
 async fn export_with_retry(
     exporter: &Exporter,
+    exporter_id: &str,
     batch: Batch,
     retries: &prometheus_client::metrics::counter::Counter,
     stop: &CancellationToken,
@@ -478,7 +521,7 @@ async fn export_with_retry(
         // far off: copy the body out once so that it holds only its own bytes and the request
         // buffers go back to their pool now rather than after the last attempt.
         body = exporter.compact(body);
-        tracing::warn!(error = %error, delay = ?delay, attempts, "export failed, will retry");
+        tracing::warn!(exporter = %exporter_id, error = %error, delay = ?delay, attempts, "export failed, will retry");
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Outcome::Stopped { spans },
@@ -524,9 +567,80 @@ mod tests {
             compression: Compression::None,
             headers: vec![],
             tls: TlsConfig::default(),
+            oauth2: None,
         };
         let config = PipelineConfig { name: "dead".into(), output, transform: vec![], filter: vec![] };
-        Pipeline::spawn(config, settings, &Metrics::default(), stop.clone()).unwrap()
+        Pipeline::spawn(config, settings, queue_share(settings, 1), &Metrics::default(), stop.clone())
+            .unwrap()
+    }
+
+    /// Scenario: Kyma's default budget divided among one to five pipelines and among 300; a budget
+    /// smaller than one batch per pipeline.
+    /// Guarantees: Kyma's `256 / N` batches of 512 spans each (256, 128, 85, 64, 51); the bytes
+    /// divided evenly; shares below one batch divided in spans, never zero; the shares never add
+    /// up to more than the budget.
+    #[test]
+    fn the_budget_is_divided_as_kyma_divides_its_batches() {
+        let settings = PipelineSettings::default();
+        for (n, batches) in [(1, 256), (2, 128), (3, 85), (4, 64), (5, 51)] {
+            let share = queue_share(&settings, n);
+            assert_eq!(share, QueueShare { spans: batches * 512, bytes: DEFAULT_QUEUE_CAPACITY_BYTES / n });
+        }
+        assert_eq!(queue_share(&settings, 300).spans, DEFAULT_QUEUE_CAPACITY_SPANS / 300);
+        let tiny = PipelineSettings { queue_capacity_spans: 2, queue_capacity_bytes: 2, ..settings };
+        assert_eq!(queue_share(&tiny, 5), QueueShare { spans: 1, bytes: 1 });
+        for n in 1..=40 {
+            let share = queue_share(&settings, n);
+            assert!(
+                share.spans * n <= DEFAULT_QUEUE_CAPACITY_SPANS
+                    && share.bytes * n <= DEFAULT_QUEUE_CAPACITY_BYTES
+            );
+        }
+    }
+
+    /// Scenario: a router runs one pipeline, then three (the first kept running), then two.
+    /// Guarantees: every running pipeline's queue capacity, and its `otelcol_exporter_queue_capacity`
+    /// gauge, is the share for the number running; the kept pipeline's share follows each reload.
+    #[tokio::test]
+    async fn reloads_redivide_the_budget() {
+        let settings = PipelineSettings::default();
+        let metrics = Metrics::default();
+        let router = Router::new(settings, metrics.clone());
+        let config = |name: &str| PipelineConfig {
+            name: name.into(),
+            output: OtlpOutputConfig {
+                protocol: Protocol::Http,
+                url: "http://127.0.0.1:9/v1/traces".into(),
+                compression: Compression::None,
+                headers: vec![],
+                tls: TlsConfig::default(),
+                oauth2: None,
+            },
+            transform: vec![],
+            filter: vec![],
+        };
+        let snapshot = |names: &[&str]| tracegw_contract::Snapshot {
+            version: names.len() as u64,
+            pipelines: names.iter().map(|n| config(n)).collect(),
+            enrichment: None,
+        };
+        for names in [&["a"][..], &["a", "b", "c"], &["a", "c"]] {
+            let report = router.apply(&snapshot(names));
+            assert!(report.failed.is_empty());
+            let table = router.load();
+            let want = queue_share(&settings, names.len());
+            for pipeline in table.pipelines.iter() {
+                assert_eq!(pipeline.queue_share(), want, "{names:?}");
+                let gauge = metrics
+                    .exporter_queue_capacity
+                    .get_or_create(&crate::metrics::ExporterLabels {
+                        exporter: pipeline.exporter_id().into(),
+                    })
+                    .get();
+                assert_eq!(gauge, want.spans as i64);
+            }
+        }
+        router.shutdown(Duration::ZERO).await;
     }
 
     /// A scanned request of `spans` spans with large attributes.

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::Snapshot;
 
-use super::{DrainReport, Pipeline, PipelineSettings};
+use super::{DrainReport, Pipeline, PipelineSettings, queue_share};
 use crate::export::BuildError;
 use crate::metrics::{Metrics, gauge_value};
 
@@ -73,14 +73,15 @@ impl Router {
         let current = self.table.load_full();
         let mut report = ApplyReport::default();
         let mut pipelines = Vec::with_capacity(snapshot.pipelines.len());
+        let share = queue_share(&self.settings, snapshot.pipelines.len());
         for config in &snapshot.pipelines {
             if let Some(existing) = current.pipelines.iter().find(|p| p.config() == config) {
                 pipelines.push(Arc::clone(existing));
                 report.kept.push(config.name.clone());
                 continue;
             }
-            match Pipeline::spawn(config.clone(), &self.settings, &self.metrics, self.hard_stop.child_token())
-            {
+            let stop = self.hard_stop.child_token();
+            match Pipeline::spawn(config.clone(), &self.settings, share, &self.metrics, stop) {
                 Ok((pipeline, task)) => {
                     self.track(task);
                     pipelines.push(pipeline);
@@ -95,6 +96,12 @@ impl Router {
             }
         }
         let running = pipelines.len();
+        // The budget is divided among the pipelines that run; pipelines kept from the last table take
+        // their new share too.
+        let share = queue_share(&self.settings, running);
+        for pipeline in &pipelines {
+            pipeline.set_queue_share(share);
+        }
         self.table.store(Arc::new(RouteTable { version: snapshot.version, loaded: true, pipelines }));
         self.metrics.pipelines_running.set(running as i64);
         self.metrics.config_version.set(gauge_value(snapshot.version));

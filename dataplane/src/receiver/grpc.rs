@@ -40,7 +40,7 @@ const MESSAGE_PREFIX_BYTES: usize = 5;
 /// as one uncompressed message.
 const EMPTY_RESPONSE_MESSAGE: [u8; MESSAGE_PREFIX_BYTES] = [0; MESSAGE_PREFIX_BYTES];
 /// What a client may use in `grpc-encoding`.
-const ACCEPTED_ENCODINGS: &str = "gzip,zstd";
+const ACCEPTED_ENCODINGS: &str = "gzip,zstd,snappy";
 /// HTTP/2 streams per gRPC connection; generous because one SDK connection carries every export.
 const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Largest HTTP/2 frame the gRPC receiver accepts (HTTP/2's default is 16 KiB). Clients that honour
@@ -184,7 +184,7 @@ fn request_encoding(headers: &HeaderMap) -> Result<Option<Encoding>, Status> {
     let Some(value) = headers.get("grpc-encoding") else {
         return Ok(None);
     };
-    match value.to_str().ok().and_then(Encoding::parse) {
+    match value.to_str().ok().and_then(Encoding::parse_grpc) {
         Some(Encoding::Identity) => Ok(None),
         Some(encoding) => Ok(Some(encoding)),
         None => {
@@ -438,8 +438,9 @@ mod tests {
     }
 
     /// Scenario: `grpc-encoding` values a client may send.
-    /// Guarantees: identity, gzip and zstd are taken; anything else is UNIMPLEMENTED and tells the
-    /// client which encodings it may use.
+    /// Guarantees: identity, gzip, zstd and snappy are taken; anything else (also HTTP's
+    /// `x-snappy-framed`, which is no gRPC name) is UNIMPLEMENTED and tells the client which
+    /// encodings it may use.
     #[test]
     fn request_encodings() {
         let headers = |value: &'static str| {
@@ -451,10 +452,13 @@ mod tests {
         assert_eq!(request_encoding(&headers("identity")).unwrap(), None);
         assert_eq!(request_encoding(&headers("gzip")).unwrap(), Some(Encoding::Gzip));
         assert_eq!(request_encoding(&headers("zstd")).unwrap(), Some(Encoding::Zstd));
-        let status = request_encoding(&headers("snappy")).unwrap_err();
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(status.message().contains("snappy"), "{}", status.message());
-        assert_eq!(status.metadata().get("grpc-accept-encoding").unwrap(), ACCEPTED_ENCODINGS);
+        assert_eq!(request_encoding(&headers("snappy")).unwrap(), Some(Encoding::Snappy));
+        for refused in ["lz4", "x-snappy-framed"] {
+            let status = request_encoding(&headers(refused)).unwrap_err();
+            assert_eq!(status.code(), Code::Unimplemented);
+            assert!(status.message().contains(refused), "{}", status.message());
+            assert_eq!(status.metadata().get("grpc-accept-encoding").unwrap(), ACCEPTED_ENCODINGS);
+        }
     }
 
     /// Holds every call until `barrier` has seen all of them, and records who sent each.

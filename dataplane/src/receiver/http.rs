@@ -1,4 +1,5 @@
-//! OTLP/HTTP: `POST /v1/traces` with protobuf or JSON bodies, gzip or zstd, on hyper (HTTP/1.1 and
+//! OTLP/HTTP: `POST /v1/traces` with protobuf or JSON bodies, gzip, zstd or snappy (a raw block or
+//! the framing format, as the Collector's receiver reads it), on hyper (HTTP/1.1 and
 //! HTTP/2). Answers follow the OTLP specification: the response has the request's content type; errors
 //! carry a `google.rpc.Status`; back-pressure is 503 with `Retry-After`.
 
@@ -78,7 +79,7 @@ impl<S: ExportSink> Server<S> {
                 None,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 CODE_UNIMPLEMENTED,
-                "unsupported content encoding: use gzip, zstd or none",
+                "unsupported content encoding: use gzip, zstd, snappy, x-snappy-framed or none",
             );
         };
         let accept = header_str(&request, ACCEPT_ENCODING);

@@ -63,14 +63,12 @@ pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_otlp-gateway"))
 }
 
-/// The Python with the OpenTelemetry SDK: `OTLP_TEST_PYTHON`, else the workspace's `.venv`.
+pub mod python_env;
+
+/// The Python with the OpenTelemetry SDK: `OTLP_TEST_PYTHON`, else the workspace's `.venv`, else
+/// `target/test-venv`, created on first use ([`python_env`]).
 pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("OTLP_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = workspace_root().join(".venv/bin/python");
-    assert!(venv.exists(), "no Python with the OpenTelemetry SDK: run .ci/run once, or set OTLP_TEST_PYTHON");
-    venv
+    python_env::python()
 }
 
 pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
@@ -323,6 +321,7 @@ pub fn grpc_client(
         compression,
         headers: vec![],
         tls: tracegw_contract::TlsConfig { insecure: true, ..Default::default() },
+        oauth2: None,
     };
     otlp_gateway::export::Exporter::with_source(
         &output,

@@ -235,7 +235,7 @@ impl WorkSpan {
 impl SpanIndex {
     /// Indexes a span in one pass.
     pub fn of(span: &[u8]) -> Self {
-        let mut index = Self::default();
+        let mut index = Self { last: [None; 17], attributes: Vec::with_capacity(16) };
         let mut fields = Fields::new(span);
         while let Ok(Some(f)) = fields.next_field() {
             if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
@@ -681,9 +681,9 @@ pub fn attribute_slots(index: &SpanIndex) -> Vec<AttrSlot> {
 /// Where the key of the `KeyValue` at `start..end` of `buf` lies (an empty range without a key).
 fn key_range(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
     let kv = &buf[start..end];
-    let key = key_of(kv);
-    // `key_of` returns a slice of `kv` (or "" when there is none).
-    let offset = key.as_ptr() as usize - kv.as_ptr() as usize;
+    let key = key_bytes(kv);
+    // `key_bytes` returns a slice of `kv`, or an empty one when there is no key.
+    let offset = (key.as_ptr() as usize).wrapping_sub(kv.as_ptr() as usize);
     if key.is_empty() || offset > kv.len() {
         (start, start)
     } else {
