@@ -39,13 +39,24 @@ pub fn connection_advice(protocol: Protocol, error: &(dyn StdError + 'static)) -
         // An HTTP/2 server answers an HTTP/1.1 request with HTTP/2 frames, which do not parse as a
         // response (`invalid HTTP version parsed`), or arrive before any response
         // (`received unexpected message from connection`).
-        Protocol::Http if hyper.is_parse() || hyper.to_string().contains("unexpected message") => {
+        // When the server's frames win the race with the request, hyper cancels it with one of those
+        // as the cause (`connection was not ready`).
+        Protocol::Http
+            if hyper.is_parse()
+                || ["unexpected message", "connection was not ready"]
+                    .iter()
+                    .any(|m| chain_text(error).contains(m)) =>
+        {
             Some(GRPC_BACKEND)
         }
         // An HTTP/1.1 server answers the HTTP/2 preface with a 400 and closes: the client sees frames
-        // that do not parse, a broken pipe, a reset, or its connection gone.
+        // that do not parse, a broken pipe, a reset, its connection gone, or (when the close wins the
+        // race with the request) the request canceled because the connection closed.
         Protocol::Grpc
-            if hyper.is_closed() || hyper.is_parse_version_h2() || hyper.to_string() == "http2 error" =>
+            if hyper.is_closed()
+                || hyper.is_canceled()
+                || hyper.is_parse_version_h2()
+                || hyper.to_string() == "http2 error" =>
         {
             Some(HTTP1_ONLY_BACKEND)
         }
@@ -79,6 +90,18 @@ pub fn answer_advice(protocol: Protocol, status: StatusCode, headers: &HeaderMap
 /// The first error of type `T` in `error`'s chain, looking inside `std::io::Error`s too: their
 /// `source` skips the error they wrap, which is where TLS errors are (hyper-rustls wraps
 /// tokio-rustls' I/O error, which wraps rustls' error, in another I/O error).
+/// An error and its sources as one text.
+fn chain_text(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 fn find<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut next = Some(error);
     while let Some(e) = next {
