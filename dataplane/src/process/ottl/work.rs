@@ -236,15 +236,14 @@ impl SpanIndex {
     /// Indexes a span in one pass.
     pub fn of(span: &[u8]) -> Self {
         let mut index = Self { last: [None; 17], attributes: Vec::with_capacity(16) };
-        let mut fields = Fields::new(span);
-        while let Ok(Some(f)) = fields.next_field() {
+        crate::wire::view::for_each_field(span, |f| {
             if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
                 let (key_start, key_end) = key_range(span, f.value_start, f.end);
                 index.attributes.push(IndexedAttribute { start: f.start, end: f.end, key_start, key_end });
             } else if let Some(slot) = index.last.get_mut(f.number as usize) {
                 *slot = Some((f.value_start as u32, f.end as u32));
             }
-        }
+        });
         index
     }
 
