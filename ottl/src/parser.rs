@@ -43,6 +43,11 @@ use crate::lexer::{self, Token, TokenKind};
 /// How deeply lists, maps, calls, keys and parenthesized expressions may nest.
 pub const MAX_NESTING_DEPTH: usize = 100;
 
+/// How many failed alternatives one parse may try. The grammar is an ordered choice with
+/// backtracking, so a hostile text of nested calls and lists can make the work grow exponentially
+/// with its length (the fuzzer found one that took gigabytes); real statements try a few hundred.
+pub const MAX_PARSE_STEPS: usize = 1_000_000;
+
 /// Why a text is not valid OTTL: where, and a message a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{column}: {message}")]
@@ -186,6 +191,8 @@ struct Parser<'s, 't> {
     tokens: &'t [Token<'s>],
     pos: usize,
     depth: usize,
+    /// Failed alternatives so far, bounded by [`MAX_PARSE_STEPS`].
+    steps: usize,
     /// The furthest token position at which something was expected and not found.
     furthest: usize,
     /// What was expected there.
@@ -198,7 +205,16 @@ struct Parser<'s, 't> {
 
 impl<'s, 't> Parser<'s, 't> {
     fn new(src: &'s str, tokens: &'t [Token<'s>]) -> Self {
-        Parser { src, tokens, pos: 0, depth: 0, furthest: 0, expected: Vec::new(), custom: Vec::new() }
+        Parser {
+            src,
+            tokens,
+            pos: 0,
+            depth: 0,
+            steps: 0,
+            furthest: 0,
+            expected: Vec::new(),
+            custom: Vec::new(),
+        }
     }
 
     /// Runs a root rule and turns its outcome into the public result.
@@ -312,11 +328,19 @@ impl<'s, 't> Parser<'s, 't> {
     }
 
     fn expect(&mut self, expectation: Expectation) -> Fail {
+        self.steps += 1;
+        if self.steps > MAX_PARSE_STEPS {
+            let message = format!(
+                "expression too complex to parse (more than {MAX_PARSE_STEPS} alternatives tried); simplify or split it"
+            );
+            return Fail::Fatal(ParseError::at(self.src, self.offset_of(self.furthest), message));
+        }
         if self.pos > self.furthest {
             self.furthest = self.pos;
             self.expected.clear();
         }
-        if self.pos == self.furthest {
+        // Backtracking reaches the same point by many paths: keep each expectation once.
+        if self.pos == self.furthest && !self.expected.contains(&expectation) {
             self.expected.push(expectation);
         }
         Fail::Backtrack

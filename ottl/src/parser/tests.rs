@@ -1703,3 +1703,21 @@ proptest! {
         }
     }
 }
+
+/// Scenario: the fuzzer's input of nested calls and lists that made the backtracking parser take
+/// gigabytes (`ottl/tests/fuzz-regressions/`), as a statement, a condition and a value.
+/// Guarantees: each parse ends with an error, having recorded each expectation once and tried at
+/// most `MAX_PARSE_STEPS` alternatives.
+#[test]
+fn hostile_nesting_is_refused_in_bounded_work() {
+    let input = include_bytes!("../../tests/fuzz-regressions/parse-oom-nested-calls");
+    let text = std::str::from_utf8(input).expect("the regression input is UTF-8");
+    for result in [
+        parse_statement(text).map(|_| ()),
+        parse_condition(text).map(|_| ()),
+        parse_value_expression(text).map(|_| ()),
+    ] {
+        let err = result.expect_err("not OTTL");
+        assert!(err.offset <= text.len(), "{err}");
+    }
+}
