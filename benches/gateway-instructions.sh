@@ -3,12 +3,16 @@
 # callgrind while `loadtest run single` sends at a low paced rate, so that each request is handled
 # on its own as at any rate below saturation. An idle run of the same length is subtracted (start-up:
 # loading the TLS roots, the config). Repeated runs agree within 0.5 %. Needs valgrind.
-# Usage: benches/gateway-instructions.sh [gateway binary]   (default: the release build)
+# Usage: benches/gateway-instructions.sh [gateway binary]   (default: the release build, with ISA-L)
 #        SCENARIO=ottl benches/gateway-instructions.sh …       (another `loadtest run` scenario; default single)
+#        FEATURES= benches/gateway-instructions.sh            (the default build: gzip level 1 by libdeflate)
+#        LOADTEST_ARGS=--random-values SCENARIO=gzip …       (more flags for `loadtest run`)
+#        RATE=1000 SCENARIO=kyma …                           (another paced rate, spans/s; default 5000)
 set -eu
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
-cargo build --quiet --release -p otlp-gateway -p loadtest
+features=${FEATURES-isal}
+cargo build --quiet --release -p otlp-gateway -p loadtest ${features:+--features "otlp-gateway/$features"}
 gateway=$(realpath "${1:-$target/release/otlp-gateway}")
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "profiles kept in $work" || trap 'rm -rf "$work"' EXIT
@@ -22,13 +26,14 @@ wait
 EOF
 chmod +x "$work/wrapper"
 measure() { # name rate
-    RUN=$1 "$target/release/loadtest" run "${SCENARIO:-single}" --rate "$2" --duration 14s --gateway-bin "$work/wrapper" \
+    # shellcheck disable=SC2086 # LOADTEST_ARGS is split into flags on purpose
+    RUN=$1 "$target/release/loadtest" run "${SCENARIO:-single}" --rate "$2" --duration 14s ${LOADTEST_ARGS:-} --gateway-bin "$work/wrapper" \
         > "$work/$1.txt" 2>&1 || { cat "$work/$1.txt" >&2; exit 1; }
     kill -TERM "$(cat "$work/$1.pid")"
     while kill -0 "$(cat "$work/$1.pid")" 2>/dev/null; do sleep 1; done
 }
 measure idle 1
-measure loaded 5000
+measure loaded "${RATE:-5000}"
 spans=$(awk '/^delivered_unique_spans/ { print $2 }' "$work/loaded.txt")
 idle=$(awk '/^sent_spans/ { print $2 }' "$work/idle.txt")
 total() { callgrind_annotate "$work/$1.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'; }

@@ -4,7 +4,7 @@
 # 10,000-pod index, three pipelines), and the final build lays out and inlines the code by what that
 # run executed. The gateway's cost per span at moderate load is mostly instruction-cache and branch
 # misses after each wake-up (the cores are shared with the applications), which this addresses; see
-# PERF.md, "profile-guided optimisation". Everything runs on 127.0.0.1.
+# PERF-HISTORY.md, "profile-guided optimisation". Everything runs on 127.0.0.1.
 #
 # Needs llvm-profdata of the compiler's own LLVM version: `rustup component add llvm-tools`, or set
 # LLVM_PROFDATA. Prints the path of the optimised binary ($target/pgo/otlp-gateway).
@@ -23,8 +23,10 @@ trap 'rm -rf "$work"' EXIT
 
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros; separate target directories
 # keep the plain release build intact.
+# With ISA-L for gzip level 1 (the `isal` feature: needs nasm, autoconf, automake, libtool), as
+# the image ships and PERF.md measures.
 gateway_build() { # target-dir rustflags
-    RUSTFLAGS="$2" cargo build --quiet --release --locked -p otlp-gateway --bin otlp-gateway \
+    RUSTFLAGS="$2" cargo build --quiet --release --locked -p otlp-gateway --features isal --bin otlp-gateway \
         --target "$host" --target-dir "$1"
 }
 cargo build --quiet --release --locked -p loadtest

@@ -10,7 +10,9 @@
 //!   before and no longer applies are removed, lists are replaced whole;
 //! - the `status` subresource: writes to it change only `status`, writes to the object never do;
 //! - `metadata.uid`, `resourceVersion`, `generation` (bumped when anything but metadata and status
-//!   changes) and `creationTimestamp`.
+//!   changes) and `creationTimestamp`;
+//! - finalizers: deleting an object that has `metadata.finalizers` only sets `deletionTimestamp`; the
+//!   object goes when a write leaves it with none.
 //!
 //! Validation, admission, defaulting, ownership conflicts and garbage collection are not simulated.
 //! Tests act as the rest of the cluster through [`ApiSim`] (a kubelet writing pod status, a user
@@ -181,6 +183,7 @@ impl ApiSim {
         let before = state.objects.get(&key).cloned();
         let stored = state.store(&key, object, before.as_ref());
         state.publish(&key.resource, before, Some(stored.clone()));
+        state.finish_deletion(&key);
         stored
     }
 
@@ -227,10 +230,7 @@ impl ApiSim {
             name: name.to_string(),
         };
         let mut state = self.lock();
-        let Some(before) = state.objects.remove(&key) else { return false };
-        state.applied.retain(|(k, _, _), _| k != &key);
-        state.publish(&key.resource, Some(before), None);
-        true
+        state.delete(&key).is_some()
     }
 
     /// Every request received so far.
@@ -320,13 +320,8 @@ impl ApiSim {
             }
             (Method::DELETE, Some(name)) => {
                 let key = target.key(name);
-                let mut state = self.lock();
-                match state.objects.remove(&key) {
-                    Some(before) => {
-                        state.applied.retain(|(k, _, _), _| k != &key);
-                        state.publish(&key.resource, Some(before.clone()), None);
-                        json_response(200, &before)
-                    }
+                match self.lock().delete(&key) {
+                    Some(answer) => json_response(200, &answer),
                     None => not_found(&target, name),
                 }
             }
@@ -436,6 +431,7 @@ impl ApiSim {
         }
         let stored = state.store(&key, object, Some(&before));
         state.publish(&key.resource, Some(before), Some(stored.clone()));
+        state.finish_deletion(&key);
         json_response(200, &stored)
     }
 
@@ -495,6 +491,7 @@ impl ApiSim {
         object["metadata"]["name"] = json!(name);
         let stored = state.store(&key, object, before.as_ref());
         state.publish(&key.resource, before, Some(stored.clone()));
+        state.finish_deletion(&key);
         json_response(200, &stored)
     }
 }
@@ -533,7 +530,7 @@ impl State {
         meta["resourceVersion"] = json!(self.resource_version.to_string());
         meta["generation"] = json!(generation);
         let carried = |field: &str| before.and_then(|b| b.pointer(&format!("/metadata/{field}")).cloned());
-        for field in ["uid", "creationTimestamp"] {
+        for field in ["uid", "creationTimestamp", "deletionTimestamp"] {
             if let Some(v) = carried(field) {
                 meta[field] = v;
             }
@@ -546,6 +543,39 @@ impl State {
         }
         self.objects.insert(key.clone(), object.clone());
         object
+    }
+
+    /// Deletes an object, or only marks it deleted while it has finalizers; returns what the API
+    /// server answers (the object as it was, or as marked), `None` when it does not exist.
+    fn delete(&mut self, key: &Key) -> Option<Value> {
+        let before = self.objects.get(key)?.clone();
+        let finalizers = before.pointer("/metadata/finalizers").and_then(Value::as_array);
+        if finalizers.is_some_and(|f| !f.is_empty()) {
+            if before.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                return Some(before);
+            }
+            let mut marked = before.clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let stored = self.store(key, marked, Some(&before));
+            self.publish(&key.resource, Some(before), Some(stored.clone()));
+            return Some(stored);
+        }
+        self.objects.remove(key);
+        self.applied.retain(|(k, _, _), _| k != key);
+        self.publish(&key.resource, Some(before.clone()), None);
+        Some(before)
+    }
+
+    /// Removes an object marked deleted once a write has left it without finalizers.
+    fn finish_deletion(&mut self, key: &Key) {
+        let Some(object) = self.objects.get(key) else { return };
+        let marked = object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+        let pending =
+            object.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        if marked && !pending {
+            self.delete(key);
+        }
     }
 
     /// Records a change and sends it to the watches it concerns.
@@ -901,5 +931,37 @@ mod tests {
         prune(&mut live, &first, &second);
         merge(&mut live, &second, true);
         assert_eq!(live, json!({"spec": {"a": 3, "list": [9]}, "metadata": {"labels": {"x": "1"}}}));
+    }
+
+    /// Scenario: an object with a finalizer is deleted, edited, then its finalizer is removed.
+    /// Guarantees: the delete only marks it (`deletionTimestamp`, kept across edits); it goes when
+    /// the last finalizer does; an object without finalizers goes at once.
+    #[test]
+    fn finalizers_hold_a_deletion() {
+        let mut state = State::default();
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n", "finalizers": ["example.com/f"]}});
+        let key = key_of(&object);
+        state.store(&key, object, None);
+        let marked = state.delete(&key).unwrap();
+        assert!(marked["metadata"]["deletionTimestamp"].is_string());
+        let mut edited = marked.clone();
+        edited["metadata"]["deletionTimestamp"] = Value::Null;
+        edited["data"] = json!({"k": "v"});
+        let stored = state.store(&key, edited, Some(&marked));
+        assert_eq!(stored["metadata"]["deletionTimestamp"], marked["metadata"]["deletionTimestamp"]);
+        state.finish_deletion(&key);
+        assert!(state.objects.contains_key(&key));
+        let mut released = stored.clone();
+        released["metadata"]["finalizers"] = json!([]);
+        state.store(&key, released, Some(&stored));
+        state.finish_deletion(&key);
+        assert!(!state.objects.contains_key(&key));
+
+        let plain =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d", "namespace": "n"}});
+        let key = key_of(&plain);
+        state.store(&key, plain, None);
+        assert!(state.delete(&key).is_some() && !state.objects.contains_key(&key));
     }
 }

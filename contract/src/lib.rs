@@ -14,6 +14,7 @@ pub mod resolve;
 mod schema;
 pub mod snapshot;
 pub mod stream;
+pub mod telemetry;
 pub mod tls;
 
 pub use resolve::{

@@ -38,6 +38,10 @@ pub enum Reason {
     ReferencedSecretMissing,
     /// The endpoint does not follow the protocol's rules.
     EndpointInvalid,
+    /// A header value (inline or from a Secret) cannot be sent in HTTP: it holds a line break or
+    /// another control character. Kyma has no reason for it (the Collector fails every export); the
+    /// message names the header, never its value.
+    HeaderInvalid,
     /// TLS material does not parse or does not match.
     TlsConfigurationInvalid,
     /// A certificate has expired.
@@ -112,6 +116,8 @@ struct Checker<'a> {
     secrets: &'a SecretStore,
     schema: Vec<PipelineError>,
     missing: Vec<PipelineError>,
+    /// Header values that cannot be sent, reported after the endpoint (Kyma has no such check).
+    headers: Vec<PipelineError>,
 }
 
 const GRPC: &str = "grpc";
@@ -129,6 +135,7 @@ impl Reason {
             Self::SpecInvalid => "SpecInvalid",
             Self::ReferencedSecretMissing => "ReferencedSecretMissing",
             Self::EndpointInvalid => "EndpointInvalid",
+            Self::HeaderInvalid => "HeaderInvalid",
             Self::TlsConfigurationInvalid => "TLSConfigurationInvalid",
             Self::TlsCertificateExpired => "TLSCertificateExpired",
             Self::Unsupported => "UnsupportedFeature",
@@ -194,7 +201,8 @@ impl SecretStore {
             for (key, encoded) in &secret.data {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(encoded.trim())
-                    .map_err(|e| format!("is not valid base64 ({e})"))
+                    // The decoder's error quotes a byte of the value: not repeated.
+                    .map_err(|_| "is not valid base64".to_string())
                     .and_then(|raw| String::from_utf8(raw).map_err(|_| "is not UTF-8 text".to_string()));
                 values.insert(key.clone(), decoded);
             }
@@ -314,16 +322,34 @@ impl<'a> Checker<'a> {
             self.schema_error(field, "Header must have 'value' or 'valueFrom' set");
             return None;
         }
-        let value = self.value_parts(
-            field,
-            h.value.as_deref(),
-            h.value_from.as_ref().map(|f| f.secret_key_ref.as_ref()),
-        )?;
+        if !h.name.is_empty() && http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            self.schema_error(
+                &format!("{field}.name"),
+                format!("Header name '{}' is not a valid HTTP header name", h.name.escape_debug()),
+            );
+        }
+        let source = h.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref());
+        let value = self.value_parts(field, h.value.as_deref(), h.value_from.as_ref().map(|_| source))?;
         // Kyma's `prefixHeaderValue`: the prefix trimmed, then one space, then the value as it is.
         let value = match h.prefix.as_deref().map(str::trim) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix} {value}"),
             _ => value,
         };
+        if let Some(problem) = header_value_problem(&value) {
+            let origin = match source {
+                Some(r) => format!("the value of {}", describe_key(r)),
+                None => "its value".to_string(),
+            };
+            self.headers.push(PipelineError::new(
+                Reason::HeaderInvalid,
+                field,
+                format!(
+                    "Header '{}' invalid: {origin} (with its prefix) contains {problem}, which HTTP does not allow in a header value",
+                    h.name.escape_debug()
+                ),
+            ));
+            return None;
+        }
         Some((h.name.clone(), Sensitive::new(value)))
     }
 
@@ -439,7 +465,7 @@ pub fn resolve_pipeline(
     let Some(otlp) = pipeline.spec.output.otlp.as_ref() else {
         return Err(PipelineError::new(Reason::SpecInvalid, "spec.output.otlp", "'otlp' output is required"));
     };
-    let mut checker = Checker { secrets, schema: Vec::new(), missing: Vec::new() };
+    let mut checker = Checker { secrets, schema: Vec::new(), missing: Vec::new(), headers: Vec::new() };
     let resolved = resolve_output(otlp, v1alpha1, &mut checker);
     if let Some(e) = checker.first_error() {
         return Err(e);
@@ -577,7 +603,12 @@ fn resolve_output(
         return Err(PipelineError::new(Reason::SpecInvalid, format!("{OTLP}.endpoint"), "endpoint is empty"));
     };
     let spec_tls = otlp.tls.as_ref();
-    let url = endpoint_url(protocol, endpoint.trim(), path, &mut tls)
+    // A value from a Secret is never quoted: it is named by where it comes from.
+    let shown = match otlp.endpoint.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
+        Some(r) => Shown::Secret(format!("the value of {}", describe_key(r))),
+        None => Shown::Inline,
+    };
+    let url = endpoint_url(protocol, endpoint.trim(), path, &mut tls, &shown)
         .and_then(|url| match &oauth2 {
             Some(_) => oauth2_endpoint_rule(protocol, endpoint.trim(), spec_tls).map(|()| url),
             None => Ok(url),
@@ -589,7 +620,81 @@ fn resolve_output(
                 format!("OTLP output endpoint invalid: {why}"),
             )
         })?;
+    if let Some(o) = &oauth2 {
+        let source = otlp
+            .authentication
+            .as_ref()
+            .and_then(|a| a.oauth2.as_ref())
+            .and_then(|a| a.token_url.value_from.as_ref())
+            .and_then(|f| f.secret_key_ref.as_ref());
+        check_token_url(&o.token_url, source)?;
+    }
+    if !c.headers.is_empty() {
+        return Err(c.headers.remove(0));
+    }
     Ok(OtlpOutputConfig { protocol, url, compression, headers, tls, oauth2 })
+}
+
+/// How an endpoint is named in messages: quoted when it is written in the spec, by its Secret key
+/// when it comes from a Secret.
+enum Shown {
+    Inline,
+    Secret(String),
+}
+
+impl Shown {
+    fn name(&self, raw: &str) -> String {
+        match self {
+            Self::Inline => format!("'{raw}'"),
+            Self::Secret(described) => described.clone(),
+        }
+    }
+}
+
+/// `Key 'k' in Secret 'n' of Namespace 'ns'`, as Kyma names a key.
+fn describe_key(r: &SecretKeyRef) -> String {
+    format!("Key '{}' in Secret '{}' of Namespace '{}'", r.key, r.name, r.namespace)
+}
+
+/// What in a header value HTTP refuses (the gateway sends it with `http::HeaderValue`, as Go's
+/// `httpguts.ValidHeaderFieldValue` checks it): `None` when it can be sent.
+fn header_value_problem(value: &str) -> Option<String> {
+    if http::HeaderValue::from_str(value).is_ok() {
+        return None;
+    }
+    let bad = value.bytes().find(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f);
+    Some(match bad {
+        Some(b'\r' | b'\n') => "a line break (CR or LF)".to_string(),
+        Some(b) => format!("the control character 0x{b:02X}"),
+        None => "a character that is not allowed".to_string(),
+    })
+}
+
+/// The OAuth2 token URL as the gateway requests it: an `http` or `https` URL with a host that
+/// `http::Uri` accepts. Inline values were checked as URLs already (Kyma's CEL rule); a value from a
+/// Secret is checked here and named by its key, not quoted.
+fn check_token_url(token_url: &str, source: Option<&SecretKeyRef>) -> Result<(), PipelineError> {
+    const FIELD: &str = "spec.output.otlp.authentication.oauth2.tokenURL";
+    let shown = match source {
+        Some(r) => format!("the value of {}", describe_key(r)),
+        None => format!("'{token_url}'"),
+    };
+    let why = match url::Url::parse(token_url) {
+        Err(e) => Some(format!("not a valid URL: {e}")),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Some("the scheme must be http or https".to_string())
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("missing host".to_string()),
+        Ok(_) => http::Uri::try_from(token_url).err().map(|e| format!("not a valid HTTP URI: {e}")),
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(PipelineError::new(
+            Reason::EndpointInvalid,
+            FIELD,
+            format!("OAuth2 token URL invalid: {shown} is {why}"),
+        )),
+    }
 }
 
 /// Kyma's `authentication.oauth2`: the CEL rules of `OAuth2Options` and of `OTLPOutput` (gRPC needs
@@ -663,14 +768,36 @@ fn endpoint_url(
     raw: &str,
     path: Option<&str>,
     tls: &mut TlsConfig,
+    shown: &Shown,
+) -> Result<String, String> {
+    let url = endpoint_url_unchecked(protocol, raw, path, tls, shown)?;
+    // The URI the gateway sends to must parse as `http::Uri` does (no spaces, control characters or
+    // other bytes URIs forbid).
+    match http::Uri::try_from(url.as_str()) {
+        Ok(_) => Ok(url),
+        Err(e) => Err(format!("{} is not a valid HTTP URI: {e}", shown.name(raw))),
+    }
+}
+
+fn endpoint_url_unchecked(
+    protocol: Protocol,
+    raw: &str,
+    path: Option<&str>,
+    tls: &mut TlsConfig,
+    shown: &Shown,
 ) -> Result<String, String> {
     if raw.is_empty() {
         return Err("endpoint is empty".into());
     }
     if let Some(written) = malformed_scheme(raw) {
         // Kyma reads `http//host:4317` as host `http` and reports "missing port".
+        let written = match shown {
+            Shown::Inline => format!(" '{written}'"),
+            Shown::Secret(_) => String::new(),
+        };
         return Err(format!(
-            "malformed scheme '{written}' in '{raw}': write 'http://' or 'https://' (or no scheme: host:port)"
+            "malformed scheme{written} in {}: write 'http://' or 'https://' (or no scheme: host:port)",
+            shown.name(raw)
         ));
     }
     let has_scheme = raw.contains("://");
@@ -679,7 +806,7 @@ fn endpoint_url(
     } else {
         url::Url::parse(&format!("{PLACEHOLDER_SCHEME}://{raw}"))
     }
-    .map_err(|e| format!("failed to parse '{raw}' as a URL: {e}"))?;
+    .map_err(|e| format!("failed to parse {} as a URL: {e}", shown.name(raw)))?;
     let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or("missing host")?;
     let port = explicit_port(raw);
     let scheme = if has_scheme { Some(parsed.scheme()) } else { None };
@@ -711,7 +838,8 @@ fn endpoint_url(
                 Some(p) => Ok(custom_path_url(parsed, p)),
                 None => {
                     let url = default_traces_url(raw);
-                    url::Url::parse(&url).map_err(|e| format!("failed to parse '{url}' as a URL: {e}"))?;
+                    url::Url::parse(&url)
+                        .map_err(|e| format!("failed to parse {} as a URL: {e}", shown.name(&url)))?;
                     Ok(url)
                 }
             }

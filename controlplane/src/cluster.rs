@@ -12,7 +12,10 @@
 //!    server holds, so a steady cluster sees no writes and drift is repaired), or deletes them when
 //!    no pipeline can run;
 //! 4. writes each pipeline's conditions with server-side apply under one field manager, only when
-//!    they changed.
+//!    they changed;
+//! 5. keeps the finalizer of the `default` Telemetry and writes its status the same way
+//!    ([`crate::telemetry`]), whose settings also decide the snapshot's enrichment, and whose
+//!    overrides ConfigMap can pause steps 2–5.
 //!
 //! A pass is idempotent: run twice on the same world it writes nothing the second time. Deleted
 //! pipelines need no finalizer: they simply leave the next snapshot. The caches are kube-rs
@@ -68,8 +71,12 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 const RECENT_WRITE_TTL: Duration = Duration::from_secs(2);
 /// How often the cluster's UID and provider are read again.
 const CLUSTER_FACTS_REFRESH: Duration = Duration::from_secs(600);
+/// How long the first pass waits for the Telemetry and overrides lists (a cluster without the
+/// Telemetry CRD never lists them).
+const MODULE_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Cluster-wide enrichment choices (Kyma's Telemetry resource), passed to every gateway.
+/// Cluster-wide enrichment choices, passed to every gateway: the manager's flags, replaced as a whole
+/// by the settings of the `default` Telemetry while it exists ([`crate::telemetry`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnrichmentFlags {
     /// `service.*` rules.
@@ -101,6 +108,11 @@ pub struct ClusterConfig {
     /// (see [`crate::webhook_cert`]). Off in the library's default, so that embedding and tests bind
     /// nothing unasked; the binary turns it on in `--kubernetes` mode.
     pub webhook: Option<WebhookSettings>,
+    /// Deadlines and the connection cap of each listener (snapshots, webhook, admin).
+    pub limits: crate::net::ServerLimits,
+    /// The manager's log filter, which `global.logLevel` of the overrides ConfigMap sets; `None`
+    /// when the embedding program does not let the manager change its logging (the library's default).
+    pub log_filter: Option<crate::logging::LogFilter>,
 }
 
 /// Starting failed.
@@ -231,6 +243,18 @@ struct Reconciler {
     facts_read: Option<Instant>,
     next_check: Option<i64>,
     logged: HashMap<String, Vec<String>>,
+    /// The `default` Telemetry and the overrides (see [`crate::telemetry`]).
+    module: crate::telemetry::ModuleState,
+    /// What the admission webhook's loop learns of the module after each pass.
+    webhook_link: watch::Sender<crate::webhook_cert::ModuleLink>,
+}
+
+// === impl ReconcileError ===
+
+impl From<crate::telemetry::ModuleError> for ReconcileError {
+    fn from(e: crate::telemetry::ModuleError) -> Self {
+        Self { action: e.action, object: format!("Telemetry {}", e.name), source: e.source }
+    }
 }
 
 // === impl ClusterConfig ===
@@ -246,6 +270,19 @@ impl Default for ClusterConfig {
             enrichment: EnrichmentFlags::default(),
             tls: true,
             webhook: None,
+            limits: crate::net::ServerLimits::default(),
+            log_filter: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The ports the manager's NetworkPolicy admits.
+    pub fn manager_ports(&self) -> gateway::ManagerPorts {
+        gateway::ManagerPorts {
+            snapshots: self.snapshot_addr.port(),
+            webhook: self.webhook.as_ref().map(|w| w.addr.port()),
+            admin: self.admin_addr.port(),
         }
     }
 }
@@ -266,7 +303,7 @@ fn unix_now() -> (i64, u64) {
     (d.as_secs() as i64, d.as_millis() as u64)
 }
 
-fn owned_kinds() -> [(&'static str, &'static str, bool); 6] {
+fn owned_kinds() -> [(&'static str, &'static str, bool); 7] {
     [
         ("v1", "ServiceAccount", true),
         ("rbac.authorization.k8s.io/v1", "ClusterRole", false),
@@ -274,6 +311,7 @@ fn owned_kinds() -> [(&'static str, &'static str, bool); 6] {
         ("v1", "Service", true),
         ("apps/v1", "DaemonSet", true),
         ("v1", "Secret", true),
+        ("networking.k8s.io/v1", "NetworkPolicy", true),
     ]
 }
 
@@ -413,6 +451,7 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
     // Everything that can fail comes before the first server is spawned.
     let mut webhook_addr = None;
     let mut webhook_cert = None;
+    let (webhook_link, link_rx) = watch::channel(crate::webhook_cert::ModuleLink::default());
     if let (Some(listener), Some(settings)) = (webhook_listener, config.webhook.clone()) {
         webhook_addr = Some(listener.local_addr().unwrap_or(settings.addr));
         let provisioned = crate::webhook_cert::start(
@@ -420,19 +459,28 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
             namespace.clone(),
             settings,
             metrics.clone(),
+            link_rx,
             stop.clone(),
         )
         .await?;
         let webhook_tls =
             crate::webhook::server_config(Arc::clone(&provisioned.slot)).inspect_err(|_| stop.cancel())?;
-        tokio::spawn(crate::webhook::serve(listener, webhook_tls, metrics.clone(), stop.clone()));
+        let limits = config.limits;
+        tokio::spawn(crate::webhook::serve_with_limits(
+            listener,
+            webhook_tls,
+            metrics.clone(),
+            limits,
+            stop.clone(),
+        ));
         webhook_cert = Some(provisioned.slot);
     }
-    tokio::spawn(snapshots::serve(snapshot_listener, channel, tls, stop.clone()));
+    tokio::spawn(snapshots::serve(snapshot_listener, channel, tls, config.limits, stop.clone()));
     tokio::spawn(metrics::serve(
         admin_listener,
-        Arc::new(metrics.registry()),
+        metrics.clone(),
         Arc::clone(&ready),
+        config.limits,
         stop.clone(),
     ));
 
@@ -474,8 +522,47 @@ pub async fn start(client: Client, config: ClusterConfig) -> Result<ClusterManag
         "gateway pods",
         stop.clone(),
     );
+    let module = {
+        use crate::telemetry::{self, OVERRIDES_CONFIGMAP};
+        let resource = telemetry::resource();
+        let writer = reflector::store::Writer::new(resource.clone());
+        let telemetries = writer.as_reader();
+        let by_name = |name: &str| WatchConfig::default().fields(&format!("metadata.name={name}"));
+        spawn_reflector(
+            Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource),
+            by_name(tracegw_contract::telemetry::DEFAULT_NAME),
+            writer,
+            trigger_tx.clone(),
+            "telemetry",
+            stop.clone(),
+        );
+        let (overrides, writer) = reflector::store();
+        spawn_reflector(
+            Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+            by_name(OVERRIDES_CONFIGMAP),
+            writer,
+            trigger_tx.clone(),
+            "overrides",
+            stop.clone(),
+        );
+        telemetry::ModuleState::new(
+            client.clone(),
+            namespace.clone(),
+            telemetries,
+            overrides,
+            config.log_filter.clone(),
+        )
+    };
     let (secret_tx, secret_rx) = mpsc::unbounded_channel();
+    // The manager's NetworkPolicy admits the ports actually bound.
+    let mut config = config;
+    (config.snapshot_addr, config.admin_addr) = (snapshot_addr, admin_addr);
+    if let (Some(w), Some(addr)) = (config.webhook.as_mut(), webhook_addr) {
+        w.addr = addr;
+    }
     let reconciler = Reconciler {
+        module,
+        webhook_link,
         secret_watches: SecretWatches::new(client.clone(), secret_tx),
         client,
         config,
@@ -528,6 +615,7 @@ impl Reconciler {
                 let _ = store.wait_until_ready().await;
             }
             let _ = self.pods.wait_until_ready().await;
+            self.module.wait_ready(MODULE_SYNC_TIMEOUT).await;
         };
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -563,8 +651,10 @@ impl Reconciler {
             while let Ok(u) = secret_updates.try_recv() {
                 self.secret_update(u);
             }
+            let started = Instant::now();
             match self.reconcile().await {
                 Ok(next) => {
+                    tracing::debug!(took = ?started.elapsed(), "reconcile pass done");
                     self.metrics.reconciled(true);
                     self.ready.set();
                     dirty = false;
@@ -666,6 +756,23 @@ impl Reconciler {
     async fn reconcile(&mut self) -> Result<Option<Instant>, ReconcileError> {
         let (now, now_ms) = unix_now();
         let observed = self.observed();
+        let module = self.module.observe();
+        if !module.overrides.telemetry_paused {
+            let pipelines_exist = !self.pipelines.state().is_empty();
+            self.module.finalize(&module, pipelines_exist).await?;
+        }
+        let link = self.module.webhook_link(&module);
+        self.webhook_link.send_if_modified(|current| {
+            let changed = *current != link;
+            *current = link;
+            changed
+        });
+        let service_mode = crate::telemetry::enrichment_flags(&module, &self.config.enrichment).service_mode;
+        self.metrics.set_service_enrichment(service_mode);
+        if module.overrides.tracing_paused {
+            self.write_module_status(&module, &HashMap::new(), now).await?;
+            return Ok(None);
+        }
 
         // Referenced Secrets: watch exactly those, and wait briefly for new watches' first lists.
         let refs: HashMap<&str, Vec<SecretId>> = observed
@@ -745,7 +852,7 @@ impl Reconciler {
 
         // The snapshot.
         let (uid, provider) = self.cluster_facts().await;
-        let flags = &self.config.enrichment;
+        let flags = &crate::telemetry::enrichment_flags(&module, &self.config.enrichment);
         let enrichment = EnrichmentSettings {
             service_mode: flags.service_mode,
             pod_labels: flags.pod_labels.clone(),
@@ -757,7 +864,9 @@ impl Reconciler {
             cloud_provider: provider,
         };
         let mut next = Snapshot { version: current.version, pipelines, enrichment: Some(enrichment) };
-        if *current != next {
+        // Paused by the overrides: the gateways keep the configuration they have.
+        let gateway_paused = module.overrides.otlp_gateway_paused;
+        if *current != next && !gateway_paused {
             // Wall-clock milliseconds keep versions increasing across manager restarts.
             next.version = now_ms.max(current.version + 1);
             tracing::info!(
@@ -775,8 +884,16 @@ impl Reconciler {
         let snapshot_json = serde_json::to_string(&next).unwrap_or_default();
         let mut desired =
             if running > 0 { gateway::gateway_objects(&self.config.gateway) } else { Vec::new() };
-        desired.insert(0, gateway::secret(&self.config.gateway, &self.token, &snapshot_json, &self.ca_pem));
-        self.apply_objects(&desired).await?;
+        // The Secret stays while the module does (token and stored snapshot for cold starts).
+        if running > 0 || !self.module.removed() {
+            desired
+                .insert(0, gateway::secret(&self.config.gateway, &self.token, &snapshot_json, &self.ca_pem));
+        }
+        desired
+            .insert(0, gateway::manager_network_policy(&self.config.gateway, &self.config.manager_ports()));
+        if !gateway_paused {
+            self.apply_objects(&desired).await?;
+        }
 
         // Status.
         let health = {
@@ -791,6 +908,7 @@ impl Reconciler {
             observed.iter().map(|o| (o.name.clone(), flow.health(&o.name, Instant::now()))).collect()
         };
         let stamp = conditions::rfc3339(now);
+        let mut fresh: HashMap<String, Vec<Condition>> = HashMap::new();
         for o in &observed {
             let Some(verdict) = verdicts.get(&o.name) else { continue };
             let previous = match self.recent_status.get(&o.name) {
@@ -814,7 +932,9 @@ impl Reconciler {
             if conditions::differ(&previous, &next) {
                 self.write_status(o, &next).await?;
             }
+            fresh.insert(o.name.clone(), next);
         }
+        self.write_module_status(&module, &fresh, now).await?;
         self.logged.retain(|name, _| observed.iter().any(|o| &o.name == name));
         self.recent_applies.retain(|_, r| r.at.elapsed() < RECENT_WRITE_TTL);
         self.recent_deletes.retain(|_, r| r.at.elapsed() < RECENT_WRITE_TTL);
@@ -829,6 +949,44 @@ impl Reconciler {
             (a, b) => a.or(b),
         };
         Ok(wake)
+    }
+
+    /// Writes the Telemetry's status from every TracePipeline's conditions (`fresh` from this pass,
+    /// else as the cache holds them) and the gateway Services that exist.
+    async fn write_module_status(
+        &mut self,
+        module: &crate::telemetry::ModuleView,
+        fresh: &HashMap<String, Vec<Condition>>,
+        now: i64,
+    ) -> Result<(), ReconcileError> {
+        if module.overrides.telemetry_paused {
+            return Ok(());
+        }
+        let mut all: Vec<(String, Vec<Condition>)> = self
+            .pipelines
+            .state()
+            .iter()
+            .map(|o| {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let conditions = fresh.get(&name).cloned().unwrap_or_else(|| {
+                    o.data
+                        .pointer("/status/conditions")
+                        .and_then(|c| serde_json::from_value(c.clone()).ok())
+                        .unwrap_or_default()
+                });
+                (name, conditions)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let views: Vec<crate::telemetry::PipelineConditions<'_>> = all
+            .iter()
+            .map(|(name, conditions)| crate::telemetry::PipelineConditions { name, conditions })
+            .collect();
+        let namespace = self.config.gateway.namespace.clone();
+        let otlp = self.live("Service", Some(&namespace), gateway::OTLP_SERVICE).is_some();
+        let traces = self.live("Service", Some(&namespace), gateway::LEGACY_TRACES_SERVICE).is_some();
+        self.module.write_status(module, &views, otlp, traces, &conditions::rfc3339(now)).await?;
+        Ok(())
     }
 
     /// The live object, with the manager's own recent writes accounted for.
@@ -886,6 +1044,8 @@ impl Reconciler {
                         | gateway::OTLP_SERVICE
                         | gateway::LEGACY_TRACES_SERVICE
                         | gateway::METRICS_SERVICE
+                        | gateway::OTLP_NETWORK_POLICY
+                        | gateway::METRICS_NETWORK_POLICY
                 );
                 if !wanted && ours {
                     unwanted.push((

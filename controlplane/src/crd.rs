@@ -83,7 +83,7 @@ pub struct Condition {
     /// What is going on, for people.
     #[schemars(length(max = 32768))]
     pub message: String,
-    /// The pipeline generation this condition describes.
+    /// The generation of the object this condition describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "i64", extend("minimum" = 0))]
     pub observed_generation: Option<i64>,
@@ -106,8 +106,8 @@ pub struct Condition {
 
 /// Why the v1alpha1 schema cannot be derived.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot derive the v1alpha1 schema: {0}")]
-pub struct CrdError(String);
+#[error("cannot derive the CRD: {0}")]
+pub struct CrdError(pub(crate) String);
 
 /// The deprecation notice `kubectl` prints for v1alpha1.
 pub const V1ALPHA1_DEPRECATION: &str = "telemetry.kyma-project.io/v1alpha1 TracePipeline is deprecated; use telemetry.kyma-project.io/v1beta1, which reads the same fields";

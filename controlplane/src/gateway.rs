@@ -1,8 +1,9 @@
 //! Everything the gateway needs in the cluster, rendered as plain objects from [`GatewaySettings`]: the
 //! DaemonSet `telemetry-otlp-gateway`, the node-local Services `telemetry-otlp` (and Kyma's legacy
 //! `telemetry-otlp-traces`), the metrics Service, the ServiceAccount, the least RBAC the gateway
-//! needs (its node's pods and the node), and the Secret holding the snapshot channel's token and the
-//! last snapshot for cold starts.
+//! needs (its node's pods and the node), Kyma's two NetworkPolicies for it, and the Secret holding
+//! the snapshot channel's token and the last snapshot for cold starts; and the manager's own
+//! NetworkPolicy ([`manager_network_policy`]).
 //!
 //! The pipelines themselves are not in any of these objects: they reach the gateways as pushed
 //! snapshots. So a pipeline or Secret change never rolls the DaemonSet; only a new image or new
@@ -18,6 +19,21 @@ pub const OTLP_SERVICE: &str = "telemetry-otlp";
 pub const LEGACY_TRACES_SERVICE: &str = "telemetry-otlp-traces";
 /// The Service exposing the gateway's metrics.
 pub const METRICS_SERVICE: &str = "telemetry-otlp-gateway-metrics";
+/// Kyma's NetworkPolicy admitting OTLP to the gateway from anywhere, on 4317 and 4318.
+pub const OTLP_NETWORK_POLICY: &str = "kyma-project.io--telemetry-otlp-gateway";
+/// Kyma's NetworkPolicy admitting scrapes of the gateway's metrics from labelled pods only.
+pub const METRICS_NETWORK_POLICY: &str = "kyma-project.io--telemetry-otlp-gateway-metrics";
+/// The manager's own NetworkPolicy: its snapshot port from gateway pods only, its webhook from the
+/// API server (from anywhere: its addresses are unknown), its metrics from labelled pods.
+pub const MANAGER_NETWORK_POLICY: &str = "kyma-project.io--telemetry-manager";
+/// The `app.kubernetes.io/name` of the manager's pods (`deploy/manager/deployment.yaml`).
+pub const MANAGER_NAME: &str = "telemetry-manager";
+/// Kyma's label on pods allowed to scrape the module's metrics.
+pub const METRICS_SCRAPING_LABEL: (&str, &str) = ("networking.kyma-project.io/metrics-scraping", "allowed");
+/// The gateway's ports: OTLP/gRPC, OTLP/HTTP, metrics.
+const OTLP_GRPC_PORT: u16 = 4317;
+const OTLP_HTTP_PORT: u16 = 4318;
+const METRICS_PORT: u16 = 8888;
 /// Label on every object the manager owns; the manager watches by it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telemetry-manager");
 /// The label selecting gateway pods.
@@ -56,6 +72,17 @@ pub struct GatewaySettings {
     /// Runtime worker threads per gateway; 0 leaves the gateway's default (one thread, the cheapest
     /// per span). More raise a gateway's ceiling on nodes with heavy traffic.
     pub worker_threads: usize,
+}
+
+/// The ports the manager's own pod listens on, as its NetworkPolicy admits them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManagerPorts {
+    /// Snapshots and reports, from gateways.
+    pub snapshots: u16,
+    /// The admission webhook, from the API server; `None` when it is not served.
+    pub webhook: Option<u16>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub admin: u16,
 }
 
 /// One object to keep in the cluster.
@@ -186,11 +213,34 @@ pub fn gateway_objects(s: &GatewaySettings) -> Vec<Desired> {
             "ports": [{"name": "http-metrics", "protocol": "TCP", "port": 8888, "targetPort": 8888}],
         },
     });
+    // Kyma's two gateway policies (`makeGatewayNetworkPolicies`). A rule without `from` admits every
+    // source, pods included (an `ipBlock` of 0.0.0.0/0 may not cover pod addresses in every CNI).
+    let otlp_policy = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": metadata(OTLP_NETWORK_POLICY, ns, "gateway"),
+        "spec": {
+            "podSelector": {"matchLabels": {NAME_LABEL.0: NAME_LABEL.1}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": tcp_ports(&[OTLP_GRPC_PORT, OTLP_HTTP_PORT])}],
+            "egress": [{}],
+        },
+    });
+    let metrics_policy = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": metadata(METRICS_NETWORK_POLICY, ns, "gateway"),
+        "spec": {
+            "podSelector": {"matchLabels": {NAME_LABEL.0: NAME_LABEL.1}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [scrapers()], "ports": tcp_ports(&[METRICS_PORT])}],
+        },
+    });
     vec![
         Desired::new("v1", "ServiceAccount", ns, service_account),
         Desired::new("rbac.authorization.k8s.io/v1", "ClusterRole", None, cluster_role),
         Desired::new("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, binding),
         Desired::new("v1", "Service", ns, metrics_service),
+        Desired::new("networking.k8s.io/v1", "NetworkPolicy", ns, otlp_policy),
+        Desired::new("networking.k8s.io/v1", "NetworkPolicy", ns, metrics_policy),
         Desired::new("apps/v1", "DaemonSet", ns, daemonset(s)),
         Desired::new("v1", "Service", ns, otlp_service(OTLP_SERVICE)),
         Desired::new("v1", "Service", ns, otlp_service(LEGACY_TRACES_SERVICE)),
@@ -288,6 +338,51 @@ fn daemonset(s: &GatewaySettings) -> Value {
     })
 }
 
+/// `[{protocol: TCP, port: p}, ...]`.
+fn tcp_ports(ports: &[u16]) -> Value {
+    Value::Array(ports.iter().map(|p| json!({"protocol": "TCP", "port": p})).collect())
+}
+
+/// Pods labelled for metrics scraping, in any namespace.
+fn scrapers() -> Value {
+    json!({"namespaceSelector": {}, "podSelector": {"matchLabels": {METRICS_SCRAPING_LABEL.0: METRICS_SCRAPING_LABEL.1}}})
+}
+
+/// The manager's own NetworkPolicy, kept whether or not a pipeline runs: the snapshot port only from
+/// gateway pods (of its namespace), the webhook port from anywhere (the API server's addresses are
+/// not known, as in Kyma), the metrics port from pods labelled for scraping. Egress stays open (the
+/// API server, backends are not its business).
+pub fn manager_network_policy(s: &GatewaySettings, ports: &ManagerPorts) -> Desired {
+    let mut ingress = vec![json!({
+        "from": [{"podSelector": {"matchLabels": {NAME_LABEL.0: NAME_LABEL.1}}}],
+        "ports": tcp_ports(&[ports.snapshots]),
+    })];
+    if let Some(webhook) = ports.webhook {
+        ingress.push(json!({"ports": tcp_ports(&[webhook])}));
+    }
+    ingress.push(json!({"from": [scrapers()], "ports": tcp_ports(&[ports.admin])}));
+    let object = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {
+            "name": MANAGER_NETWORK_POLICY,
+            "namespace": s.namespace,
+            "labels": {
+                "app.kubernetes.io/name": MANAGER_NAME,
+                "app.kubernetes.io/component": "manager",
+                "app.kubernetes.io/part-of": "telemetry",
+                MANAGED_BY.0: MANAGED_BY.1,
+                "kyma-project.io/module": "telemetry",
+            },
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": MANAGER_NAME}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    });
+    Desired::new("networking.k8s.io/v1", "NetworkPolicy", Some(&s.namespace), object)
+}
+
 /// The Secret mounted into every gateway: the snapshot channel's token and the certificate it
 /// trusts for the channel (empty when the channel is plain), and the last snapshot, read at start
 /// when the manager cannot be reached.
@@ -371,6 +466,58 @@ mod tests {
             two.as_array().unwrap().windows(2).any(|w| w[0] == "--worker-threads" && w[1] == "2"),
             "{two}"
         );
+    }
+
+    /// Scenario: the gateway's objects and the manager's NetworkPolicy, rendered for a manager with
+    /// and without its webhook.
+    /// Guarantees: Kyma's two gateway policies (OTLP from any source, metrics only from pods labelled
+    /// `networking.kyma-project.io/metrics-scraping: allowed` in any namespace), applied before the
+    /// DaemonSet; the manager's snapshot port admits only gateway pods, its webhook port everyone,
+    /// its metrics port only scrapers; all read back as typed NetworkPolicies.
+    #[test]
+    fn network_policies_follow_kyma() {
+        use k8s_openapi::api::networking::v1::NetworkPolicy;
+        let objects = gateway_objects(&GatewaySettings::default());
+        let index = |name: &str| objects.iter().position(|o| o.name == name).unwrap();
+        let ds = objects.iter().position(|o| o.kind == "DaemonSet").unwrap();
+        assert!(index(OTLP_NETWORK_POLICY) < ds && index(METRICS_NETWORK_POLICY) < ds);
+        let spec = |o: &Desired| o.object["spec"].clone();
+        let otlp = spec(&objects[index(OTLP_NETWORK_POLICY)]);
+        assert_eq!(otlp["podSelector"], json!({"matchLabels": {NAME_LABEL.0: NAME_LABEL.1}}));
+        assert_eq!(
+            otlp["ingress"],
+            json!([{"ports": [{"protocol": "TCP", "port": 4317}, {"protocol": "TCP", "port": 4318}]}])
+        );
+        assert_eq!(otlp["egress"], json!([{}]));
+        let scrapers = json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"networking.kyma-project.io/metrics-scraping": "allowed"}}}]);
+        let metrics = spec(&objects[index(METRICS_NETWORK_POLICY)]);
+        assert_eq!(
+            metrics["ingress"],
+            json!([{"from": scrapers, "ports": [{"protocol": "TCP", "port": 8888}]}])
+        );
+        assert_eq!(metrics["policyTypes"], json!(["Ingress"]));
+
+        let ports = ManagerPorts { snapshots: 9090, webhook: Some(9443), admin: 8080 };
+        let manager = manager_network_policy(&GatewaySettings::default(), &ports);
+        assert_eq!((manager.kind, manager.name.as_str()), ("NetworkPolicy", MANAGER_NETWORK_POLICY));
+        assert_eq!(manager.object["metadata"]["labels"][MANAGED_BY.0], MANAGED_BY.1);
+        let m = spec(&manager);
+        assert_eq!(m["podSelector"], json!({"matchLabels": {"app.kubernetes.io/name": "telemetry-manager"}}));
+        assert_eq!(
+            m["ingress"],
+            json!([
+                {"from": [{"podSelector": {"matchLabels": {NAME_LABEL.0: NAME_LABEL.1}}}], "ports": [{"protocol": "TCP", "port": 9090}]},
+                {"ports": [{"protocol": "TCP", "port": 9443}]},
+                {"from": scrapers, "ports": [{"protocol": "TCP", "port": 8080}]},
+            ])
+        );
+        let without =
+            manager_network_policy(&GatewaySettings::default(), &ManagerPorts { webhook: None, ..ports });
+        assert_eq!(without.object["spec"]["ingress"].as_array().unwrap().len(), 2);
+        for o in objects.iter().filter(|o| o.kind == "NetworkPolicy").chain([&manager]) {
+            let typed: NetworkPolicy = serde_json::from_value(o.object.clone()).unwrap();
+            assert!(typed.spec.unwrap().ingress.is_some());
+        }
     }
 
     /// Scenario: live objects as the API server returns them: with defaults and status added, with

@@ -8,6 +8,8 @@
 //! [`cluster`] is the in-cluster reconciler; [`local`] runs the same push path from YAML files,
 //! without a cluster. [`crd`] defines the `TracePipeline` resource with Kyma's schema; [`webhook`] is
 //! its validating admission webhook, whose certificates and configuration [`webhook_cert`] provisions.
+//! [`telemetry`] is Kyma's module resource: the cluster-wide enrichment settings and the module status;
+//! its overrides ConfigMap can change the manager's log level ([`logging`]).
 
 pub mod cluster;
 pub mod conditions;
@@ -16,10 +18,12 @@ pub mod flow;
 pub mod gateway;
 pub mod health;
 pub mod local;
+pub mod logging;
 pub mod metrics;
-mod net;
+pub mod net;
 pub mod secrets;
 pub mod snapshots;
+pub mod telemetry;
 pub mod tls;
 pub mod webhook;
 pub mod webhook_cert;

@@ -2,6 +2,8 @@
 //! --pipelines` reads, re-rendered when the files change, served to subscribed gateways, and each
 //! pipeline's conditions printed whenever they change. The same pure resolution and the same
 //! condition rules as in a cluster; the gateway's health is whether any gateway follows the stream.
+//! A `Telemetry` named `default` among the files sets the snapshots' enrichment and gets its status
+//! printed too, as in a cluster ([`crate::telemetry`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use crate::conditions::{self, GatewayHealth, Verdict};
 use crate::crd::Condition;
 use crate::flow::{FlowSettings, FlowTracker};
 use crate::metrics::ManagerMetrics;
+use crate::net::ServerLimits;
 use crate::snapshots::{self, Channel, TokenError};
 
 /// How often the files are checked and the conditions re-evaluated.
@@ -37,6 +40,8 @@ pub struct LocalConfig {
     pub max_pipelines: Option<usize>,
     /// Flow health window.
     pub flow: FlowSettings,
+    /// Deadlines and the connection cap of the snapshot listener.
+    pub limits: ServerLimits,
 }
 
 /// Starting failed.
@@ -79,6 +84,9 @@ struct Renderer<R> {
     metrics: ManagerMetrics,
     resolution: Option<Resolution>,
     conditions: BTreeMap<String, Vec<Condition>>,
+    /// The `default` Telemetry among the files, and the status last reported for it.
+    telemetry: Option<tracegw_contract::telemetry::Telemetry>,
+    telemetry_lines: Vec<String>,
     report: R,
 }
 
@@ -93,6 +101,7 @@ impl LocalConfig {
             token_file,
             max_pipelines: Some(DEFAULT_MAX_PIPELINES),
             flow: FlowSettings::default(),
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -117,13 +126,28 @@ impl<R: Fn(String)> Renderer<R> {
         let version = (now.as_millis() as u64).max(self.tx.borrow().version + 1);
         let options =
             ResolveOptions { version, now: now.as_secs() as i64, max_pipelines: self.max_pipelines };
-        let resolution = match tracegw_contract::resolve_path(&self.path, options) {
+        let mut resolution = match tracegw_contract::resolve_path(&self.path, options) {
             Ok(r) => r,
             Err(e) => {
                 (self.report)(format!("error: {e}; keeping the last snapshot"));
                 return;
             }
         };
+        self.telemetry = match tracegw_contract::telemetry::default_in(&self.path) {
+            Ok(Some(Ok(t))) => Some(t),
+            Ok(Some(Err(broken))) => {
+                (self.report)(format!(
+                    "error: {}: Telemetry {} is not valid at {}: {}; enriching as without it",
+                    broken.source.display(),
+                    broken.name,
+                    broken.field,
+                    broken.message
+                ));
+                None
+            }
+            Ok(None) | Err(_) => None,
+        };
+        resolution.snapshot.enrichment = self.telemetry.as_ref().map(|t| t.settings().to_enrichment());
         let current = self.tx.borrow().clone();
         let mut unversioned = resolution.snapshot.clone();
         unversioned.version = current.version;
@@ -170,6 +194,21 @@ impl<R: Fn(String)> Renderer<R> {
             (self.report)(format!("{name}\tdeleted"));
             self.conditions.remove(&name);
         }
+        let lines = match &self.telemetry {
+            Some(t) => {
+                let pipelines: Vec<(String, Vec<Condition>)> =
+                    self.conditions.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let status = crate::telemetry::local_status_of(t, &pipelines);
+                crate::telemetry::lines(&t.metadata.name, &status)
+            }
+            None => Vec::new(),
+        };
+        for line in &lines {
+            if !self.telemetry_lines.contains(line) {
+                (self.report)(line.clone());
+            }
+        }
+        self.telemetry_lines = lines;
     }
 }
 
@@ -198,11 +237,13 @@ pub async fn start(
         metrics: metrics.clone(),
         resolution: None,
         conditions: BTreeMap::new(),
+        telemetry: None,
+        telemetry_lines: Vec::new(),
         report,
     };
     renderer.poll();
     let channel = Channel::new(Arc::new(token), rx.clone(), flow, metrics.clone());
-    tokio::spawn(snapshots::serve(listener, channel, None, stop.clone()));
+    tokio::spawn(snapshots::serve(listener, channel, None, config.limits, stop.clone()));
     let watch_stop = stop.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(POLL_INTERVAL);

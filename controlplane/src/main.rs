@@ -6,7 +6,7 @@
 //!   TracePipeline/Secret YAML, serves them to gateways (`otlp-gateway --snapshot-url http://ADDR
 //!   --token-file FILE`), and prints each pipeline's conditions whenever they change.
 //! - `telemetry-manager check --pipelines PATH [--max-pipelines N | --unlimited-pipelines]`: validates
-//!   once and prints the conditions.
+//!   once and prints the conditions, then the status of the `default` Telemetry if the files hold it.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -19,6 +19,8 @@ use telemetry_manager::conditions::{self, FlowHealth, GatewayHealth, Verdict};
 use telemetry_manager::flow::FlowSettings;
 use telemetry_manager::gateway::GatewaySettings;
 use telemetry_manager::local::{self, LocalConfig};
+use telemetry_manager::logging::LogFilter;
+use telemetry_manager::net::{self, ServerLimits};
 use telemetry_manager::webhook_cert::WebhookSettings;
 use tracegw_contract::{PodLabelRule, ResolveOptions, ServiceMode};
 
@@ -27,6 +29,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code for flags that cannot work (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
+/// How long a stop waits for a reconcile pass in progress; within the manager's termination grace
+/// period (10 s in deploy/).
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Where local mode serves when no address is given.
 const LOCAL_SNAPSHOT_ADDR: &str = "127.0.0.1:9090";
 
@@ -124,6 +129,22 @@ struct Cli {
     /// `k8s.cluster.name`; defaults to the API server's host, as Kyma's.
     #[arg(long)]
     cluster_name: Option<String>,
+    /// Close a connection whose request head has not arrived this long after its first byte.
+    #[arg(long, default_value_t = net::DEFAULT_HEADER_READ_TIMEOUT.into())]
+    header_read_timeout: humantime::Duration,
+    /// Answer a request whose body has not arrived this long after its head (and close it).
+    #[arg(long, default_value_t = net::DEFAULT_BODY_READ_TIMEOUT.into())]
+    body_read_timeout: humantime::Duration,
+    /// Close a keep-alive connection without a request for this long.
+    #[arg(long, default_value_t = net::DEFAULT_IDLE_TIMEOUT.into())]
+    idle_timeout: humantime::Duration,
+    /// Close a connection whose TLS handshake has not finished within this long.
+    #[arg(long, default_value_t = net::DEFAULT_HANDSHAKE_TIMEOUT.into())]
+    handshake_timeout: humantime::Duration,
+    /// At most this many open connections per listener (snapshots, webhook, admin); more are closed
+    /// at once.
+    #[arg(long, default_value_t = net::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    max_connections: usize,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -134,8 +155,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate TracePipeline/Secret YAML and print each pipeline's ConfigurationGenerated condition.
-    /// Exits 1 when any pipeline is invalid or there is none, 2 when the YAML cannot be read.
+    /// Validate TracePipeline/Secret YAML and print each pipeline's ConfigurationGenerated condition,
+    /// then the state and TraceComponentsHealthy of the `default` Telemetry if the files hold it.
+    /// Exits 1 when any pipeline or the Telemetry is invalid or there is no pipeline, 2 when the YAML
+    /// cannot be read.
     Check {
         /// A YAML file or a directory of them.
         #[arg(long)]
@@ -148,6 +171,16 @@ enum Command {
 impl Cli {
     fn max_pipelines(&self) -> Option<usize> {
         (!self.unlimited_pipelines).then_some(self.max_pipelines)
+    }
+
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: self.header_read_timeout.into(),
+            body_read_timeout: self.body_read_timeout.into(),
+            idle_timeout: self.idle_timeout.into(),
+            handshake_timeout: self.handshake_timeout.into(),
+            max_connections: self.max_connections,
+        }
     }
 
     fn cluster_config(&self) -> ClusterConfig {
@@ -172,6 +205,9 @@ impl Cli {
             flow: FlowSettings { window: self.flow_window.into(), ..FlowSettings::default() },
             tls: !self.snapshot_plaintext,
             webhook: Some(WebhookSettings { addr: self.webhook_addr, ..WebhookSettings::default() }),
+            limits: self.limits(),
+            // Set by `main` from the installed subscriber.
+            log_filter: None,
             enrichment: EnrichmentFlags {
                 service_mode: match self.service_enrichment {
                     ServiceEnrichment::KymaLegacy => ServiceMode::KymaLegacy,
@@ -192,17 +228,26 @@ impl Cli {
 // === free functions ===
 
 /// Logs to stderr; colours only on a terminal (and not with `NO_COLOR`), so files and collectors get
-/// plain text.
-fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// plain text. The filter sits behind a reload layer, so that the overrides ConfigMap can change it
+/// while the manager runs; the returned handle does that.
+fn init_logging(format: LogFormat, filter: &str) -> Option<LogFilter> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter_layer, handle) = match LogFilter::new(filter).or_else(|_| LogFilter::new("info")) {
+        Ok(built) => built,
+        Err(e) => {
+            eprintln!("warning: no logging: {e}");
+            return None;
+        }
+    };
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter_layer);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).init(),
     }
+    Some(handle)
 }
 
 fn main() -> ExitCode {
@@ -214,7 +259,7 @@ fn main() -> ExitCode {
         };
         return check(pipelines, cli.max_pipelines());
     }
-    init_logging(cli.log_format, &cli.log_level);
+    let log_filter = init_logging(cli.log_format, &cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -223,7 +268,8 @@ fn main() -> ExitCode {
         }
     };
     if cli.kubernetes {
-        return runtime.block_on(run_cluster(cli.cluster_config()));
+        let config = ClusterConfig { log_filter, ..cli.cluster_config() };
+        return runtime.block_on(run_cluster(config));
     }
     let (Some(pipelines), Some(token_file)) = (cli.pipelines.clone(), cli.token_file.clone()) else {
         eprintln!(
@@ -236,6 +282,7 @@ fn main() -> ExitCode {
     let config = LocalConfig {
         max_pipelines: cli.max_pipelines(),
         flow: FlowSettings { window: cli.flow_window.into(), ..FlowSettings::default() },
+        limits: cli.limits(),
         ..LocalConfig::new(pipelines, addr, token_file)
     };
     runtime.block_on(serve_local(config))
@@ -262,9 +309,13 @@ async fn run_cluster(config: ClusterConfig) -> ExitCode {
         webhook_addr = ?manager.webhook_addr,
         "telemetry-manager started"
     );
-    let _ = tokio::signal::ctrl_c().await;
+    let signal = tracegw_runtime::terminated().await;
+    tracing::info!(%signal, "stopping");
     manager.stop.cancel();
-    manager.wait().await;
+    if tokio::time::timeout(STOP_TIMEOUT, manager.wait()).await.is_err() {
+        tracing::warn!(timeout = ?STOP_TIMEOUT, "a reconcile pass did not finish; stopping anyway");
+    }
+    tracing::info!("telemetry-manager stopped");
     ExitCode::SUCCESS
 }
 
@@ -280,9 +331,19 @@ async fn serve_local(config: LocalConfig) -> ExitCode {
     };
     // Kept exactly so (no timestamp): `loadtest fanout` and scripts read the address from this line.
     eprintln!("serving snapshots on {}", manager.addr);
-    let _ = tokio::signal::ctrl_c().await;
+    let signal = tracegw_runtime::terminated().await;
+    tracing::info!(%signal, "stopping");
     manager.stop.cancel();
+    tracing::info!("telemetry-manager stopped");
     ExitCode::SUCCESS
+}
+
+/// A count of at least one.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
 }
 
 /// Now in UTC, RFC 3339 with milliseconds, as the log lines of `tracing` carry it.
@@ -343,6 +404,7 @@ fn check(path: &Path, max_pipelines: Option<usize>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut evaluated = Vec::new();
     for status in &resolution.statuses {
         let verdict = match &status.result {
             Ok(g) => Verdict::Generated(g.cert_expiry),
@@ -369,8 +431,25 @@ fn check(path: &Path, max_pipelines: Option<usize>) -> ExitCode {
                 status.name
             );
         }
+        evaluated.push((status.name.clone(), all));
     }
-    if resolution.statuses.iter().any(|s| s.result.is_err()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    let mut failed = resolution.statuses.iter().any(|s| s.result.is_err());
+    // The module's status after the pipelines', when the files hold the `default` Telemetry.
+    match telemetry_manager::telemetry::local_status(path, &evaluated) {
+        Ok(Some(status)) => {
+            for line in
+                telemetry_manager::telemetry::lines(tracegw_contract::telemetry::DEFAULT_NAME, &status)
+            {
+                println!("{line}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Why a document that looks meant as a TracePipeline is not read as one: a kind a few letters off,

@@ -1,6 +1,5 @@
 //! The manager's own metrics and its operations endpoints (`/metrics`, `/healthz`, `/readyz`).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -8,7 +7,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -39,6 +37,29 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// `strategy` label: `otel` or `kyma-legacy`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StrategyLabels {
+    /// The annotation value of the strategy.
+    pub strategy: String,
+}
+
+/// `listener` label: `snapshots`, `webhook` or `admin`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// Which of the manager's listeners.
+    pub listener: String,
+}
+
+/// `listener` and `deadline` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadlineLabels {
+    /// Which of the manager's listeners.
+    pub listener: String,
+    /// `handshake`, `header`, `body` or `idle` (see [`crate::net::Deadline`]).
+    pub deadline: String,
+}
+
 /// Every metric family of the manager; cloning shares them.
 #[derive(Clone, Debug, Default)]
 pub struct ManagerMetrics {
@@ -60,6 +81,17 @@ pub struct ManagerMetrics {
     pub pipelines: Family<StateLabels, Gauge>,
     /// Admission reviews answered, by result (`allowed`, `denied`, `invalid`).
     pub admission_reviews: Family<ResultLabels, Counter>,
+    /// Connections closed because a deadline fired, by listener and deadline.
+    pub connection_deadlines: Family<DeadlineLabels, Counter>,
+    /// Connections closed at once because the listener had its maximum open.
+    pub connections_refused: Family<ListenerLabels, Counter>,
+    /// Connections open now, by listener.
+    pub connections_open: Family<ListenerLabels, Gauge>,
+    /// Failed accepts (e.g. out of file descriptors), by listener.
+    pub accept_errors: Family<ListenerLabels, Counter>,
+    /// Kyma's `telemetry_service_attributes_enrichment_strategy`: 1 for the `service.*` strategy in
+    /// force, 0 for the other.
+    pub service_enrichment: Family<StrategyLabels, Gauge>,
 }
 
 /// Whether the manager has done its first complete reconcile.
@@ -105,7 +137,63 @@ impl ManagerMetrics {
             "Admission reviews answered by the TracePipeline webhook, by result.",
             self.admission_reviews.clone(),
         );
+        r.register(
+            "telemetry_manager_connection_deadlines",
+            "Connections closed because a deadline fired, by listener and deadline.",
+            self.connection_deadlines.clone(),
+        );
+        r.register(
+            "telemetry_manager_connections_refused",
+            "Connections closed at once because the listener had its maximum open.",
+            self.connections_refused.clone(),
+        );
+        r.register(
+            "telemetry_manager_connections_open",
+            "Connections open now, by listener.",
+            self.connections_open.clone(),
+        );
+        r.register(
+            "telemetry_manager_accept_errors",
+            "Failed accepts (e.g. out of file descriptors), by listener.",
+            self.accept_errors.clone(),
+        );
+        // Kyma's name and help, so its dashboards read it; hence no `telemetry_manager_` prefix.
+        r.register(
+            "telemetry_service_attributes_enrichment_strategy",
+            "Service attributes enrichment strategy used for telemetry data (either 'otel' for OpenTelemetry enrichment or 'kyma-legacy' for legacy Kyma enrichment)",
+            self.service_enrichment.clone(),
+        );
         r
+    }
+
+    /// Marks `mode` as the strategy in force (1) and the other as not (0), as Kyma does.
+    pub fn set_service_enrichment(&self, mode: tracegw_contract::ServiceMode) {
+        use tracegw_contract::ServiceMode;
+        for candidate in [ServiceMode::Otel, ServiceMode::KymaLegacy] {
+            let labels = StrategyLabels { strategy: strategy_name(candidate) };
+            self.service_enrichment.get_or_create(&labels).set(i64::from(candidate == mode));
+        }
+    }
+
+    /// Counts a connection closed by `deadline` on `listener`.
+    pub fn deadline_fired(&self, listener: &str, deadline: &str) {
+        let labels = DeadlineLabels { listener: listener.into(), deadline: deadline.into() };
+        self.connection_deadlines.get_or_create(&labels).inc();
+    }
+
+    /// Counts a connection refused by `listener`'s connection cap.
+    pub fn connection_refused(&self, listener: &str) {
+        self.connections_refused.get_or_create(&ListenerLabels { listener: listener.into() }).inc();
+    }
+
+    /// The open-connections gauge of `listener`.
+    pub fn open_connections_of(&self, listener: &str) -> Gauge {
+        self.connections_open.get_or_create(&ListenerLabels { listener: listener.into() }).clone()
+    }
+
+    /// The failed-accepts counter of `listener`.
+    pub fn accept_errors_of(&self, listener: &str) -> Counter {
+        self.accept_errors.get_or_create(&ListenerLabels { listener: listener.into() }).clone()
     }
 
     /// Counts an apply of `kind`.
@@ -161,22 +249,29 @@ impl Readiness {
 
 // === free functions ===
 
+/// Kyma's annotation value for `mode`: its serialised name (`otel`, `kyma-legacy`).
+fn strategy_name(mode: tracegw_contract::ServiceMode) -> String {
+    serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` until `stop` fires.
+/// Serves `/metrics`, `/healthz` and `/readyz` until `stop` fires, under `limits`.
 pub async fn serve(
     listener: TcpListener,
-    registry: Arc<Registry>,
+    metrics: ManagerMetrics,
     ready: Arc<Readiness>,
+    limits: crate::net::ServerLimits,
     stop: CancellationToken,
 ) {
-    while let Some(stream) = crate::net::next_connection(&listener, &stop).await {
-        let (registry, ready) = (Arc::clone(&registry), Arc::clone(&ready));
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let registry = Arc::new(metrics.registry());
+    let server = crate::net::Server::new("admin", limits, metrics);
+    server
+        .serve(listener, None, stop, move |req: Request<Incoming>| {
             let response = match req.uri().path() {
                 "/metrics" => {
                     let mut out = String::new();
@@ -192,11 +287,7 @@ pub async fn serve(
                 }
                 _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
             };
-            async move { Ok::<_, Infallible>(response) }
-        });
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
+            async move { response }
+        })
+        .await;
 }

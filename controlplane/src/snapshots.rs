@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use tracegw_contract::stream::{
 
 use crate::flow::FlowTracker;
 use crate::metrics::ManagerMetrics;
+use crate::net::{BodyError, BodyReader, Server, ServerLimits};
 
 /// Bytes of randomness in a generated token.
 const TOKEN_BYTES: usize = 32;
@@ -139,7 +139,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
     r
 }
 
-async fn handle(req: Request<Incoming>, channel: &Channel) -> Response<Body> {
+async fn handle(req: Request<Incoming>, channel: &Channel, bodies: &BodyReader) -> Response<Body> {
     let presented = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -150,20 +150,27 @@ async fn handle(req: Request<Incoming>, channel: &Channel) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (_, SNAPSHOTS_PATH | REPORTS_PATH) if !authorized => plain(StatusCode::UNAUTHORIZED, "invalid token"),
         (&http::Method::GET, SNAPSHOTS_PATH) => subscribe(&req, channel),
-        (&http::Method::POST, REPORTS_PATH) => report(req, channel).await,
+        (&http::Method::POST, REPORTS_PATH) => report(req, channel, bodies).await,
         (_, SNAPSHOTS_PATH | REPORTS_PATH) => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => plain(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
 /// Takes one gateway's counters.
-async fn report(req: Request<Incoming>, channel: &Channel) -> Response<Body> {
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_REPORT_BYTES);
-    let body = match limited.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+async fn report(req: Request<Incoming>, channel: &Channel, bodies: &BodyReader) -> Response<Body> {
+    let body = match bodies.read(req.into_body(), MAX_REPORT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
             channel.metrics.report(false);
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "report too large or unreadable");
+            let status = match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+                BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            };
+            let mut response = plain(status, &e.to_string());
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return response;
         }
     };
     match serde_json::from_slice::<GatewayReport>(&body) {
@@ -216,45 +223,22 @@ fn subscribe(req: &Request<Incoming>, channel: &Channel) -> Response<Body> {
     r
 }
 
-/// How long a client may take for the TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves snapshots and takes reports until `stop` fires; over TLS when `tls` is given.
+/// Serves snapshots and takes reports until `stop` fires, under `limits`; over TLS when `tls` is
+/// given.
 pub async fn serve(
     listener: TcpListener,
     channel: Channel,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServerLimits,
     stop: CancellationToken,
 ) {
+    let server = Server::new("snapshots", limits, channel.metrics.clone());
+    let bodies = server.body_reader();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    while let Some(stream) = crate::net::next_connection(&listener, &stop).await {
-        let (channel, stop, acceptor) = (channel.clone(), stop.clone(), acceptor.clone());
-        let service = hyper::service::service_fn(move |req| {
-            let channel = channel.clone();
-            async move { Ok::<_, Infallible>(handle(req, &channel).await) }
-        });
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            match acceptor {
-                Some(acceptor) => {
-                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.cancelled() => {}
-                    }
-                }
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.cancelled() => {}
-                    }
-                }
-            }
-        });
-    }
+    server
+        .serve(listener, acceptor, stop, move |req| {
+            let (channel, bodies) = (channel.clone(), bodies.clone());
+            async move { handle(req, &channel, &bodies).await }
+        })
+        .await;
 }

@@ -14,7 +14,6 @@
 //! ([`crate::webhook_cert`]) swaps in place when it renews it ([`CertSlot`]), bounding each request
 //! to the API server's own body limit ([`MAX_BODY_BYTES`]) and a read timeout.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +21,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -38,17 +36,15 @@ use tracegw_contract::pipeline::{FilterSpec, GROUP, TransformSpec};
 use tracegw_contract::processing::compile;
 
 use crate::metrics::ManagerMetrics;
+use crate::net::{BodyReader, Server, ServerLimits};
 
 /// Where the webhook listens by default: controller-runtime's webhook port, as Kyma's manager.
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9443);
 /// The largest review accepted: the API server's own request limit (3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-/// How long a client may take to send a request's headers, and then its body. The API server gives
-/// up after the webhook's 15 s timeout anyway.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take for the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body, by default (see [`crate::net`]).
+pub const READ_TIMEOUT: Duration = crate::net::DEFAULT_BODY_READ_TIMEOUT;
 /// The only AdmissionReview version registered.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -359,7 +355,7 @@ fn json_response(review: &AdmissionReview) -> Response<Body> {
     r
 }
 
-async fn handle(req: Request<Incoming>, metrics: &ManagerMetrics) -> Response<Body> {
+async fn handle(req: Request<Incoming>, metrics: &ManagerMetrics, bodies: &BodyReader) -> Response<Body> {
     let path = req.uri().path();
     if !SERVED.iter().any(|s| s.path == path) {
         return plain(StatusCode::NOT_FOUND, "not found");
@@ -374,17 +370,9 @@ async fn handle(req: Request<Incoming>, metrics: &ManagerMetrics) -> Response<Bo
             format!("content type {} is not application/json", content_type.unwrap_or_default()),
         )
     } else {
-        let limited = Limited::new(req.into_body(), MAX_BODY_BYTES);
-        match tokio::time::timeout(READ_TIMEOUT, limited.collect()).await {
-            Ok(Ok(body)) => review(&body.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                AdmissionReview::bad_request("", format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
-            }
-            Ok(Err(e)) => AdmissionReview::bad_request("", format!("cannot read the request body: {e}")),
-            Err(_) => AdmissionReview::bad_request(
-                "",
-                format!("the request body did not arrive within {}s", READ_TIMEOUT.as_secs()),
-            ),
+        match bodies.read(req.into_body(), MAX_BODY_BYTES).await {
+            Ok(body) => review(&body),
+            Err(e) => AdmissionReview::bad_request("", e.to_string()),
         }
     };
     metrics.admission_reviewed(answer.outcome());
@@ -394,34 +382,34 @@ async fn handle(req: Request<Incoming>, metrics: &ManagerMetrics) -> Response<Bo
     json_response(&answer)
 }
 
-/// Serves the webhook over TLS (`tls`, typically [`server_config`]) until `stop` fires.
+/// Serves the webhook over TLS (`tls`, typically [`server_config`]) until `stop` fires, with the
+/// default deadlines and connection cap.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     metrics: ManagerMetrics,
     stop: CancellationToken,
 ) {
+    serve_with_limits(listener, tls, metrics, ServerLimits::default(), stop).await;
+}
+
+/// [`serve`] under `limits`.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    metrics: ManagerMetrics,
+    limits: ServerLimits,
+    stop: CancellationToken,
+) {
+    let server = Server::new("webhook", limits, metrics.clone());
+    let bodies = server.body_reader();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    while let Some(stream) = crate::net::next_connection(&listener, &stop).await {
-        let (metrics, stop, acceptor) = (metrics.clone(), stop.clone(), acceptor.clone());
-        let service = hyper::service::service_fn(move |req| {
-            let metrics = metrics.clone();
-            async move { Ok::<_, Infallible>(handle(req, &metrics).await) }
-        });
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
-                return;
-            };
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(READ_TIMEOUT);
-            builder.http2().max_header_list_size(64 * 1024);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.cancelled() => {}
-            }
-        });
-    }
+    server
+        .serve(listener, Some(acceptor), stop, move |req| {
+            let (metrics, bodies) = (metrics.clone(), bodies.clone());
+            async move { handle(req, &metrics, &bodies).await }
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -18,8 +18,15 @@
 //!
 //! [`render`] decides everything from the current state and the time, purely; [`start`] runs it once
 //! before the webhook serves and then again on every change of the Secret or the configuration
-//! (watched by name) and before anything expires (a timer, re-armed after every pass and never
-//! longer than [`WebhookSettings::recheck_every`]).
+//! (watched by name), of the module ([`ModuleLink`]), and before anything expires (a timer, re-armed
+//! after every pass and never longer than [`WebhookSettings::recheck_every`]).
+//!
+//! **The module.** As in Kyma, the CA Secret belongs to the `default` Telemetry: while it exists
+//! the Secret carries exactly one ownerReference to it, and once the Telemetry is deleted (its
+//! finalizer removed because no TracePipeline is left) the Secret goes too and is not recreated
+//! until a Telemetry exists again; the webhook keeps serving with the CA held in memory meanwhile.
+//! With `telemetry.paused` in the overrides the loop writes nothing, so an emptied `caBundle` stays
+//! empty (Kyma's TestOverrides).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +37,7 @@ use base64::Engine as _;
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Config as WatchConfig};
 use kube::{Api, Client};
@@ -42,7 +49,7 @@ use rustls::client::danger::ServerCertVerifier as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracegw_contract::pipeline::GROUP;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -79,6 +86,9 @@ pub const SERVING_RENEW_BEFORE: Duration = Duration::from_secs(24 * 3600);
 pub const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// Kyma's subject organisation for the CA.
 const CA_ORGANIZATION: &str = "kyma-project.io";
+/// The owner's kind and API version in the CA Secret's ownerReference.
+const OWNER_KIND: &str = "Telemetry";
+const OWNER_API_VERSION: &str = tracegw_contract::telemetry::API_VERSION_V1BETA1;
 
 /// Changes arriving within this long make one pass.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -103,6 +113,29 @@ pub struct WebhookSettings {
     pub recheck_every: Duration,
     /// The time certificates are judged by.
     pub clock: Clock,
+}
+
+/// The `default` Telemetry, owner of the CA Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TelemetryOwner {
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+}
+
+/// What the reconciler of the Telemetry tells the loop after each of its passes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModuleLink {
+    /// The reconciler has looked at the module; until then the Secret's ownerReferences stay as
+    /// they are (a restarting manager does not strip them for a moment).
+    pub observed: bool,
+    /// The `default` Telemetry, while it exists (also while its deletion waits for pipelines).
+    pub owner: Option<TelemetryOwner>,
+    /// The Telemetry was deleted and no TracePipeline is left: the CA Secret goes with it.
+    pub removed: bool,
+    /// `telemetry.paused` in the overrides: nothing is written.
+    pub paused: bool,
 }
 
 /// A certificate and its private key, PEM.
@@ -253,15 +286,42 @@ pub fn wait_before_pass(renew_at: i64, now: i64, recheck_every: Duration) -> Dur
     Duration::from_secs(renew_at.saturating_sub(now).max(0) as u64).min(recheck_every)
 }
 
-/// The CA Secret as the manager applies it.
+/// The CA Secret as the manager applies it, without an owner.
 pub fn ca_secret(namespace: &str, ca: &CertPair) -> Value {
+    ca_secret_owned(namespace, ca, &[])
+}
+
+/// The CA Secret with an ownerReference to each of `owners` (Kyma's: no `controller`, no
+/// `blockOwnerDeletion`), so that garbage collection deletes it with the Telemetry.
+pub fn ca_secret_owned(namespace: &str, ca: &CertPair, owners: &[TelemetryOwner]) -> Value {
     let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
-    json!({
+    let mut secret = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": CA_SECRET, "namespace": namespace,
                      "labels": {MANAGED_BY.0: MANAGED_BY.1, "app.kubernetes.io/name": "telemetry-manager"}},
         "data": {CA_CERT_KEY: b64(&ca.cert_pem), CA_KEY_KEY: b64(&ca.key_pem)},
-    })
+    });
+    if !owners.is_empty() {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|o| json!({"apiVersion": OWNER_API_VERSION, "kind": OWNER_KIND, "name": o.name, "uid": o.uid}))
+            .collect();
+        secret["metadata"]["ownerReferences"] = json!(refs);
+    }
+    secret
+}
+
+/// The Telemetry owners a Secret names.
+pub fn telemetry_owners(secret: &Secret) -> Vec<TelemetryOwner> {
+    let group = OWNER_API_VERSION.split('/').next().unwrap_or_default();
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.kind == OWNER_KIND && r.api_version.split('/').next() == Some(group))
+        .map(|r| TelemetryOwner { name: r.name.clone(), uid: r.uid.clone() })
+        .collect()
 }
 
 /// The CA held in a Secret's decoded data, if both keys are there as text.
@@ -427,10 +487,20 @@ pub async fn start(
     namespace: String,
     settings: WebhookSettings,
     metrics: ManagerMetrics,
+    link: watch::Receiver<ModuleLink>,
     stop: CancellationToken,
 ) -> Result<Provisioned, WebhookCertError> {
     let names = service_names(&namespace);
-    let mut state = LoopState { client, namespace, names, metrics, current: Current::default(), slot: None };
+    let mut state = LoopState {
+        client,
+        namespace,
+        names,
+        metrics,
+        link,
+        current: Current::default(),
+        slot: None,
+        paused_logged: false,
+    };
     let renew_at = state.pass(settings.clock.now()).await?;
     let slot = state.slot.clone().ok_or_else(|| {
         WebhookCertError::Serve(webhook::WebhookError::Certificate(
@@ -486,8 +556,10 @@ struct LoopState {
     namespace: String,
     names: Vec<String>,
     metrics: ManagerMetrics,
+    link: watch::Receiver<ModuleLink>,
     current: Current,
     slot: Option<Arc<CertSlot>>,
+    paused_logged: bool,
 }
 
 impl LoopState {
@@ -500,10 +572,13 @@ impl LoopState {
     ) {
         let mut retry_delay = FIRST_RETRY;
         let mut wait = wait_before_pass(renew_at, settings.clock.now(), settings.recheck_every);
+        // The reconciler gone (the manager stopping) leaves the watches and the timer.
+        let mut link_open = true;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 t = triggers.recv() => if t.is_none() { return },
+                changed = self.link.changed(), if link_open => link_open = changed.is_ok(),
                 _ = tokio::time::sleep(wait) => {}
             }
             tokio::time::sleep(DEBOUNCE).await;
@@ -523,24 +598,63 @@ impl LoopState {
         }
     }
 
-    /// One pass: read the CA, renew what must be renewed, store the CA, publish it as `caBundle`,
-    /// then serve the new certificate. Returns when to run again.
+    /// One pass: read the CA, renew what must be renewed, store the CA (owned by the Telemetry), or
+    /// delete it once the module was removed, publish it as `caBundle`, then serve the new
+    /// certificate. Returns when to run again.
     async fn pass(&mut self, now: i64) -> Result<i64, WebhookCertError> {
+        let link = self.link.borrow_and_update().clone();
+        if link.paused {
+            return self.paused_pass(now);
+        }
+        if std::mem::take(&mut self.paused_logged) {
+            tracing::info!(
+                "no longer paused: the admission webhook's CA and configuration are reconciled again"
+            );
+        }
         let kube = |action, object: String| move |source| WebhookCertError::Kube { action, object, source };
         let secrets = Api::<Secret>::namespaced(self.client.clone(), &self.namespace);
         let secret_name = format!("Secret {}/{CA_SECRET}", self.namespace);
         let stored = secrets.get_opt(CA_SECRET).await.map_err(kube("read", secret_name.clone()))?;
-        self.current.ca = stored.as_ref().and_then(ca_from_secret);
-        let rendered = render(&self.current, &self.names, now)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        if rendered.ca_renewed {
-            tracing::info!(secret = CA_SECRET, "creating the admission webhook's CA");
-            let secret = ca_secret(&self.namespace, &rendered.ca);
-            secrets
-                .patch(CA_SECRET, &params, &Patch::Apply(&secret))
-                .await
-                .map_err(kube("apply", secret_name))?;
-            self.metrics.applied("Secret");
+        if link.removed {
+            // In a cluster, garbage collection deletes the Secret through its ownerReference once
+            // the Telemetry is gone. The manager deletes it as well: the simulated API server has
+            // no garbage collector, and a Secret stored before the manager saw the Telemetry may
+            // lack the reference. Either way this loop must not bring it back (its watch on the
+            // Secret sees the deletion): the webhook serves on with the CA held in memory.
+            if stored.is_some() {
+                match secrets.delete(CA_SECRET, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.is_not_found() => {}
+                    Err(source) => {
+                        return Err(WebhookCertError::Kube { action: "delete", object: secret_name, source });
+                    }
+                }
+                tracing::info!(secret = CA_SECRET, "deleted with the Telemetry");
+                self.metrics.deleted("Secret");
+            }
+        } else {
+            self.current.ca = stored.as_ref().and_then(ca_from_secret);
+        }
+        let rendered = render(&self.current, &self.names, now)?;
+        if !link.removed {
+            let stored_owners = stored.as_ref().map(telemetry_owners).unwrap_or_default();
+            let owners =
+                if link.observed { link.owner.iter().cloned().collect() } else { stored_owners.clone() };
+            let owners_drifted = stored.is_some() && stored_owners != owners;
+            if rendered.ca_renewed || owners_drifted {
+                if rendered.ca_renewed {
+                    tracing::info!(secret = CA_SECRET, "creating the admission webhook's CA");
+                } else {
+                    tracing::info!(secret = CA_SECRET, owners = ?owners, "setting the owner of the webhook's CA");
+                }
+                let secret = ca_secret_owned(&self.namespace, &rendered.ca, &owners);
+                secrets
+                    .patch(CA_SECRET, &params, &Patch::Apply(&secret))
+                    .await
+                    .map_err(kube("apply", secret_name))?;
+                self.metrics.applied("Secret");
+            }
         }
         self.current.ca = Some(rendered.ca.clone());
 
@@ -563,18 +677,41 @@ impl LoopState {
             self.metrics.applied("ValidatingWebhookConfiguration");
         }
 
-        if rendered.serving_renewed || self.slot.is_none() {
+        self.serve(rendered.serving_renewed, rendered.serving)?;
+        Ok(rendered.renew_at)
+    }
+
+    /// Paused by the overrides: nothing is read or written in the cluster. Only a serving
+    /// certificate due for renewal is renewed from the CA in memory, which needs no write; a CA due
+    /// for replacement waits, since its caBundle could not be published.
+    fn paused_pass(&mut self, now: i64) -> Result<i64, WebhookCertError> {
+        if !self.paused_logged {
+            tracing::info!(
+                "paused by the overrides (telemetry.paused): the admission webhook's CA Secret and configuration are left as they are"
+            );
+            self.paused_logged = true;
+        }
+        let rendered = render(&self.current, &self.names, now)?;
+        if rendered.ca_renewed {
+            tracing::warn!("the admission webhook's CA is due for replacement, which waits while paused");
+            // Until the next recheck or a change.
+            return Ok(i64::MAX);
+        }
+        self.serve(rendered.serving_renewed, rendered.serving)?;
+        Ok(rendered.renew_at)
+    }
+
+    /// Serves `serving` when it is new or nothing is served yet.
+    fn serve(&mut self, renewed: bool, serving: CertPair) -> Result<(), WebhookCertError> {
+        if renewed || self.slot.is_none() {
             match &self.slot {
-                Some(slot) => slot.replace(&rendered.serving.cert_pem, &rendered.serving.key_pem)?,
-                None => {
-                    self.slot =
-                        Some(Arc::new(CertSlot::new(&rendered.serving.cert_pem, &rendered.serving.key_pem)?))
-                }
+                Some(slot) => slot.replace(&serving.cert_pem, &serving.key_pem)?,
+                None => self.slot = Some(Arc::new(CertSlot::new(&serving.cert_pem, &serving.key_pem)?)),
             }
             tracing::info!(names = ?self.names, "serving a new admission webhook certificate");
         }
-        self.current.serving = Some(rendered.serving);
-        Ok(rendered.renew_at)
+        self.current.serving = Some(serving);
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
-//! The generated TracePipeline CRD: it is committed and current, it accepts Kyma's documented
-//! manifests unchanged, and it refuses what Kyma's API server refuses, with Kyma's messages.
+//! The generated CRDs (TracePipeline; the Telemetry module resource at the end): they are committed
+//! and current, they accept Kyma's documented manifests unchanged, and they refuse what Kyma's API
+//! server refuses, with Kyma's messages.
 //!
 //! Admission is checked offline as the API server does it: schema defaults applied, then the
 //! structural schema (types, required fields, enums, lengths, unknown fields refused as
@@ -11,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use telemetry_manager::crd;
+use telemetry_manager::{crd, telemetry};
 use tracegw_contract::{Reason, ResolveOptions, SecretStore};
 
 fn workspace_root() -> PathBuf {
@@ -19,7 +20,10 @@ fn workspace_root() -> PathBuf {
 }
 
 fn schema_of(version: &str) -> Value {
-    let crd = serde_json::to_value(crd::crd().unwrap()).unwrap();
+    schema_in(&serde_json::to_value(crd::crd().unwrap()).unwrap(), version)
+}
+
+fn schema_in(crd: &Value, version: &str) -> Value {
     let versions = crd["spec"]["versions"].as_array().unwrap();
     let v = versions.iter().find(|v| v["name"] == version).expect("version served");
     v["schema"]["openAPIV3Schema"].clone()
@@ -80,8 +84,12 @@ fn join(path: &str, key: &str) -> String {
 /// What the API server would answer to `kubectl apply` of `object`: the stored (defaulted) object,
 /// or the list of causes.
 fn admit(object: &Value) -> Result<Value, Vec<String>> {
-    let version = object["apiVersion"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    let schema = schema_of(&version);
+    let (group, version) = object["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap();
+    let schema = if group == tracegw_contract::telemetry::GROUP {
+        schema_in(&serde_json::to_value(telemetry::crd().unwrap()).unwrap(), version)
+    } else {
+        schema_of(version)
+    };
     let defaulted = kube::core::cel::apply_defaults(&schema, object);
     let mut errors = Vec::new();
     structural(&schema, &defaulted, "", &mut errors);
@@ -426,4 +434,196 @@ fn versions_keep_their_own_rules() {
     assert!(admit(&both("v1beta1", compressed.clone())).is_ok());
     let errors = admit(&both("v1alpha1", compressed)).unwrap_err();
     assert!(errors.iter().any(|e| e.contains("unknown field \"compression\"")), "{errors:?}");
+}
+
+fn telemetry_fixtures() -> Vec<(String, Value)> {
+    let dir = workspace_root().join("controlplane/tests/fixtures/kyma-telemetry");
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let document = serde_yaml_ng::Deserializer::from_str(&text)
+                .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+                .find(|v| !v.is_null())
+                .unwrap();
+            (p.file_stem().unwrap().to_string_lossy().to_string(), document)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Scenario: the Telemetry CRD in `deploy/crds/` is compared with what `crdgen` generates now.
+/// Guarantees: a change to the Rust types that is not regenerated and committed fails the build.
+#[test]
+fn committed_telemetry_crd_is_current() {
+    let committed = std::fs::read_to_string(workspace_root().join(telemetry::CRD_PATH)).unwrap_or_default();
+    assert!(
+        committed == telemetry::crd_yaml().unwrap(),
+        "{} is stale: run `cargo run -p telemetry-manager --bin crdgen`",
+        telemetry::CRD_PATH
+    );
+}
+
+/// Scenario: the Telemetry CRD's identity, versions, printer columns, status and labels.
+/// Guarantees: what `kubectl get telemetry` shows and stores matches Kyma: namespaced, categories
+/// kyma-modules and kyma-telemetry, v1beta1 stored, v1alpha1 served and deprecated with the same
+/// schema, columns state and age, the status subresource, `status.state` required and enumerated.
+#[test]
+fn telemetry_crd_identity_matches_kyma() {
+    let crd = serde_json::to_value(telemetry::crd().unwrap()).unwrap();
+    assert_eq!(crd["metadata"]["name"], "telemetries.operator.kyma-project.io");
+    assert_eq!(crd["metadata"]["labels"]["kyma-project.io/module"], "telemetry");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["categories"], json!(["kyma-modules", "kyma-telemetry"]));
+    assert_eq!(
+        (
+            &crd["spec"]["names"]["plural"],
+            &crd["spec"]["names"]["singular"],
+            &crd["spec"]["names"]["listKind"]
+        ),
+        (&json!("telemetries"), &json!("telemetry"), &json!("TelemetryList"))
+    );
+    let versions = crd["spec"]["versions"].as_array().unwrap();
+    let flags: Vec<(&str, bool, bool, bool)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap(),
+                v["served"].as_bool().unwrap(),
+                v["storage"].as_bool().unwrap(),
+                v["deprecated"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [("v1alpha1", true, false, true), ("v1beta1", true, true, false)]);
+    assert_eq!(versions[0]["schema"], versions[1]["schema"]);
+    for v in versions {
+        let columns: Vec<(&str, &str, &str)> = v["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (c["name"].as_str().unwrap(), c["type"].as_str().unwrap(), c["jsonPath"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            columns,
+            [("state", "string", ".status.state"), ("age", "date", ".metadata.creationTimestamp")]
+        );
+        assert_eq!(v["subresources"], json!({"status": {}}));
+    }
+    let status = &versions[1]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(status["required"], json!(["state"]));
+    assert_eq!(status["properties"]["state"]["enum"], json!(["Deleting", "Ready", "Warning"]));
+    assert!(versions[1]["schema"]["openAPIV3Schema"].get("required").is_none(), "spec must stay optional");
+}
+
+/// Scenario: Kyma's default Telemetry, every documented example and the one `deploy/` ships, applied
+/// unchanged (to v1beta1 and, with the apiVersion changed, to v1alpha1).
+/// Guarantees: the API server would accept each, and the manager reads its settings.
+#[test]
+fn kyma_telemetry_examples_are_accepted() {
+    let mut fixtures = telemetry_fixtures();
+    assert_eq!(fixtures.len(), 4);
+    let shipped =
+        std::fs::read_to_string(workspace_root().join("deploy/examples/telemetry-default.yaml")).unwrap();
+    fixtures.push(("deploy/examples/telemetry-default.yaml".into(), yaml(&shipped)));
+    for (name, object) in fixtures {
+        for api_version in [
+            tracegw_contract::telemetry::API_VERSION_V1BETA1,
+            tracegw_contract::telemetry::API_VERSION_V1ALPHA1,
+        ] {
+            let mut object = object.clone();
+            object["apiVersion"] = json!(api_version);
+            let stored = admit(&object).unwrap_or_else(|e| panic!("{name} ({api_version}) refused: {e:?}"));
+            let read: tracegw_contract::telemetry::Telemetry = serde_json::from_value(stored).unwrap();
+            assert!(read.is_default_in("kyma-system"), "{name}");
+        }
+    }
+}
+
+/// Scenario: each Telemetry Kyma's API server refuses: a pod label entry with both `key` and
+/// `keyPrefix` or with neither, the collection intervals of TestRejectTelemetryCRCreation (0 and
+/// negative), a replica count below 1, an unknown scaling type.
+/// Guarantees: ours is refused too, naming the same field with Kyma's message.
+#[test]
+fn invalid_telemetries_are_refused_like_kyma() {
+    let telemetry = |spec: Value| {
+        json!({"apiVersion": "operator.kyma-project.io/v1beta1", "kind": "Telemetry",
+               "metadata": {"name": "custom", "namespace": "kyma-system"}, "spec": spec})
+    };
+    let label_message = "Either 'key' or 'keyPrefix' must be specified";
+    let interval_message = "'collectionInterval' must be greater than 0";
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "both",
+            json!({"enrichments": {"extractPodLabels": [{"key": "a", "keyPrefix": "b"}]}}),
+            "spec.enrichments.extractPodLabels[0]",
+            label_message,
+        ),
+        (
+            "neither",
+            json!({"enrichments": {"extractPodLabels": [{}]}}),
+            "spec.enrichments.extractPodLabels[0]",
+            label_message,
+        ),
+        (
+            "global-zero",
+            json!({"metric": {"collectionInterval": "0s"}}),
+            "spec.metric.collectionInterval",
+            interval_message,
+        ),
+        (
+            "global-negative",
+            json!({"metric": {"collectionInterval": "-1s"}}),
+            "spec.metric.collectionInterval",
+            interval_message,
+        ),
+        (
+            "runtime-zero",
+            json!({"metric": {"runtime": {"collectionInterval": "0s"}}}),
+            "spec.metric.runtime.collectionInterval",
+            interval_message,
+        ),
+        (
+            "prometheus-zero",
+            json!({"metric": {"prometheus": {"collectionInterval": "0s"}}}),
+            "spec.metric.prometheus.collectionInterval",
+            interval_message,
+        ),
+        (
+            "istio-zero",
+            json!({"metric": {"istio": {"collectionInterval": "0s"}}}),
+            "spec.metric.istio.collectionInterval",
+            interval_message,
+        ),
+        (
+            "scaling-type",
+            json!({"trace": {"gateway": {"scaling": {"type": "Dynamic"}}}}),
+            "spec.trace.gateway.scaling.type",
+            "Unsupported value",
+        ),
+        (
+            "unknown-field",
+            json!({"enrichments": {"extractPodLabel": []}}),
+            "spec.enrichments.extractPodLabel",
+            "unknown field",
+        ),
+    ];
+    for (name, spec, field, message) in cases {
+        let errors = admit(&telemetry(spec)).expect_err(name);
+        assert!(
+            errors.iter().any(|e| e.starts_with(field) && e.contains(message)),
+            "{name}: expected `{field}: …{message}…`, got {errors:?}"
+        );
+    }
+    assert!(
+        admit(&telemetry(
+            json!({"metric": {"collectionInterval": "1m", "istio": {"collectionInterval": "30s"}}})
+        ))
+        .is_ok()
+    );
 }

@@ -55,8 +55,9 @@ fn kustomized() -> Vec<PathBuf> {
 }
 
 /// Scenario: every file `kubectl apply -k deploy/` applies, and every object the manager renders at
-/// runtime (the gateway's DaemonSet, Services, ServiceAccount, RBAC, Secret; the webhook's CA Secret
-/// and ValidatingWebhookConfiguration with its caBundle).
+/// runtime (the gateway's DaemonSet, Services, ServiceAccount, RBAC, Secret, NetworkPolicies; the
+/// manager's NetworkPolicy; the webhook's CA Secret and ValidatingWebhookConfiguration with its
+/// caBundle).
 /// Guarantees: all validate strictly against Kubernetes 1.33's schemas.
 #[test]
 fn manifests_validate_against_kubernetes_schemas() {
@@ -66,6 +67,8 @@ fn manifests_validate_against_kubernetes_schemas() {
     let rendered = dir.path().join("rendered-gateway.yaml");
     let mut objects = gateway::gateway_objects(&GatewaySettings::default());
     objects.push(gateway::secret(&GatewaySettings::default(), "token", "{}", ""));
+    let manager_ports = gateway::ManagerPorts { snapshots: 9090, webhook: Some(9443), admin: 8080 };
+    objects.push(gateway::manager_network_policy(&GatewaySettings::default(), &manager_ports));
     let certs = webhook_cert::render(
         &webhook_cert::Current::default(),
         &webhook_cert::service_names("kyma-system"),
@@ -210,10 +213,10 @@ fn allowed(
     })
 }
 
-/// Scenario: the manager runs through a pipeline's life against the simulated API server: it
-/// provisions its admission webhook, a pipeline with a Secret in another namespace appears, the
-/// gateway is created, its status written, the Secret rotated, the DaemonSet and the webhook's
-/// caBundle edited by someone, and the pipeline deleted.
+/// Scenario: the manager runs through a pipeline's life against the simulated API server, next to
+/// the default Telemetry: it provisions its admission webhook, a pipeline with a Secret in another
+/// namespace appears, the gateway is created, its status written, the Secret rotated, the DaemonSet
+/// and the webhook's caBundle edited by someone, and the pipeline deleted.
 /// Guarantees: every request it made is allowed by the ClusterRole and Role it ships with; the
 /// server-side applies that create objects are also allowed to create them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,6 +225,8 @@ async fn the_shipped_rbac_allows_every_request() {
     sim.put(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "uid": "u"}}),
     );
+    sim.put(json!({"apiVersion": "operator.kyma-project.io/v1beta1", "kind": "Telemetry",
+        "metadata": {"name": "default", "namespace": "kyma-system"}}));
     sim.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backend", "namespace": "tracing"}, "stringData": {"endpoint": "http://b:4317"}}));
     sim.put(json!({"apiVersion": "telemetry.kyma-project.io/v1beta1", "kind": "TracePipeline", "metadata": {"name": "p"},
         "spec": {"output": {"otlp": {"endpoint": {"valueFrom": {"secretKeyRef": {"name": "backend", "namespace": "tracing", "key": "endpoint"}}}}}}}));
@@ -288,6 +293,12 @@ async fn the_shipped_rbac_allows_every_request() {
         ("validatingwebhookconfigurations", "watch"),
         ("validatingwebhookconfigurations", "patch"),
         ("secrets", "patch"),
+        ("telemetries", "watch"),
+        ("telemetries", "patch"),
+        ("telemetries/status", "patch"),
+        ("configmaps", "watch"),
+        ("networkpolicies", "watch"),
+        ("networkpolicies", "patch"),
     ] {
         assert!(
             requests.iter().map(attributes).any(|a| a.1 == resource && a.2 == verb),

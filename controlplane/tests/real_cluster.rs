@@ -4,7 +4,7 @@
 //! KUBECONFIG=~/.kube/config cargo test -p telemetry-manager --test real_cluster -- --ignored
 //! ```
 //!
-//! The tests install the CRD, work in a namespace of their own, and clean up after themselves. The
+//! The tests install the CRDs, work in a namespace of their own, and clean up after themselves. The
 //! manager runs in the test process with the kubeconfig's credentials. Use a cluster where no other
 //! telemetry-manager runs: the gateway's ClusterRole and ClusterRoleBinding are cluster-wide names,
 //! and the test's manager reconciles every TracePipeline it finds.
@@ -30,30 +30,28 @@ async fn client() -> Client {
     Client::try_default().await.unwrap()
 }
 
+/// Installs the TracePipeline and Telemetry CRDs and waits until both are established.
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = crd::crd().unwrap();
-    crds.patch(
-        "tracepipelines.telemetry.kyma-project.io",
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    for _ in 0..60 {
-        let established = crds
-            .get("tracepipelines.telemetry.kyma-project.io")
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .and_then(|s| s.conditions)
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-        if established {
-            return;
+    for crd in [crd::crd().unwrap(), telemetry_manager::telemetry::crd().unwrap()] {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await.unwrap();
+        let mut established = false;
+        for _ in 0..60 {
+            established = crds
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(established, "the CRD {name} never became established");
     }
-    panic!("the CRD never became established");
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)

@@ -235,3 +235,165 @@ async fn the_running_manager_renews_before_expiry() {
     }
     m.stop.cancel();
 }
+
+// === The Telemetry's half (Kyma's TestTelemetry, TestTelemetryDeletionBlocking, TestOverrides) ===
+
+const OP: &str = "operator.kyma-project.io/v1beta1";
+const TP: &str = "telemetry.kyma-project.io/v1beta1";
+
+/// Kyma's default CR, as its releases apply it into kyma-system.
+fn default_telemetry() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kyma-telemetry/default-cr.yaml");
+    let mut cr: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    cr["metadata"]["namespace"] = json!(NS);
+    cr
+}
+
+fn pipeline(name: &str) -> Value {
+    json!({"apiVersion": TP, "kind": "TracePipeline", "metadata": {"name": name},
+        "spec": {"output": {"otlp": {"endpoint": {"value": "http://backend:4317"}}}}})
+}
+
+fn telemetry_uid(sim: &ApiSim) -> Option<String> {
+    sim.get(OP, "Telemetry", Some(NS), "default")
+        .and_then(|t| t["metadata"]["uid"].as_str().map(str::to_string))
+}
+
+/// The CA Secret's ownerReferences.
+fn owner_refs(sim: &ApiSim) -> Value {
+    sim.get("v1", "Secret", Some(NS), CA_SECRET)
+        .map(|s| s["metadata"]["ownerReferences"].clone())
+        .unwrap_or_default()
+}
+
+/// Exactly one ownerReference, to the `default` Telemetry as it exists now.
+fn owned_by_telemetry(sim: &ApiSim) -> bool {
+    let Some(uid) = telemetry_uid(sim) else { return false };
+    owner_refs(sim)
+        == json!([{"apiVersion": "operator.kyma-project.io/v1beta1", "kind": "Telemetry", "name": "default", "uid": uid}])
+}
+
+/// Scenario (TestTelemetry, webhook half): Kyma's default CR and a TracePipeline, then a manager;
+/// later someone deletes the CA Secret. Kyma's configuration holds 6 webhooks because it also
+/// validates LogPipelines and MetricPipelines, which this project does not serve; its 2
+/// TracePipeline webhooks are checked here with the same assertions.
+/// Guarantees: `telemetry-validating-webhook.kyma-project.io` has exactly the two TracePipeline
+/// webhooks, each with a non-empty caBundle, service `telemetry-manager-webhook` in kyma-system on
+/// port 443, path `/validate-telemetry-kyma-project-io-<version>-tracepipeline`, and one rule on
+/// `tracepipelines` of its version for CREATE and UPDATE; the CA Secret has non-empty `ca.crt` and
+/// `ca.key` and exactly one ownerReference (Telemetry `default`, its UID); a deleted Secret comes
+/// back as a new object (new UID) with that ownerReference again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_telemetry_owns_the_webhook_ca_and_the_webhooks_have_kymas_shape() {
+    let sim = cluster().await;
+    sim.put(default_telemetry());
+    sim.put(pipeline("p1"));
+    let m = manager(&sim, &Clock::default(), Duration::from_secs(3600)).await;
+
+    let config = sim.get(VWC, "ValidatingWebhookConfiguration", None, WEBHOOK_CONFIGURATION).unwrap();
+    let hooks = config["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 2, "{hooks:#?}");
+    for (hook, version) in hooks.iter().zip(["v1alpha1", "v1beta1"]) {
+        assert!(hook["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+        let service = &hook["clientConfig"]["service"];
+        assert_eq!(service["name"], "telemetry-manager-webhook");
+        assert_eq!(service["namespace"], NS);
+        assert_eq!(service["port"], 443);
+        assert_eq!(service["path"], format!("/validate-telemetry-kyma-project-io-{version}-tracepipeline"));
+        let rules = hook["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["resources"], json!(["tracepipelines"]));
+        assert_eq!(rules[0]["apiVersions"], json!([version]));
+        assert_eq!(rules[0]["operations"], json!(["CREATE", "UPDATE"]));
+    }
+
+    eventually("the CA Secret owned by the Telemetry", || owned_by_telemetry(&sim)).await;
+    let secret = sim.get("v1", "Secret", Some(NS), CA_SECRET).unwrap();
+    for key in ["ca.crt", "ca.key"] {
+        assert!(secret["data"][key].as_str().is_some_and(|v| !v.is_empty()), "{key}");
+    }
+    let old_uid = secret["metadata"]["uid"].clone();
+
+    sim.delete("v1", "Secret", Some(NS), CA_SECRET);
+    eventually("a new CA Secret, owned again", || {
+        sim.get("v1", "Secret", Some(NS), CA_SECRET).is_some_and(|s| s["metadata"]["uid"] != old_uid)
+            && owned_by_telemetry(&sim)
+    })
+    .await;
+    let ca = stored_ca(&sim).unwrap();
+    eventually("the caBundle follows the new CA", || bundles(&sim) == [ca.clone(), ca.clone()]).await;
+    m.stop.cancel();
+}
+
+/// Scenario (TestTelemetryDeletionBlocking, last step): the default CR and a TracePipeline with a
+/// running manager; the CR is deleted while the pipeline exists; then the pipeline is deleted.
+/// Guarantees: while the deletion waits the CA Secret stays, owned by the Telemetry; once the
+/// pipeline is gone the Telemetry is gone and then the CA Secret is gone, and it does not come back;
+/// the webhook still serves a certificate its caBundle verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_ca_secret_goes_with_the_telemetry() {
+    let sim = cluster().await;
+    sim.put(default_telemetry());
+    sim.put(pipeline("p1"));
+    let clock = Clock::default();
+    let m = manager(&sim, &clock, Duration::from_secs(3600)).await;
+    eventually("the CA Secret owned by the Telemetry", || owned_by_telemetry(&sim)).await;
+
+    sim.delete(OP, "Telemetry", Some(NS), "default");
+    consistently_for(&sim, Duration::from_millis(800), "the deletion waits, the Secret stays owned", |sim| {
+        sim.get(OP, "Telemetry", Some(NS), "default").is_some() && owned_by_telemetry(sim)
+    })
+    .await;
+
+    sim.delete(TP, "TracePipeline", None, "p1");
+    eventually("the Telemetry is gone", || sim.get(OP, "Telemetry", Some(NS), "default").is_none()).await;
+    eventually("the CA Secret is gone", || sim.get("v1", "Secret", Some(NS), CA_SECRET).is_none()).await;
+    consistently_for(&sim, Duration::from_millis(1000), "the CA Secret stays gone", |sim| {
+        sim.get("v1", "Secret", Some(NS), CA_SECRET).is_none()
+    })
+    .await;
+    let bundle = bundles(&sim);
+    assert_eq!(bundle.len(), 2);
+    assert!(handshake(&m, &bundle[0], &clock).await, "the webhook serves on with the CA in memory");
+    m.stop.cancel();
+}
+
+/// Scenario (TestOverrides, webhook step): the default CR with a running manager; the overrides
+/// ConfigMap sets `telemetry.paused: true`; someone empties webhook[0]'s caBundle; later the
+/// ConfigMap is deleted.
+/// Guarantees: while paused the emptied caBundle is not restored (the Telemetry reconciliation,
+/// webhook included, is paused); once the ConfigMap is gone it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_telemetry_leaves_an_emptied_ca_bundle() {
+    let sim = cluster().await;
+    sim.put(default_telemetry());
+    let m = manager(&sim, &Clock::default(), Duration::from_millis(200)).await;
+    eventually("the CA Secret owned by the Telemetry", || owned_by_telemetry(&sim)).await;
+    let ca = stored_ca(&sim).unwrap();
+    sim.put(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "telemetry-overrides", "namespace": NS},
+        "data": {"overrides": "global:\n  logLevel: debug\ntelemetry:\n  paused: true\n"}}));
+    // The reconciler's pass after the ConfigMap event tells the webhook loop.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sim.update(VWC, "ValidatingWebhookConfiguration", None, WEBHOOK_CONFIGURATION, |c| {
+        c["webhooks"][0]["clientConfig"]["caBundle"] = json!("");
+    });
+    consistently_for(&sim, Duration::from_millis(1200), "the emptied caBundle stays empty", |sim| {
+        bundles(sim) == [String::new(), ca.clone()]
+    })
+    .await;
+
+    sim.delete("v1", "ConfigMap", Some(NS), "telemetry-overrides");
+    eventually("caBundle restored", || bundles(&sim) == [ca.clone(), ca.clone()]).await;
+    m.stop.cancel();
+}
+
+/// Asserts `check` holds for the whole of `period`.
+async fn consistently_for(sim: &ApiSim, period: Duration, what: &str, check: impl Fn(&ApiSim) -> bool) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        assert!(check(sim), "no longer true: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

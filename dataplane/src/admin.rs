@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -10,11 +11,15 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::receiver::limits::{Activity, ConnectionLimits, ListenerLimits, Watched};
 
 /// Readiness and the latest verdict on each pipeline.
 #[derive(Debug, Default)]
@@ -24,6 +29,8 @@ pub struct Health {
     /// False while a cluster pod watch has not delivered its first list (and not timed out).
     index_waiting: AtomicBool,
     draining: AtomicBool,
+    /// The configuration in force runs no pipeline: every export would be answered 503.
+    no_pipeline: AtomicBool,
     statuses: ArcSwap<Vec<PipelineState>>,
     /// What the config source is waiting for, or why loading failed, until a configuration is in force.
     waiting_for: ArcSwap<String>,
@@ -71,6 +78,14 @@ impl Health {
         self.index_waiting.store(!synced, Ordering::Release);
     }
 
+    /// How many pipelines the configuration in force runs. With none, every export is refused with
+    /// 503 / UNAVAILABLE, so the gateway is not ready (traffic goes to gateways that can take it,
+    /// and the kubelet and the manager's `GatewayHealthy` see why) while it keeps serving: it takes
+    /// spans again as soon as a configuration with a pipeline comes.
+    pub fn set_pipelines_running(&self, running: usize) {
+        self.no_pipeline.store(running == 0, Ordering::Release);
+    }
+
     /// Shutdown started: readiness turns false so traffic moves away first.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
@@ -82,6 +97,7 @@ impl Health {
             && self.configured.load(Ordering::Acquire)
             && !self.index_waiting.load(Ordering::Acquire)
             && !self.draining.load(Ordering::Acquire)
+            && !self.no_pipeline.load(Ordering::Acquire)
     }
 
     /// Publishes pipeline states.
@@ -109,6 +125,17 @@ impl Health {
                 "no configuration loaded yet".into()
             } else {
                 format!("no configuration loaded yet: {why}")
+            });
+        }
+        if self.no_pipeline.load(Ordering::Acquire) {
+            let configured = self.statuses.load().len();
+            return Some(if configured == 0 {
+                "no TracePipeline is configured: every export is refused with 503 / UNAVAILABLE".into()
+            } else {
+                format!(
+                    "none of the {configured} configured TracePipelines runs (see their reasons under \
+                     pipelines): every export is refused with 503 / UNAVAILABLE"
+                )
             });
         }
         if self.index_waiting.load(Ordering::Acquire) {
@@ -162,34 +189,115 @@ fn handle(
     }
 }
 
-/// Serves one admin listener until `shutdown` fires.
+/// Serves one admin listener until `shutdown` fires. It is meant to run on the admin thread
+/// ([`spawn_thread`]), so probes and scrapes are answered however busy the data path is; its
+/// connections are held to `limits` (header deadline, idle limit, connection cap), and a failing
+/// accept backs off.
 pub async fn serve(
     listener: TcpListener,
     role: Role,
     health: Arc<Health>,
     registry: Arc<Registry>,
+    limits: Arc<ListenerLimits>,
+    accept_errors: Counter,
     shutdown: CancellationToken,
 ) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.limits().header_read_timeout);
+    let mut backoff = tracegw_runtime::AcceptBackoff::new(match role {
+        Role::Health => "health",
+        Role::Metrics => "metrics",
+    });
     loop {
-        let stream = tokio::select! {
+        let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => continue,
-            },
+            accepted = tracegw_runtime::accept_with(&mut backoff, || async {
+                let accepted = listener.accept().await;
+                if accepted.is_err() {
+                    accept_errors.inc();
+                }
+                accepted
+            }) => accepted,
+        };
+        let Some(slot) = limits.admit() else {
+            continue;
         };
         let health = Arc::clone(&health);
         let registry = Arc::clone(&registry);
+        let activity = Arc::new(Activity::default());
+        let requests = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |req| {
+            let running = requests.start();
             let r = handle(role, &req, &health, &registry);
+            drop(running);
             async move { Ok::<_, std::convert::Infallible>(r) }
         });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let watched = Watched::new(connection, activity, shutdown.clone(), Arc::clone(&limits));
+        let limits = Arc::clone(&limits);
         tokio::spawn(async move {
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            if let Err(e) = watched.await {
+                limits.count_connection_error(&*e);
+            }
+            drop(slot);
         });
     }
+}
+
+/// Open connections per admin listener: the kubelet's probes and a few scrapers need a handful.
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
+/// An admin client must send its request's headers within this long; idle ones are closed after
+/// [`ADMIN_IDLE_TIMEOUT`].
+pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin connections without a request for this long are closed.
+pub const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves the health and metrics listeners on a thread and runtime of their own, so that the
+/// kubelet's probes and the scrapes are answered within milliseconds even while the data path's
+/// worker is saturated or busy with a heavy request. Stops when `shutdown` fires; join the handle.
+pub fn spawn_thread(
+    listeners: [(std::net::TcpListener, Role); 2],
+    health: Arc<Health>,
+    registry: Arc<Registry>,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let limits = ConnectionLimits {
+        header_read_timeout: ADMIN_HEADER_READ_TIMEOUT,
+        idle_timeout: ADMIN_IDLE_TIMEOUT,
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        ..ConnectionLimits::default()
+    };
+    let listeners = listeners.map(|(listener, role)| {
+        let name = match role {
+            Role::Health => "health",
+            Role::Metrics => "metrics",
+        };
+        (listener, role, ListenerLimits::new(limits, metrics, name), metrics.accept_errors(name))
+    });
+    std::thread::Builder::new().name("otlp-gateway-admin".into()).spawn(move || {
+        runtime.block_on(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (listener, role, limits, accept_errors) in listeners {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        tasks.spawn(serve(
+                            listener,
+                            role,
+                            Arc::clone(&health),
+                            Arc::clone(&registry),
+                            limits,
+                            accept_errors,
+                            shutdown.clone(),
+                        ));
+                    }
+                    Err(e) => tracing::error!(error = %e, ?role, "cannot serve an admin listener"),
+                }
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::process::enrich::kube::{Settings as KubeSettings, SyncState};
 use crate::process::enrich::source::PodFileSource;
 use crate::process::enrich::{Enricher, ServiceMode};
 use crate::receiver::grpc::{self, TraceService};
-use crate::receiver::{DEFAULT_MAX_REQUEST_BYTES, Ingest, http};
+use crate::receiver::{Ingest, ReceiverSettings, Receiving, http};
 use crate::reload::FileSource;
 use crate::report::Reporter;
 use crate::subscribe::Subscriber;
@@ -42,8 +42,8 @@ pub struct GatewayConfig {
     pub health_addr: SocketAddr,
     /// Prometheus metrics.
     pub metrics_addr: SocketAddr,
-    /// Largest request accepted, after decompression.
-    pub max_request_bytes: usize,
+    /// Request size, memory budget and connection limits of the receivers.
+    pub receiver: ReceiverSettings,
     /// TracePipeline/Secret YAML file or directory.
     pub pipelines: PathBuf,
     /// How often the pipelines path is re-read.
@@ -115,6 +115,8 @@ pub struct Gateway {
     stop_admin: CancellationToken,
     receivers: JoinSet<()>,
     admin: JoinSet<()>,
+    /// The thread serving health and metrics ([`admin::spawn_thread`]).
+    admin_thread: std::thread::JoinHandle<()>,
     grace: Duration,
 }
 
@@ -135,7 +137,7 @@ impl Default for GatewayConfig {
             otlp_http_addr: any(4318),
             health_addr: any(13133),
             metrics_addr: any(8888),
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            receiver: ReceiverSettings::default(),
             pipelines: PathBuf::from("/etc/otlp-gateway/pipelines"),
             reload_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(25),
@@ -193,20 +195,19 @@ impl Gateway {
         let stop_admin = CancellationToken::new();
 
         let mut admin = JoinSet::new();
-        admin.spawn(admin::serve(
-            health_listener,
-            Role::Health,
+        let std_listener =
+            |l: TcpListener, addr| l.into_std().map_err(|source| StartError::Bind { addr, source });
+        let admin_thread = admin::spawn_thread(
+            [
+                (std_listener(health_listener, health_addr)?, Role::Health),
+                (std_listener(metrics_listener, metrics_addr)?, Role::Metrics),
+            ],
             Arc::clone(&health),
             Arc::clone(&registry),
+            &metrics,
             stop_admin.clone(),
-        ));
-        admin.spawn(admin::serve(
-            metrics_listener,
-            Role::Metrics,
-            Arc::clone(&health),
-            Arc::clone(&registry),
-            stop_admin.clone(),
-        ));
+        )
+        .map_err(|source| StartError::Bind { addr: health_addr, source })?;
 
         // Enrichment settings pushed by the control plane, for the pod index writer.
         let (settings_tx, settings_rx) = tokio::sync::watch::channel(None);
@@ -243,7 +244,8 @@ impl Gateway {
                     Arc::clone(&router),
                     Arc::clone(&health),
                     metrics.clone(),
-                );
+                )
+                .with_settings(settings_tx);
                 source.poll();
                 admin.spawn(source.run(config.reload_interval, stop_admin.clone()));
             }
@@ -290,16 +292,18 @@ impl Gateway {
                 path.clone(),
                 Arc::clone(enricher),
                 config.index.clone(),
-                pushed.then(|| settings_rx.clone()),
+                // Pushed by the manager, or from the Telemetry among the pipelines files.
+                Some(settings_rx.clone()),
             );
             pods.poll();
             admin.spawn(pods.run(config.reload_interval, stop_admin.clone()));
         }
 
         let mut receivers = JoinSet::new();
-        let service = TraceService::new(Arc::clone(&ingest), config.max_request_bytes);
+        let receiving = Receiving::new(&config.receiver, &metrics);
+        let service = TraceService::new(Arc::clone(&ingest), Arc::clone(&receiving));
         receivers.spawn(grpc::serve(grpc_listener, service, stop_receivers.clone()));
-        receivers.spawn(http::serve(http_listener, ingest, config.max_request_bytes, stop_receivers.clone()));
+        receivers.spawn(http::serve(http_listener, ingest, receiving, stop_receivers.clone()));
         health.set_listening();
         // The configuration's source: the manager's URL, or the pipelines path (unused with a URL).
         match &config.snapshot_url {
@@ -323,6 +327,7 @@ impl Gateway {
             stop_admin,
             receivers,
             admin,
+            admin_thread,
             grace: config.shutdown_grace,
         })
     }
@@ -335,6 +340,10 @@ impl Gateway {
         let reports = self.router.shutdown(self.grace).await;
         self.stop_admin.cancel();
         while self.admin.join_next().await.is_some() {}
+        let admin_thread = self.admin_thread;
+        if tokio::task::spawn_blocking(move || admin_thread.join()).await.is_err() {
+            tracing::warn!("the admin thread did not stop cleanly");
+        }
         let dropped: Vec<(String, u64)> = reports
             .into_iter()
             .filter(|r| r.dropped_spans > 0)
@@ -378,29 +387,6 @@ pub fn tune_allocator() {
         unsafe {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

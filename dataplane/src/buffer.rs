@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
+use crate::budget::Reservation;
+
 /// Buffers kept for reuse.
 pub const DEFAULT_POOLED_BUFFERS: usize = 64;
 /// A buffer that grew beyond this goes back to the allocator, so the pool's memory stays bounded
@@ -34,6 +36,8 @@ pub(crate) struct FreeList<T> {
 pub struct PooledBuf {
     vec: Vec<u8>,
     pool: Arc<BufferPool>,
+    /// The memory budget these bytes are counted against, released with the buffer.
+    charge: Option<Reservation>,
 }
 
 // === impl BufferPool ===
@@ -49,7 +53,7 @@ impl BufferPool {
         let mut vec = self.free.pop().unwrap_or_default();
         vec.clear();
         vec.reserve(capacity);
-        PooledBuf { vec, pool: Arc::clone(self) }
+        PooledBuf { vec, pool: Arc::clone(self), charge: None }
     }
 
     /// Free buffers waiting for reuse.
@@ -105,6 +109,16 @@ impl PooledBuf {
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
         self.vec.is_empty()
+    }
+
+    /// Counts the buffer against the memory budget until its last slice is dropped.
+    pub fn charge(&mut self, reservation: Reservation) {
+        self.charge = Some(reservation);
+    }
+
+    /// The reservation attached by [`PooledBuf::charge`], to grow as bytes arrive.
+    pub fn reservation_mut(&mut self) -> Option<&mut Reservation> {
+        self.charge.as_mut()
     }
 
     /// The buffer itself, for writers that need a `Vec` (compressors).
@@ -164,6 +178,24 @@ mod tests {
         assert_eq!(pool.available(), 1);
         let again = pool.take(10);
         assert!(again.is_empty() && again.vec.capacity() >= 1024, "the pooled allocation is reused");
+    }
+
+    /// Scenario: a buffer charged to the memory budget is frozen and sliced, and the slices are
+    /// dropped.
+    /// Guarantees: the budget stays charged while any slice lives and is released with the last.
+    #[test]
+    fn charge_is_released_with_the_last_slice() {
+        let budget = crate::budget::MemoryBudget::unmetered(1000);
+        let pool = BufferPool::new(4);
+        let mut buf = pool.take(100);
+        buf.extend_from_slice(&[1; 100]);
+        buf.charge(budget.try_reserve(100).unwrap());
+        let bytes = buf.freeze();
+        let tail = bytes.slice(90..);
+        drop(bytes);
+        assert_eq!(budget.in_use(), 100);
+        drop(tail);
+        assert_eq!(budget.in_use(), 0);
     }
 
     /// Scenario: two buffers of different sizes are freed one after the other.

@@ -11,10 +11,13 @@
 //! the limit.
 //!
 //! Export batches are compressed whole, from one buffer into another. gzip level 1, the default,
-//! uses ISA-L (Intel's assembly deflate): on realistic spans it takes less than half the CPU of
-//! libdeflate's level 1 for 1.6 % more output (PERF.md, "Export compression"). Every other level uses
-//! libdeflate, which compresses better as the level rises and is about twice as fast as zlib at
-//! level 6. Each worker thread keeps one libdeflate compressor per level, since a compressor's state
+//! uses ISA-L (Intel's assembly deflate) when the crate is built with the `isal` feature, as the
+//! image, the quick start and PERF.md's figures are: on realistic spans it takes less than half the
+//! CPU of libdeflate's level 1 for 1.6 % more output (PERF-HISTORY.md, "Export compression"). Without
+//! the feature (the default build, which needs no assembler or autotools) level 1 is libdeflate's
+//! too, and a gzip-exporting pipeline costs more CPU per span (PERF.md, "ISA-L as a build option").
+//! Every other level uses libdeflate, which compresses better as the level rises and is about twice
+//! as fast as zlib at level 6. Each worker thread keeps one libdeflate compressor per level, since a compressor's state
 //! is hundreds of kilobytes to set up.
 //! Decompression of received bodies stays streaming (flate2), because only a stream can stop a
 //! bomb after `limit` bytes.
@@ -25,6 +28,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 
+use crate::budget::Reservation;
 use crate::buffer::{BufferPool, MAX_POOLED_BUFFER_BYTES};
 
 /// Default gzip level for exports. Level 1 is chosen for CPU per span; PERF.md records the trade-off.
@@ -59,6 +63,9 @@ pub enum DecompressError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The memory budget has no room for the output (see [`decompress_charged`]).
+    #[error("the gateway is short of memory for requests: retry later")]
+    OverBudget,
     /// It is not valid data for its encoding.
     #[error("cannot decompress {encoding} body: {message}")]
     Corrupt {
@@ -161,6 +168,25 @@ pub fn decompress_pooled(
     Ok(out.freeze())
 }
 
+/// [`decompress_pooled`], with the output then counted against the memory budget through
+/// `reservation` until its last slice is dropped. The output is bounded by `limit` while it is
+/// made, so what is uncounted is at most that, for the moment decompression takes.
+pub fn decompress_charged(
+    encoding: Encoding,
+    input: &[u8],
+    limit: usize,
+    pool: &Arc<BufferPool>,
+    mut reservation: Reservation,
+) -> Result<Bytes, DecompressError> {
+    let mut out = pool.take((input.len() * 4).min(limit).min(MAX_POOLED_BUFFER_BYTES));
+    decompress_to(encoding, input, limit, &mut out)?;
+    if !reservation.try_grow_to(out.len()) {
+        return Err(DecompressError::OverBudget);
+    }
+    out.charge(reservation);
+    Ok(out.freeze())
+}
+
 /// Decompresses `input` into `out`, failing as soon as the output would pass `limit` bytes.
 pub fn decompress_to(
     encoding: Encoding,
@@ -184,6 +210,9 @@ pub fn decompress_to(
             let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt("zstd"))?;
             copy_limited(decoder, limit, out).map_err(|e| e.or(corrupt("zstd")))
         }
+        // snappy's framing writer writes nothing for an empty message, and grpc-go's framed reader
+        // (the Collector's gRPC snappy) reads nothing back as an empty message (found by fuzzing).
+        Encoding::Snappy | Encoding::SnappyFramed if input.is_empty() => Ok(()),
         Encoding::Snappy if !input.starts_with(SNAPPY_STREAM_IDENTIFIER) => {
             snappy_block_to(input, limit, out)
         }
@@ -317,11 +346,16 @@ fn with_joined<T>(chunks: &[Bytes], f: impl FnOnce(&[u8]) -> T) -> T {
     })
 }
 
+/// The library that compresses gzip level 1 (the default) in this build: `"isal"` with the `isal`
+/// feature, else `"libdeflate"`.
+pub const GZIP_LEVEL1_COMPRESSOR: &str = if cfg!(feature = "isal") { "isal" } else { "libdeflate" };
+
 /// gzip: the chunks are joined (both libraries need one input buffer), then compressed straight
-/// into `out`, by ISA-L at level 1 and by libdeflate at any other level.
+/// into `out`, by ISA-L at level 1 when built with it and by libdeflate at any other level.
 fn gzip_into(chunks: &[Bytes], out: &mut Vec<u8>, level: u32) -> std::io::Result<()> {
     let level = i32::try_from(level.clamp(0, 12)).unwrap_or(1);
     with_joined(chunks, |input| {
+        #[cfg(feature = "isal")]
         if level == ISAL_GZIP_LEVEL && isal_gzip_into(input, out) {
             return Ok(());
         }
@@ -373,6 +407,7 @@ fn libdeflate_gzip_into(
 /// bound). Each thread sets up ISA-L's stream (82 KB) and level 1's working buffer (276 KB) once;
 /// a batch only resets the stream's fields, since allocating and zeroing them per batch cost more
 /// than the copies around the compressor.
+#[cfg(feature = "isal")]
 fn isal_gzip_into(input: &[u8], out: &mut Vec<u8>) -> bool {
     use isal_sys::igzip_lib as isal;
     let Ok(avail_in) = u32::try_from(input.len()) else {
@@ -422,18 +457,22 @@ fn isal_gzip_into(input: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// One thread's ISA-L stream and level buffer.
+#[cfg(feature = "isal")]
 struct IsalState {
     stream: Box<isal_sys::igzip_lib::isal_zstream>,
     level_buf: Vec<u8>,
 }
 
+#[cfg(feature = "isal")]
 thread_local! {
     static ISAL: RefCell<Option<IsalState>> = const { RefCell::new(None) };
 }
 
 /// The gzip level compressed by ISA-L.
+#[cfg(feature = "isal")]
 const ISAL_GZIP_LEVEL: i32 = 1;
 /// Output room beyond the input's length for ISA-L: header, trailer and block overhead.
+#[cfg(feature = "isal")]
 const ISAL_ROOM_BYTES: usize = 1024;
 
 /// The largest joining buffer a thread keeps between batches.
@@ -461,14 +500,43 @@ mod tests {
         }
     }
 
+    /// Scenario: a realistic-looking batch compressed at level 1 by the gateway and by libdeflate's
+    /// level 1 directly.
+    /// Guarantees: the build compresses level 1 with the library [`GZIP_LEVEL1_COMPRESSOR`] names:
+    /// ISA-L's output (which differs from libdeflate's) with the `isal` feature, libdeflate's
+    /// byte for byte without it. CI runs this both ways, so the ISA-L path cannot silently fall
+    /// back to libdeflate.
+    #[test]
+    fn level1_uses_the_compressor_of_the_build() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| {
+                format!("span-{} attr={};", i % 977, i.wrapping_mul(2654435761) % 10_007).into_bytes()
+            })
+            .collect();
+        let data = Bytes::from(data);
+        let ours = compress(Encoding::Gzip, std::slice::from_ref(&data), data.len(), 1, 1).unwrap();
+        let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(1).unwrap());
+        let mut theirs = vec![0; compressor.gzip_compress_bound(data.len())];
+        let n = compressor.gzip_compress(&data, &mut theirs).unwrap();
+        theirs.truncate(n);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&ours[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        match GZIP_LEVEL1_COMPRESSOR {
+            "isal" => assert_ne!(&ours[..], &theirs[..], "level 1 fell back to libdeflate"),
+            _ => assert_eq!(&ours[..], &theirs[..]),
+        }
+        assert_eq!(GZIP_LEVEL1_COMPRESSOR == "isal", cfg!(feature = "isal"));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
 
-        /// Scenario: ISA-L's level 1 (the default) on compressible and incompressible inputs of any
-        /// size, split into any chunks.
+        /// Scenario: level 1 (the default; ISA-L with the `isal` feature, libdeflate without) on
+        /// compressible and incompressible inputs of any size, split into any chunks.
         /// Guarantees: flate2 reads back exactly the input, so backends see standard gzip.
         #[test]
-        fn isal_gzip_is_standard_gzip(
+        fn level1_gzip_is_standard_gzip(
             text in proptest::collection::vec(proptest::sample::select(b"abcdef \n\"=:0123".to_vec()), 0..50_000),
             noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70_000),
             cut in proptest::prelude::any::<usize>(),

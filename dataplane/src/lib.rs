@@ -24,6 +24,7 @@ pub mod batch;
 pub mod export;
 
 // I/O plumbing under the data path.
+pub mod budget;
 pub mod buffer;
 pub mod compression;
 pub mod socket;

@@ -11,6 +11,8 @@ use otlp_gateway::export::{ExportSettings, RetryPolicy};
 use otlp_gateway::pipeline::PipelineSettings;
 use otlp_gateway::process::enrich::ServiceMode;
 use otlp_gateway::process::enrich::index::{IndexConfig, LabelRule};
+use otlp_gateway::receiver::ReceiverSettings;
+use otlp_gateway::receiver::limits::ConnectionLimits;
 use otlp_gateway::{Gateway, GatewayConfig};
 
 #[global_allocator]
@@ -81,8 +83,31 @@ struct Args {
     #[arg(long, default_value_t = defaults().metrics_addr)]
     metrics_addr: SocketAddr,
     /// Largest request accepted, in bytes after decompression (413 / RESOURCE_EXHAUSTED above it).
-    #[arg(long, default_value_t = defaults().max_request_bytes)]
+    #[arg(long, default_value_t = defaults().receiver.max_request_bytes)]
     max_request_bytes: usize,
+    /// Memory budget for request bytes in flight (read, decompressed, queued); requests beyond it get
+    /// 503 / UNAVAILABLE with a retry delay. Default: 60 % of the container's memory limit (Kyma's
+    /// memory limiter: 75 % limit, 15 % spike), or of the machine's memory without a limit.
+    #[arg(long)]
+    memory_budget_bytes: Option<usize>,
+    /// A client must send a request's headers (HTTP/1.1) within this long.
+    #[arg(long, default_value_t = hd(defaults().receiver.limits.header_read_timeout))]
+    header_read_timeout: humantime::Duration,
+    /// A request body or gRPC message that makes no progress for this long is abandoned.
+    #[arg(long, default_value_t = hd(defaults().receiver.limits.body_idle_timeout))]
+    body_idle_timeout: humantime::Duration,
+    /// Connections without a request for this long are closed.
+    #[arg(long, default_value_t = hd(defaults().receiver.limits.idle_timeout))]
+    connection_idle_timeout: humantime::Duration,
+    /// Quiet HTTP/2 connections are pinged this often...
+    #[arg(long, default_value_t = hd(defaults().receiver.limits.keepalive_interval))]
+    keepalive_interval: humantime::Duration,
+    /// ...and closed when a ping is not answered within this long.
+    #[arg(long, default_value_t = hd(defaults().receiver.limits.keepalive_timeout))]
+    keepalive_timeout: humantime::Duration,
+    /// Open connections per OTLP listener; more are closed on arrival.
+    #[arg(long, default_value_t = defaults().receiver.limits.max_connections)]
+    max_connections: usize,
     /// How often the pipelines path is checked for changes.
     #[arg(long, default_value_t = hd(defaults().reload_interval))]
     reload_interval: humantime::Duration,
@@ -179,7 +204,18 @@ impl Args {
             otlp_http_addr: self.otlp_http_addr,
             health_addr: self.health_addr,
             metrics_addr: self.metrics_addr,
-            max_request_bytes: self.max_request_bytes,
+            receiver: ReceiverSettings {
+                max_request_bytes: self.max_request_bytes,
+                memory_budget_bytes: self.memory_budget_bytes,
+                limits: ConnectionLimits {
+                    header_read_timeout: self.header_read_timeout.into(),
+                    body_idle_timeout: self.body_idle_timeout.into(),
+                    idle_timeout: self.connection_idle_timeout.into(),
+                    keepalive_interval: self.keepalive_interval.into(),
+                    keepalive_timeout: self.keepalive_timeout.into(),
+                    max_connections: self.max_connections,
+                },
+            },
             pipelines: self.pipelines.clone(),
             reload_interval: self.reload_interval.into(),
             shutdown_grace: self.shutdown_grace.into(),
@@ -269,8 +305,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
-        otlp_gateway::app::terminated().await;
-        tracing::info!("signal received: draining");
+        let signal = tracegw_runtime::terminated().await;
+        tracing::info!(%signal, "signal received: draining");
         let report = gateway.shutdown().await;
         let lost: u64 = report.dropped.iter().map(|(_, n)| n).sum();
         tracing::info!(undelivered_spans = lost, "stopped");

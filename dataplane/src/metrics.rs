@@ -3,10 +3,14 @@
 //!
 //! Queue size and capacity are counted in spans (the Collector's `items` sizer).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// `receiver` and `transport` labels.
@@ -61,6 +65,23 @@ pub struct TokenLabels {
     pub result: String,
 }
 
+/// A receiver limit that fired: `timeout` is `read` (headers not sent in time, keepalive ping not
+/// answered), `body` (a request body stalled) or `idle` (an idle connection closed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimeoutLabels {
+    /// `grpc` or `http`.
+    pub transport: String,
+    /// Which deadline.
+    pub timeout: String,
+}
+
+/// `transport` label alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// `grpc` or `http` for the OTLP receivers, `health` or `metrics` for the admin listeners.
+    pub transport: String,
+}
+
 /// Reload outcome label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -88,12 +109,13 @@ pub struct Metrics {
     pub exporter_send_failed_spans: Family<ExporterLabels, Counter>,
     /// Spans dropped because the pipeline's queue was full (in spans or in bytes).
     pub exporter_enqueue_failed_spans: Family<ExporterLabels, Counter>,
-    /// Spans waiting in the pipeline: queued, batching or being exported.
-    pub exporter_queue_size: Family<ExporterLabels, Gauge>,
+    /// Spans waiting in the pipeline: queued, batching or being exported. Of the pipeline that now
+    /// runs under the exporter id only ([`OwnedGauge`]).
+    pub exporter_queue_size: Family<ExporterLabels, OwnedGauge>,
     /// Queue capacity in spans.
     pub exporter_queue_capacity: Family<ExporterLabels, Gauge>,
     /// Encoded bytes of the spans counted in [`Metrics::exporter_queue_size`].
-    pub exporter_queue_size_bytes: Family<ExporterLabels, Gauge>,
+    pub exporter_queue_size_bytes: Family<ExporterLabels, OwnedGauge>,
     /// Queue capacity in encoded bytes.
     pub exporter_queue_capacity_bytes: Family<ExporterLabels, Gauge>,
     /// Export attempts that failed and were retried.
@@ -104,6 +126,20 @@ pub struct Metrics {
     pub filter_filtered_spans: Family<FilterLabels, Counter>,
     /// Statements and conditions that failed on one item and were skipped (`error_mode: ignore`).
     pub ottl_errors: Family<OttlErrorLabels, Counter>,
+    /// Request bytes in flight counted against the memory budget ([`crate::budget`]).
+    pub memory_in_use_bytes: Gauge,
+    /// The memory budget for request bytes in flight.
+    pub memory_budget_bytes: Gauge,
+    /// Requests refused because the memory budget was used up.
+    pub memory_refused_requests: Family<TransportLabels, Counter>,
+    /// Receiver deadlines that fired.
+    pub receiver_timeouts: Family<TimeoutLabels, Counter>,
+    /// Open receiver connections.
+    pub receiver_connections_open: Family<TransportLabels, Gauge>,
+    /// Connections closed at once because the listener was at its connection cap.
+    pub receiver_connections_rejected: Family<TransportLabels, Counter>,
+    /// Failed `accept` calls (out of file descriptors and the like), per listener.
+    pub accept_errors: Family<TransportLabels, Counter>,
     /// Config reloads by result.
     pub config_reloads: Family<ResultLabels, Counter>,
     /// Version of the snapshot in force.
@@ -116,6 +152,20 @@ pub struct Metrics {
     pub pod_index_synced: Gauge,
 }
 
+/// A gauge whose series shows the value of one pipeline: the one that last took the exporter id.
+///
+/// A changed pipeline keeps its name, and so its exporter id, while its predecessor drains in the
+/// background. Each keeps its own queue count (a [`Gauge`] of its own, which is also what its queue
+/// bound is checked against), and the series shows the successor's alone: summed into one gauge,
+/// a predecessor draining a dead backend's queue would show the healthy successor's queue full (and
+/// fill it, for its bound). This mirrors the Collector, where a reload shuts the old exporter down
+/// and the new one's `otelcol_exporter_queue_size` starts from its own empty queue. A pipeline that
+/// is removed, not replaced, keeps its series while it drains, down to 0.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedGauge {
+    current: Arc<ArcSwap<Gauge>>,
+}
+
 /// A pipeline's handles, resolved once so the hot path never looks up a label set.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {
@@ -125,9 +175,9 @@ pub struct ExporterMetrics {
     pub send_failed: Counter,
     /// See [`Metrics::exporter_enqueue_failed_spans`].
     pub enqueue_failed: Counter,
-    /// See [`Metrics::exporter_queue_size`]; also the queue's accounting.
+    /// See [`Metrics::exporter_queue_size`]: this pipeline's own, also its queue's accounting.
     pub queue_size: Gauge,
-    /// See [`Metrics::exporter_queue_size_bytes`]; also the queue's accounting.
+    /// See [`Metrics::exporter_queue_size_bytes`]: this pipeline's own, also its queue's accounting.
     pub queue_bytes: Gauge,
     /// See [`Metrics::exporter_retries`].
     pub retries: Counter,
@@ -166,6 +216,34 @@ pub struct ReceiverMetrics {
     pub requests_refused: Counter,
     /// Malformed or oversized requests.
     pub requests_failure: Counter,
+}
+
+// === impl OwnedGauge ===
+
+impl OwnedGauge {
+    /// Shows `gauge` (a pipeline's own count) from now on, instead of the one shown so far.
+    pub fn show(&self, gauge: &Gauge) {
+        self.current.store(Arc::new(gauge.clone()));
+    }
+
+    /// The value shown.
+    pub fn get(&self) -> i64 {
+        self.current.load().get()
+    }
+}
+
+impl EncodeMetric for OwnedGauge {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.current.load().encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        <Gauge as TypedMetric>::TYPE
+    }
+}
+
+impl TypedMetric for OwnedGauge {
+    const TYPE: MetricType = MetricType::Gauge;
 }
 
 // === impl Metrics ===
@@ -255,6 +333,41 @@ impl Metrics {
             self.ottl_errors.clone(),
         );
         r.register(
+            "otlp_gateway_memory_in_use_bytes",
+            "Request bytes in flight (being read, decompressed, decoded or queued) counted against the memory budget.",
+            self.memory_in_use_bytes.clone(),
+        );
+        r.register(
+            "otlp_gateway_memory_budget_bytes",
+            "The memory budget for request bytes in flight; requests beyond it are refused with 503 / UNAVAILABLE.",
+            self.memory_budget_bytes.clone(),
+        );
+        r.register(
+            "otlp_gateway_memory_refused_requests",
+            "Requests refused because the memory budget was used up.",
+            self.memory_refused_requests.clone(),
+        );
+        r.register(
+            "otlp_gateway_receiver_timeouts",
+            "Receiver deadlines that fired: read (headers or keepalive ping), body (stalled request body), idle (idle connection closed).",
+            self.receiver_timeouts.clone(),
+        );
+        r.register(
+            "otlp_gateway_receiver_connections_open",
+            "Open connections of a receiver.",
+            self.receiver_connections_open.clone(),
+        );
+        r.register(
+            "otlp_gateway_receiver_connections_rejected",
+            "Connections closed on arrival because the receiver was at its connection cap.",
+            self.receiver_connections_rejected.clone(),
+        );
+        r.register(
+            "otlp_gateway_accept_errors",
+            "Failed accept calls of a listener (e.g. out of file descriptors); the listener backs off.",
+            self.accept_errors.clone(),
+        );
+        r.register(
             "otlp_gateway_config_reloads",
             "Configuration reloads by result.",
             self.config_reloads.clone(),
@@ -286,14 +399,18 @@ impl Metrics {
         capacity_bytes: usize,
     ) -> ExporterMetrics {
         let labels = ExporterLabels { exporter: exporter_id.to_string() };
+        // Counts of this pipeline alone, shown from now on under its exporter id ([`OwnedGauge`]).
+        let (queue_size, queue_bytes) = (Gauge::default(), Gauge::default());
+        self.exporter_queue_size.get_or_create(&labels).show(&queue_size);
+        self.exporter_queue_size_bytes.get_or_create(&labels).show(&queue_bytes);
         self.exporter_queue_capacity.get_or_create(&labels).set(gauge_value(capacity_spans));
         self.exporter_queue_capacity_bytes.get_or_create(&labels).set(gauge_value(capacity_bytes));
         ExporterMetrics {
             sent: self.exporter_sent_spans.get_or_create_owned(&labels),
             send_failed: self.exporter_send_failed_spans.get_or_create_owned(&labels),
             enqueue_failed: self.exporter_enqueue_failed_spans.get_or_create_owned(&labels),
-            queue_size: self.exporter_queue_size.get_or_create_owned(&labels),
-            queue_bytes: self.exporter_queue_size_bytes.get_or_create_owned(&labels),
+            queue_size,
+            queue_bytes,
             retries: self.exporter_retries.get_or_create_owned(&labels),
             capacity: self.exporter_queue_capacity.get_or_create_owned(&labels),
             capacity_bytes: self.exporter_queue_capacity_bytes.get_or_create_owned(&labels),
@@ -347,6 +464,33 @@ impl Metrics {
             requests_refused: request("refused"),
             requests_failure: request("failure"),
         }
+    }
+
+    /// The counter of one receiver deadline.
+    pub fn receiver_timeout(&self, transport: &str, timeout: &str) -> Counter {
+        self.receiver_timeouts
+            .get_or_create_owned(&TimeoutLabels { transport: transport.into(), timeout: timeout.into() })
+    }
+
+    /// The open-connections gauge of one receiver.
+    pub fn receiver_connections(&self, transport: &str) -> Gauge {
+        self.receiver_connections_open.get_or_create_owned(&TransportLabels { transport: transport.into() })
+    }
+
+    /// The at-capacity counter of one receiver.
+    pub fn receiver_connections_rejected(&self, transport: &str) -> Counter {
+        self.receiver_connections_rejected
+            .get_or_create_owned(&TransportLabels { transport: transport.into() })
+    }
+
+    /// The memory refusals of one receiver.
+    pub fn memory_refused(&self, transport: &str) -> Counter {
+        self.memory_refused_requests.get_or_create_owned(&TransportLabels { transport: transport.into() })
+    }
+
+    /// The accept failures of one listener.
+    pub fn accept_errors(&self, listener: &str) -> Counter {
+        self.accept_errors.get_or_create_owned(&TransportLabels { transport: listener.into() })
     }
 
     /// Counts a reload.

@@ -41,6 +41,66 @@ pub fn decode(bytes: &[u8]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest::decode(bytes).expect("valid request")
 }
 
+/// Whether the OpenTelemetry Collector takes this encoded request: prost decodes it, and every
+/// occurrence of every trace id (16 bytes) and span id (8 bytes; spans' parent ids too) in its spans
+/// and links is of that length or empty, as pdata's `UnmarshalProto` of ids checks each one. The
+/// scanner's verdict must be this. Independent of the scanner: the ids come from a second prost
+/// decode into the messages below, whose id fields are `repeated` so that every occurrence is kept.
+pub fn collector_accepts(bytes: &[u8]) -> bool {
+    const TRACE_ID: usize = 16;
+    const SPAN_ID: usize = 8;
+    let fits = |ids: &[Vec<u8>], size: usize| ids.iter().all(|id| id.is_empty() || id.len() == size);
+    if ExportTraceServiceRequest::decode(bytes).is_err() {
+        return false;
+    }
+    let Ok(ids) = IdsRequest::decode(bytes) else { return false };
+    ids.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans).all(|span| {
+        fits(&span.trace_id, TRACE_ID)
+            && fits(&span.span_id, SPAN_ID)
+            && fits(&span.parent_span_id, SPAN_ID)
+            && span.links.iter().all(|l| fits(&l.trace_id, TRACE_ID) && fits(&l.span_id, SPAN_ID))
+    })
+}
+
+/// `ExportTraceServiceRequest` reduced to the ids of its spans and links ([`collector_accepts`]).
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdsRequest {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<IdsResourceSpans>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdsResourceSpans {
+    #[prost(message, repeated, tag = "2")]
+    scope_spans: Vec<IdsScopeSpans>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdsScopeSpans {
+    #[prost(message, repeated, tag = "2")]
+    spans: Vec<IdsSpan>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdsSpan {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    trace_id: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    span_id: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    parent_span_id: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "13")]
+    links: Vec<IdsLink>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IdsLink {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    trace_id: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    span_id: Vec<Vec<u8>>,
+}
+
 fn any_value() -> impl Strategy<Value = AnyValue> {
     let leaf = prop_oneof![
         ".{0,12}".prop_map(any_value::Value::StringValue),
@@ -93,9 +153,10 @@ fn span_strategy() -> impl Strategy<Value = Span> {
             }),
             0..2,
         ),
-        // Parent, trace state, links and flags (field 16, the schema's one two-byte key).
+        // Parent (none for a root span), trace state, links and flags (field 16, the schema's one
+        // two-byte key).
         (
-            vec(any::<u8>(), 0..=8),
+            prop_oneof![Just(Vec::new()), vec(any::<u8>(), 8)],
             "[a-z=,]{0,6}",
             vec(
                 (vec(any::<u8>(), 16), vec(any::<u8>(), 8), attributes(1), any::<u32>()).prop_map(
@@ -167,6 +228,33 @@ pub fn request_strategy() -> impl Strategy<Value = ExportTraceServiceRequest> {
         },
     );
     vec(resource, 0..4).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
+}
+
+/// Random requests as [`request_strategy`] makes them, with a few trace, span, parent and link ids
+/// resized to a random length from 0 to 20 bytes: valid, or refused for an id alone.
+pub fn request_with_any_ids_strategy() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    (request_strategy(), vec((any::<prop::sample::Index>(), 0..=20usize), 0..3)).prop_map(
+        |(mut req, resizes)| {
+            let mut ids: Vec<&mut Vec<u8>> = Vec::new();
+            for span in
+                req.resource_spans.iter_mut().flat_map(|rs| &mut rs.scope_spans).flat_map(|ss| &mut ss.spans)
+            {
+                let Span { trace_id, span_id, parent_span_id, links, .. } = span;
+                ids.extend([trace_id, span_id, parent_span_id]);
+                for link in links {
+                    ids.extend([&mut link.trace_id, &mut link.span_id]);
+                }
+            }
+            if ids.is_empty() {
+                return req;
+            }
+            for (at, len) in resizes {
+                let n = ids.len();
+                ids[at.index(n)].resize(len, 0xab);
+            }
+            req
+        },
+    )
 }
 
 /// A deterministic request like the load test's: `resources` resources, `spans` spans in total,

@@ -561,7 +561,8 @@ async fn a_token_endpoint_that_is_down_for_a_while_loses_nothing() {
             .find(|w| w["exporter"] == exporter)
             .unwrap_or_else(|| panic!("no warning for {exporter}"));
         assert!(w["error"].as_str().unwrap().contains("temporarily_unavailable"), "{w}");
-        assert_eq!(w["token_url"], mock.token_url().as_str());
+        // The token URL may come from a Secret: the warning names the exporter only.
+        assert!(w.get("token_url").is_none(), "{w}");
     }
 }
 

@@ -151,7 +151,7 @@ fn summary(candidates: &[Figures], baselines: &[Figures], baseline_name: &str) -
     })
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.collect();
     if v.is_empty() {
         return 0.0;

@@ -85,12 +85,17 @@ struct Template {
     times: Vec<(usize, usize)>,
 }
 
+/// What the generator has done so far; `loadtest run` samples it while the load runs.
 #[derive(Debug, Default)]
-struct Counters {
-    sent_spans: AtomicU64,
-    sent_requests: AtomicU64,
-    refused_spans: AtomicU64,
-    failed_spans: AtomicU64,
+pub struct Progress {
+    /// Spans in requests the forwarder accepted.
+    pub sent_spans: AtomicU64,
+    /// Requests the forwarder accepted.
+    pub sent_requests: AtomicU64,
+    /// Spans in requests refused with a retryable status (UNAVAILABLE, RESOURCE_EXHAUSTED, 429, 503).
+    pub refused_spans: AtomicU64,
+    /// Spans in requests that failed for good.
+    pub failed_spans: AtomicU64,
 }
 
 // === impl Template ===
@@ -182,6 +187,14 @@ impl Template {
 
 /// Sends load and prints one JSON line with what happened.
 pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
+    run_with_progress(args, Arc::default()).await
+}
+
+/// [`run`], counting into `counters` as it goes.
+pub async fn run_with_progress(
+    args: GenerateArgs,
+    counters: Arc<Progress>,
+) -> anyhow::Result<serde_json::Value> {
     let template = Arc::new(Template::new(&args)?);
     let protocol = match args.shape.protocol.as_str() {
         "grpc" => Protocol::Grpc,
@@ -225,7 +238,6 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<serde_json::Value> {
     let deadline = started + duration;
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(per_request as f64 / args.rate as f64));
     let next_request = Arc::new(AtomicU64::new(0));
-    let counters = Arc::new(Counters::default());
     let max_requests = if args.total_spans > 0 { args.total_spans.div_ceil(per_request) } else { u64::MAX };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.shape.concurrency.max(1) {

@@ -4,7 +4,9 @@
 pub mod compare;
 pub mod fanout;
 pub mod generate;
+pub mod plot;
 pub mod run;
 pub mod sink;
+pub mod sweep;
 
-pub use otlp_gateway::app::terminated;
+pub use tracegw_runtime::terminated;

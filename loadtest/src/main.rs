@@ -1,7 +1,7 @@
 //! `loadtest`: a load generator and a verifying OTLP sink for `otlp-gateway`.
 
 use clap::{Parser, Subcommand};
-use loadtest::{compare, fanout, generate, run, sink};
+use loadtest::{compare, fanout, generate, plot, run, sink, sweep};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,6 +26,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure what many gateways cost telemetry-manager: snapshot streams, changes, reports.
     Fanout(fanout::FanoutArgs),
+    /// Run a scenario at several offered loads (for the gateway, and rotel with --with-rotel);
+    /// prints a table and one JSON document for `loadtest plot cpu`.
+    Sweep(sweep::SweepArgs),
+    /// Draw SVG charts from the JSON that `loadtest sweep` and `loadtest run` print.
+    Plot(plot::PlotArgs),
 }
 
 #[tokio::main]
@@ -47,6 +52,16 @@ async fn main() -> anyhow::Result<()> {
             let result = compare::run(args).await?;
             eprint!("{}", compare::table(&result));
             println!("{result}");
+            Ok(())
+        }
+        Command::Sweep(args) => {
+            let result = sweep::run(args).await?;
+            eprint!("{}", sweep::table(&result));
+            println!("{result}");
+            Ok(())
+        }
+        Command::Plot(args) => {
+            eprintln!("{}", plot::run(args)?);
             Ok(())
         }
         Command::Run(args) => {

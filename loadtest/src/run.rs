@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -16,7 +18,7 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::generate::{self, GenerateArgs, LoadShape};
+use crate::generate::{self, GenerateArgs, LoadShape, Progress};
 use crate::sink::{self, SinkArgs, SinkHandle};
 
 /// Which forwarder to measure.
@@ -50,6 +52,34 @@ pub enum Scenario {
     /// every span) and filter (health-check spans by name and attribute; none in the load, so every
     /// span is still checked and delivered).
     Ottl,
+    /// Kyma's own load shape, what its published results (about 12–14k spans/s per core) were
+    /// measured with: one pipeline, gzip export at the default level, requests of 512 spans with
+    /// 40 attributes of 64 bytes each. Sets those three shape flags whatever they say.
+    Kyma,
+}
+
+/// The `kyma` scenario's spans per request, attributes per span and bytes per attribute value.
+pub const KYMA_SHAPE: (usize, usize, usize) = (512, 40, 64);
+
+// === impl Scenario ===
+
+impl Scenario {
+    /// The load shape this scenario runs with: `shape`, or Kyma's for `kyma`.
+    pub fn shape(self, shape: &LoadShape) -> LoadShape {
+        let mut shape = shape.clone();
+        if self == Self::Kyma {
+            (shape.spans_per_request, shape.attributes, shape.attribute_bytes) = KYMA_SHAPE;
+        }
+        shape
+    }
+
+    /// The export compression of its pipelines.
+    fn compression(self) -> &'static str {
+        match self {
+            Self::Gzip | Self::Kyma => "gzip",
+            _ => "none",
+        }
+    }
 }
 
 /// The `ottl` scenario's processing, as a TracePipeline's `spec` lines.
@@ -102,8 +132,26 @@ pub struct RunArgs {
 struct Usage {
     cpu_start: CpuTime,
     cpu_end: CpuTime,
-    rss_samples_kib: Vec<u64>,
+    samples: Vec<Sample>,
 }
+
+/// One sample of the run's timeline, taken every [`SAMPLE_INTERVAL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// Seconds since the load started.
+    pub t_s: f64,
+    /// The forwarder's resident set, KiB.
+    pub rss_kib: u64,
+    /// The forwarder's CPU time since the load started, seconds.
+    pub cpu_s: f64,
+    /// Spans the forwarder had accepted so far.
+    pub sent_spans: u64,
+    /// Spans the forwarder had refused so far (retryable: its queue was full).
+    pub refused_spans: u64,
+}
+
+/// How often the forwarder's RSS, CPU time and the generator's counters are sampled.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// CPU time a process has used, in seconds: in its own code and in the kernel on its behalf. The
 /// split shows how much of a forwarder's cost is system calls, TCP and scheduling, which no change
@@ -133,14 +181,30 @@ impl std::ops::Sub for CpuTime {
 
 impl Usage {
     fn rss_peak_mib(&self) -> f64 {
-        self.rss_samples_kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0
+        self.samples.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0
     }
 
     fn rss_mean_mib(&self) -> f64 {
-        if self.rss_samples_kib.is_empty() {
+        if self.samples.is_empty() {
             return 0.0;
         }
-        self.rss_samples_kib.iter().sum::<u64>() as f64 / self.rss_samples_kib.len() as f64 / 1024.0
+        self.samples.iter().map(|s| s.rss_kib).sum::<u64>() as f64 / self.samples.len() as f64 / 1024.0
+    }
+
+    /// The timeline as JSON: one object per sample.
+    fn timeline(&self) -> Value {
+        self.samples
+            .iter()
+            .map(|s| {
+                json!({
+                    "t_s": (s.t_s * 1000.0).round() / 1000.0,
+                    "rss_mib": (s.rss_kib as f64 / 1024.0 * 10.0).round() / 10.0,
+                    "cpu_s": (s.cpu_s * 1000.0).round() / 1000.0,
+                    "sent_spans": s.sent_spans,
+                    "refused_spans": s.refused_spans,
+                })
+            })
+            .collect()
     }
 }
 
@@ -250,15 +314,16 @@ fn sink_args(fail_fraction: f64) -> SinkArgs {
 /// Runs one scenario and returns its result as JSON.
 pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let dir = tempfile_dir()?;
+    let shape = args.scenario.shape(&args.shape);
     let (pipelines, fail_fraction, dead) = match args.scenario {
-        Scenario::Single | Scenario::Gzip => (1, 0.0, false),
+        Scenario::Single | Scenario::Gzip | Scenario::Kyma => (1, 0.0, false),
         Scenario::Multi3 => (3, 0.0, false),
         Scenario::Multi5 => (5, 0.0, false),
         Scenario::Backpressure => (1, 0.7, false),
         Scenario::DeadBackend => (2, 0.0, true),
         Scenario::Pods10k | Scenario::Ottl => (1, 0.0, false),
     };
-    let compression = if args.scenario == Scenario::Gzip { "gzip" } else { "none" };
+    let compression = args.scenario.compression();
     let mut sinks: Vec<SinkHandle> = Vec::new();
     for _ in 0..pipelines {
         sinks.push(sink::start(sink_args(fail_fraction)).await?);
@@ -281,7 +346,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
             let mut enrichment: Vec<String> = Vec::new();
             if args.scenario == Scenario::Pods10k {
                 let pods = dir.join("pods.yaml");
-                std::fs::write(&pods, pods_yaml(POD_INDEX_SIZE, args.shape.sources.max(1)))?;
+                std::fs::write(&pods, pods_yaml(POD_INDEX_SIZE, shape.sources.max(1)))?;
                 enrichment = vec![
                     "--pods".into(),
                     pods.display().to_string(),
@@ -310,7 +375,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         }
         Peer::Rotel => {
             if pipelines != 1 || dead {
-                bail!("--peer rotel runs the single-backend scenarios (single, gzip, backpressure)");
+                bail!("--peer rotel runs the single-backend scenarios (single, gzip, kyma, backpressure)");
             }
             forwarder_command(&args.rotel_bin, args.forwarder_cpus.as_deref())
                 .arg("start")
@@ -330,13 +395,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         }
     };
     let pid = child.id().context("forwarder exited at once")?;
-    let target = if args.shape.protocol == "http" { http } else { grpc };
+    let target = if shape.protocol == "http" { http } else { grpc };
     wait_for_port(target, Duration::from_secs(20)).await?;
     // Let the forwarder finish starting (config load, connection set-up) before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let generate_args = GenerateArgs {
-        shape: args.shape.clone(),
+        shape: shape.clone(),
         endpoint: target.to_string(),
         rate: args.rate,
         total_spans: 0,
@@ -346,22 +411,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     };
     let mut usage = Usage { cpu_start: cpu_time(pid)?, ..Usage::default() };
     let started = Instant::now();
+    let progress = Arc::new(Progress::default());
     let sampler = {
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();
+        let (progress, cpu_start) = (Arc::clone(&progress), usage.cpu_start);
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
             loop {
                 tokio::select! {
                     _ = s.cancelled() => return samples,
-                    _ = tick.tick() => if let Ok(kib) = rss_kib(pid) { samples.push(kib) },
+                    _ = tick.tick() => if let (Ok(rss_kib), Ok(cpu)) = (rss_kib(pid), cpu_time(pid)) {
+                        samples.push(Sample {
+                            t_s: started.elapsed().as_secs_f64(),
+                            rss_kib,
+                            cpu_s: (cpu - cpu_start).total(),
+                            sent_spans: progress.sent_spans.load(Ordering::Relaxed),
+                            refused_spans: progress.refused_spans.load(Ordering::Relaxed),
+                        });
+                    },
                 }
             }
         });
         (stop, task)
     };
-    let report = generate::run(generate_args).await?;
+    let report = generate::run_with_progress(generate_args, progress).await?;
     let sent = report["sent_spans"].as_u64().unwrap_or(0);
     let healthy: Vec<&SinkHandle> =
         sinks.iter().enumerate().filter(|(i, _)| !(dead && *i == 0)).map(|(_, s)| s).collect();
@@ -386,7 +461,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let wall = started.elapsed().as_secs_f64();
     usage.cpu_end = cpu_time(pid)?;
     sampler.0.cancel();
-    usage.rss_samples_kib = sampler.1.await.unwrap_or_default();
+    usage.samples = sampler.1.await.unwrap_or_default();
     let _ = child.start_kill();
     let _ = child.wait().await;
 
@@ -414,9 +489,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Value> {
         "forwarder_user_us_per_span": per_span_us(used.user),
         "forwarder_system_us_per_span": per_span_us(used.system),
         "forwarder_cores_used": cpu / wall,
+        "spans_per_cpu_second": if cpu > 0.0 { sent as f64 / cpu } else { 0.0 },
         "rss_peak_mib": usage.rss_peak_mib(),
         "rss_mean_mib": usage.rss_mean_mib(),
-        "rss_timeline_mib": usage.rss_samples_kib.iter().map(|k| k / 1024).collect::<Vec<u64>>(),
+        "spans_per_request": shape.spans_per_request,
+        "attributes": shape.attributes,
+        "attribute_bytes": shape.attribute_bytes,
+        "random_values": shape.random_values,
+        "timeline": usage.timeline(),
         "latency_p50_us": latency["p50"],
         "latency_p99_us": latency["p99"],
         "latency_p999_us": latency["p999"],
@@ -434,12 +514,17 @@ pub(crate) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// A human-readable table of a result.
+/// A human-readable table of a result; the timeline only by its length (it is in the JSON line).
 pub fn table(result: &Value) -> String {
     let mut out = String::new();
     if let Value::Object(map) = result {
         for (k, v) in map {
-            out.push_str(&format!("{k:<28} {v}\n"));
+            match (k.as_str(), v) {
+                ("timeline", Value::Array(samples)) => {
+                    out.push_str(&format!("{k:<28} {} samples, every {SAMPLE_INTERVAL:?}\n", samples.len()));
+                }
+                _ => out.push_str(&format!("{k:<28} {v}\n")),
+            }
         }
     }
     out
@@ -447,7 +532,61 @@ pub fn table(result: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct ShapeFlags {
+        #[command(flatten)]
+        shape: LoadShape,
+    }
+
+    /// Scenario: the `kyma` scenario and another, given flags that set the shape.
+    /// Guarantees: `kyma` runs Kyma's shape (512 spans per request, 40 attributes of 64 bytes) with
+    /// gzip export whatever the shape flags say, and keeps the other flags; other scenarios run the
+    /// flags as given.
+    #[test]
+    fn kyma_scenario_has_kymas_shape() {
+        let flags =
+            ShapeFlags::parse_from(["t", "--attributes", "3", "--random-values", "--protocol", "http"]);
+        let kyma = Scenario::Kyma.shape(&flags.shape);
+        assert_eq!((kyma.spans_per_request, kyma.attributes, kyma.attribute_bytes), KYMA_SHAPE);
+        assert!(kyma.random_values);
+        assert_eq!(kyma.protocol, "http");
+        assert_eq!(Scenario::Kyma.compression(), "gzip");
+        let gzip = Scenario::Gzip.shape(&flags.shape);
+        assert_eq!((gzip.spans_per_request, gzip.attributes, gzip.attribute_bytes), (100, 3, 16));
+        assert_eq!(Scenario::Single.compression(), "none");
+    }
+
+    /// Scenario: two samples of a run's timeline.
+    /// Guarantees: the JSON timeline has one object per sample with RSS in MiB and the generator's
+    /// counters; the table names its length instead of printing it.
+    #[test]
+    fn timeline_is_in_the_json_and_summarised_in_the_table() {
+        let usage = Usage {
+            samples: vec![
+                Sample { t_s: 0.1004, rss_kib: 20 * 1024, cpu_s: 0.01, sent_spans: 100, refused_spans: 0 },
+                Sample {
+                    t_s: 0.2,
+                    rss_kib: 30 * 1024 + 512,
+                    cpu_s: 0.02,
+                    sent_spans: 200,
+                    refused_spans: 50,
+                },
+            ],
+            ..Usage::default()
+        };
+        let timeline = usage.timeline();
+        assert_eq!(timeline[0]["t_s"], 0.1);
+        assert_eq!(timeline[1]["rss_mib"], 30.5);
+        assert_eq!(timeline[1]["refused_spans"], 50);
+        assert_eq!(usage.rss_peak_mib(), 30.5);
+        let table = table(&json!({"timeline": timeline, "sent_spans": 200}));
+        assert!(table.contains("2 samples, every 100ms"), "{table}");
+        assert!(!table.contains("refused_spans"), "{table}");
+    }
 
     /// Scenario: a program started as a forwarder with `--forwarder-cpus 0`, and one without.
     /// Guarantees: the pinned one runs on CPU 0 only and is the process whose id the load test

@@ -228,21 +228,18 @@ pub async fn start(args: SinkArgs) -> anyhow::Result<SinkHandle> {
     let (grpc_addr, http_addr, stats_addr) = (grpc.local_addr()?, http.local_addr()?, stats.local_addr()?);
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let service = TraceService::new(Arc::clone(&sink), MAX_REQUEST_BYTES);
+    let receiving = otlp_gateway::receiver::Receiving::unmetered(MAX_REQUEST_BYTES);
+    let service = TraceService::new(Arc::clone(&sink), Arc::clone(&receiving));
     tasks.spawn(otlp_gateway::receiver::grpc::serve(grpc, service, stop.clone()));
-    tasks.spawn(otlp_gateway::receiver::http::serve(
-        http,
-        Arc::clone(&sink),
-        MAX_REQUEST_BYTES,
-        stop.clone(),
-    ));
+    tasks.spawn(otlp_gateway::receiver::http::serve(http, Arc::clone(&sink), receiving, stop.clone()));
     let stats_sink = Arc::clone(&sink);
     let stats_stop = stop.clone();
     tasks.spawn(async move {
+        let mut backoff = tracegw_runtime::AcceptBackoff::new("sink-stats");
         loop {
-            let stream = tokio::select! {
+            let (stream, _) = tokio::select! {
                 _ = stats_stop.cancelled() => return,
-                a = stats.accept() => match a { Ok((s, _)) => s, Err(_) => continue },
+                a = tracegw_runtime::accept(&stats, &mut backoff) => a,
             };
             let sink = Arc::clone(&stats_sink);
             let service = hyper::service::service_fn(move |_req| {

@@ -1,7 +1,7 @@
 //! Evaluation of bound statements and conditions over any telemetry: the [`Accessor`] a context
 //! implements, and the errors a statement can meet while it runs.
 
-use crate::ast::MathOp;
+use crate::ast::{CompareOp, MathOp};
 use crate::bind::{
     BoundArg, BoundBool, BoundCall, BoundKey, BoundPath, BoundValue, FilterGroup, TransformGroup,
 };
@@ -81,6 +81,24 @@ pub trait Accessor {
         };
         map_put(&mut entries, key, value);
         self.set(target, Value::Map(entries))
+    }
+
+    /// Compares a field with `other` (`span.name == "x"`). Accessors over encoded data override it
+    /// to compare a string in place rather than copy it out.
+    fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
+        Ok(self.get(target)?.compare(other, op))
+    }
+
+    /// Compares one key of a map-valued field with `other` (`span.attributes["k"] != nil`), as
+    /// [`Accessor::compare_field`] does for a field.
+    fn compare_key(
+        &mut self,
+        target: Target,
+        key: &str,
+        other: &Value,
+        op: CompareOp,
+    ) -> Result<bool, EvalError> {
+        Ok(self.get_key(target, key)?.compare(other, op))
     }
 
     /// Removes the first entry under `key` from a map-valued field, as `pcommon.Map.Remove` does (the
@@ -222,11 +240,22 @@ impl Env<'_> {
                 true
             }
             BoundBool::Not(inner) => !self.bool_expr(inner)?,
-            BoundBool::Compare(left, op, right) => {
-                let left = self.value(left)?;
-                let right = self.value(right)?;
-                left.compare(&right, *op)
-            }
+            BoundBool::Compare(left, op, right) => match (&**left, &**right) {
+                // A path against a literal: the accessor compares in place, nothing is copied.
+                (BoundValue::Path(path), BoundValue::Literal(literal)) => {
+                    self.compare_path(path, literal, *op)?
+                }
+                (BoundValue::Literal(literal), BoundValue::Path(path)) => {
+                    self.compare_path(path, literal, op.flipped())?
+                }
+                (BoundValue::Literal(literal), right) => self.value(right)?.compare(literal, op.flipped()),
+                (left, BoundValue::Literal(literal)) => self.value(left)?.compare(literal, *op),
+                (left, right) => {
+                    let left = self.value(left)?;
+                    let right = self.value(right)?;
+                    left.compare(&right, *op)
+                }
+            },
             BoundBool::Call(call) => match self.call(call)? {
                 Value::Bool(b) => b,
                 other => {
@@ -290,7 +319,24 @@ impl Env<'_> {
         keys.iter().map(|k| self.key(k)).collect()
     }
 
+    /// `path op literal`, through the accessor's in-place comparisons where the path allows.
+    fn compare_path(&mut self, path: &BoundPath, literal: &Value, op: CompareOp) -> Result<bool, EvalError> {
+        if path.target != Target::Cache {
+            match path.keys.as_slice() {
+                [] => return self.acc.compare_field(path.target, literal, op),
+                [BoundKey::String(key)] => return self.acc.compare_key(path.target, key, literal, op),
+                _ => {}
+            }
+        }
+        Ok(self.get_path(path)?.compare(literal, op))
+    }
+
     fn get_path(&mut self, path: &BoundPath) -> Result<Value, EvalError> {
+        // The common case, one literal key into an item's map (`span.attributes["k"]`), needs no
+        // evaluated copy of the key.
+        if let ([BoundKey::String(first)], false) = (path.keys.as_slice(), path.target == Target::Cache) {
+            return self.acc.get_key(path.target, first);
+        }
         let keys = self.keys(&path.keys)?;
         let Some((first, rest)) = keys.split_first() else {
             return match path.target {
@@ -309,6 +355,13 @@ impl Env<'_> {
     }
 
     fn set_path(&mut self, path: &BoundPath, value: Value) -> Result<(), EvalError> {
+        if let ([BoundKey::String(first)], false) = (path.keys.as_slice(), path.target == Target::Cache) {
+            if !value.is_attribute_value() {
+                // What an attribute cannot hold leaves it as it was, as the Collector's setter does.
+                return Ok(());
+            }
+            return self.acc.set_key(path.target, first, value);
+        }
         let keys = self.keys(&path.keys)?;
         let Some((first, rest)) = keys.split_first() else {
             return match path.target {

@@ -99,6 +99,9 @@ impl Value {
     /// every other operator false).
     pub fn compare(&self, other: &Value, op: CompareOp) -> bool {
         use Value::*;
+        if let String(a) = self {
+            return compare_str(a, other, op);
+        }
         let ordering = match (self, other) {
             (Nil, Nil) => Some(Ordering::Equal),
             (Bool(a), Bool(b)) => Some(a.cmp(b)),
@@ -106,7 +109,6 @@ impl Value {
             (Int(a), Float(b)) => (*a as f64).partial_cmp(b),
             (Float(a), Int(b)) => a.partial_cmp(&(*b as f64)),
             (Float(a), Float(b)) => a.partial_cmp(b),
-            (String(a), String(b)) => Some(a.cmp(b)),
             (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
             (Time(a), Time(b)) | (Duration(a), Duration(b)) => Some(a.cmp(b)),
             // Equality only.
@@ -123,22 +125,37 @@ impl Value {
             }
             _ => None,
         };
-        match ordering {
-            // A NaN compares unequal to everything, as in Go.
-            None => op == CompareOp::Ne,
-            Some(o) => match op {
-                CompareOp::Eq => o == Ordering::Equal,
-                CompareOp::Ne => o != Ordering::Equal,
-                CompareOp::Lt => o == Ordering::Less,
-                CompareOp::Le => o != Ordering::Greater,
-                CompareOp::Gt => o == Ordering::Greater,
-                CompareOp::Ge => o != Ordering::Less,
-            },
-        }
+        verdict(ordering, op)
     }
 }
 
 // === free functions ===
+
+/// `Value::String(a).compare(other, op)` for a borrowed string: what accessors over encoded data
+/// use to compare a field in place, without copying it out.
+pub fn compare_str(a: &str, other: &Value, op: CompareOp) -> bool {
+    let ordering = match other {
+        Value::String(b) => Some(a.cmp(b.as_str())),
+        _ => None,
+    };
+    verdict(ordering, op)
+}
+
+/// What `op` says of two values that compared as `ordering` (`None`: not comparable).
+fn verdict(ordering: Option<Ordering>, op: CompareOp) -> bool {
+    match ordering {
+        // A NaN compares unequal to everything, as in Go; so do values of different types.
+        None => op == CompareOp::Ne,
+        Some(o) => match op {
+            CompareOp::Eq => o == Ordering::Equal,
+            CompareOp::Ne => o != Ordering::Equal,
+            CompareOp::Lt => o == Ordering::Less,
+            CompareOp::Le => o != Ordering::Greater,
+            CompareOp::Gt => o == Ordering::Greater,
+            CompareOp::Ge => o != Ordering::Less,
+        },
+    }
+}
 
 /// Equality of maps and lists as `pcommon.Map.Equal` / `Slice.Equal`: same size, each key's (first)
 /// value equal whatever the order of keys, list items equal in order, values of the same type (an int

@@ -582,3 +582,164 @@ fn oauth2_rules_are_kymas() {
         assert_eq!((e.reason, e.field.as_str(), e.message.as_str()), (reason, field, message), "{output}");
     }
 }
+
+/// The marker planted in Secret values: it must never show in a verdict.
+const MARKER: &str = "PLANTEDMARKER";
+
+/// A pipeline reading `key` of Secret `s` for the endpoint, plus `extra` output fields, and that
+/// Secret holding `values`.
+fn with_secret(protocol: &str, extra: &str, values: &[(&str, &str)]) -> String {
+    let data: String = values
+        .iter()
+        .map(|(k, v)| format!("  {k}: {}\n", base64::engine::general_purpose::STANDARD.encode(v)))
+        .collect();
+    format!(
+        "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: default}}\ndata:\n{data}",
+        pipeline(&format!(
+            "protocol: {protocol}\nendpoint: {{valueFrom: {{secretKeyRef: {{name: s, namespace: default, key: endpoint}}}}}}\n{extra}"
+        ))
+    )
+}
+
+/// Scenario: header values from a Secret and inline holding CR, LF, CRLF with a second header line,
+/// NUL and DEL, with and without a prefix, over both protocols.
+/// Guarantees: `HeaderInvalid` on the header's field, naming the header and (for a Secret) the key,
+/// never the value; a tab and non-ASCII text are fine, as in HTTP.
+#[test]
+fn header_values_http_refuses_are_header_invalid() {
+    let from_secret = "headers:\n  - {name: X-Api-Key, prefix: Bearer, valueFrom: {secretKeyRef: {name: s, namespace: default, key: token}}}";
+    for protocol in ["grpc", "http"] {
+        let endpoint = if protocol == "grpc" { "backend:4317" } else { "http://backend:4318" };
+        for (bad, what) in [
+            (format!("{MARKER}\r"), "a line break (CR or LF)"),
+            (format!("{MARKER}\n"), "a line break (CR or LF)"),
+            (format!("{MARKER}\r\nX-Injected: 1"), "a line break (CR or LF)"),
+            (format!("{MARKER}\0"), "the control character 0x00"),
+            (format!("{MARKER}\x7f"), "the control character 0x7F"),
+        ] {
+            let e =
+                only_error(&with_secret(protocol, from_secret, &[("endpoint", endpoint), ("token", &bad)]));
+            assert_eq!(e.reason, Reason::HeaderInvalid, "{bad:?}");
+            assert_eq!(e.field, "spec.output.otlp.headers[0]");
+            assert_eq!(
+                e.message,
+                format!(
+                    "Header 'X-Api-Key' invalid: the value of Key 'token' in Secret 's' of Namespace 'default' (with its prefix) contains {what}, which HTTP does not allow in a header value"
+                )
+            );
+            assert!(!format!("{e:?}").contains(MARKER), "{e:?}");
+        }
+        let inline = only_error(&with_secret(
+            protocol,
+            "headers: [{name: X-Inline, value: \"a\\nb\"}]",
+            &[("endpoint", endpoint)],
+        ));
+        assert_eq!(
+            (inline.reason, inline.field.as_str()),
+            (Reason::HeaderInvalid, "spec.output.otlp.headers[0]")
+        );
+        assert!(inline.message.starts_with("Header 'X-Inline' invalid: its value"), "{}", inline.message);
+        let fine = with_secret(protocol, from_secret, &[("endpoint", endpoint), ("token", "a\tb ünïcode")]);
+        assert!(resolve_yaml(&fine).statuses[0].result.is_ok());
+    }
+}
+
+/// Scenario: a header name with a space, and one with a colon.
+/// Guarantees: `SpecInvalid` on the name's field (the name is in the spec, so it is quoted).
+#[test]
+fn header_names_http_refuses_are_spec_invalid() {
+    for name in ["X Api", "X:Api"] {
+        let e = only_error(&pipeline(&format!(
+            "endpoint: {{value: 'b:4317'}}\nheaders: [{{name: '{name}', value: v}}]"
+        )));
+        assert_eq!((e.reason, e.field.as_str()), (Reason::SpecInvalid, "spec.output.otlp.headers[0].name"));
+        assert_eq!(e.message, format!("Header name '{name}' is not a valid HTTP header name"));
+    }
+}
+
+/// Scenario: Kyma's precedence around the new check: a missing Secret key, an invalid endpoint and an
+/// invalid header value in the same pipeline, then only the last two.
+/// Guarantees: `ReferencedSecretMissing` first, then `EndpointInvalid`, then `HeaderInvalid`.
+#[test]
+fn header_invalid_comes_after_secrets_and_endpoint() {
+    let headers = "headers:\n  - {name: A, valueFrom: {secretKeyRef: {name: s, namespace: default, key: token}}}\n  - {name: B, valueFrom: {secretKeyRef: {name: s, namespace: default, key: gone}}}";
+    let e = only_error(&with_secret("grpc", headers, &[("endpoint", "nohost"), ("token", "x\ny")]));
+    assert_eq!(e.reason, Reason::ReferencedSecretMissing);
+    let one = "headers: [{name: A, valueFrom: {secretKeyRef: {name: s, namespace: default, key: token}}}]";
+    let e = only_error(&with_secret("grpc", one, &[("endpoint", "nohost"), ("token", "x\ny")]));
+    assert_eq!(e.reason, Reason::EndpointInvalid);
+    let e = only_error(&with_secret("grpc", one, &[("endpoint", "b:4317"), ("token", "x\ny")]));
+    assert_eq!(e.reason, Reason::HeaderInvalid);
+}
+
+/// Scenario: endpoints from a Secret broken in every way the validator knows (no port, a path on
+/// gRPC, a mistyped scheme, a bad port, a space, a line break, a control character, no scheme over
+/// HTTP), and a mistake written inline.
+/// Guarantees: `EndpointInvalid` naming the Secret key and the rule, never the value; inline values
+/// are quoted as before (they are in the spec anyway).
+#[test]
+fn an_invalid_endpoint_from_a_secret_is_never_quoted() {
+    let named = "the value of Key 'endpoint' in Secret 's' of Namespace 'default'";
+    for (protocol, endpoint, expected) in [
+        ("grpc", format!("{MARKER}.example"), "missing port".to_string()),
+        ("grpc", format!("https://{MARKER}:4317/v1"), "gRPC endpoints cannot contain paths".into()),
+        (
+            "grpc",
+            format!("http//{MARKER}:4317"),
+            format!("malformed scheme in {named}: write 'http://' or 'https://' (or no scheme: host:port)"),
+        ),
+        ("grpc", format!("{MARKER}:99999"), format!("failed to parse {named} as a URL: invalid port number")),
+        (
+            "grpc",
+            format!("{MARKER} x:4317"),
+            format!("failed to parse {named} as a URL: invalid domain character"),
+        ),
+        (
+            "http",
+            format!("http://{MARKER}:4318/a\nb"),
+            format!("{named} is not a valid HTTP URI: invalid uri character"),
+        ),
+        (
+            "http",
+            format!("http://{MARKER}:4318/\u{1}"),
+            format!("{named} is not a valid HTTP URI: invalid uri character"),
+        ),
+        ("http", format!("{MARKER}:4318"), "missing or unsupported protocol scheme".into()),
+    ] {
+        let e = only_error(&with_secret(protocol, "", &[("endpoint", &endpoint)]));
+        assert_eq!(e.reason, Reason::EndpointInvalid, "{endpoint:?}");
+        assert_eq!(e.message, format!("OTLP output endpoint invalid: {expected}"), "{endpoint:?}");
+        assert!(!format!("{e:?}").contains(MARKER), "{e:?}");
+    }
+    let inline = only_error(&pipeline("endpoint: {value: 'http//collector:4317'}"));
+    assert!(inline.message.contains("'http//collector:4317'"), "{}", inline.message);
+}
+
+/// Scenario: an OAuth2 token URL from a Secret that is not a URL, has another scheme, or holds a
+/// line break; and a client secret holding a line break.
+/// Guarantees: the token URLs are `EndpointInvalid` on the tokenURL field, named by their key and
+/// never quoted; the client secret runs (it is sent encoded, never as a raw header value).
+#[test]
+fn an_invalid_token_url_from_a_secret_is_endpoint_invalid() {
+    let oauth = "authentication: {oauth2: {tokenURL: {valueFrom: {secretKeyRef: {name: s, namespace: default, key: url}}}, clientID: {value: i}, clientSecret: {valueFrom: {secretKeyRef: {name: s, namespace: default, key: secret}}}}}";
+    for url in [MARKER.to_string(), format!("ftp://{MARKER}/t"), format!("https://{MARKER}/t\r\n")] {
+        let yaml = with_secret("grpc", oauth, &[("endpoint", "b:4317"), ("url", &url), ("secret", "s")]);
+        let e = only_error(&yaml);
+        assert_eq!(e.reason, Reason::EndpointInvalid, "{url:?}");
+        assert_eq!(e.field, "spec.output.otlp.authentication.oauth2.tokenURL");
+        assert!(
+            e.message.starts_with(
+                "OAuth2 token URL invalid: the value of Key 'url' in Secret 's' of Namespace 'default' is "
+            ),
+            "{}",
+            e.message
+        );
+        assert!(!format!("{e:?}").contains(MARKER), "{e:?}");
+    }
+    let yaml = with_secret(
+        "grpc",
+        oauth,
+        &[("endpoint", "b:4317"), ("url", "https://auth/t"), ("secret", &format!("{MARKER}\r\n"))],
+    );
+    assert!(resolve_yaml(&yaml).statuses[0].result.is_ok());
+}

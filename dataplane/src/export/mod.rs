@@ -102,6 +102,26 @@ pub enum BuildError {
     OAuth2WithoutTls,
 }
 
+impl BuildError {
+    /// The condition reason and the field it concerns, as the manager would report them. The
+    /// contract's validation refuses all of these first; this is the gateway's backstop, so that a
+    /// pipeline it cannot build is reported under the right reason, and no message carries a value
+    /// (the errors name fields and keys, never what a Secret holds).
+    pub fn reason(&self) -> (tracegw_contract::Reason, &'static str) {
+        use tracegw_contract::Reason;
+        match self {
+            BuildError::Tls(_) => (Reason::TlsConfigurationInvalid, "spec.output.otlp.tls"),
+            BuildError::Url(_) => (Reason::EndpointInvalid, "spec.output.otlp.endpoint"),
+            BuildError::Header(_) => (Reason::HeaderInvalid, "spec.output.otlp.headers"),
+            BuildError::Processing(e) => (e.reason, "spec"),
+            BuildError::OAuth2(_) => {
+                (Reason::EndpointInvalid, "spec.output.otlp.authentication.oauth2.tokenURL")
+            }
+            BuildError::OAuth2WithoutTls => (Reason::SpecInvalid, "spec.output.otlp.authentication.oauth2"),
+        }
+    }
+}
+
 /// One failed attempt. Retryability is data: the pipeline decides from it whether to try again.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -321,12 +341,10 @@ impl Exporter {
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
         if let Some(source) = &self.oauth2 {
-            // The token request is bounded by its own timeout; the export's starts after it.
+            // The token request is bounded by its own timeout; the export's starts after it. The
+            // Collector names the token URL here; it may come from a Secret, so it is left out.
             let authorization = source.authorization().await.map_err(|e| {
-                ExportError::retryable(format!(
-                    "failed to get security token from token endpoint (endpoint \"{}\"): {e}",
-                    source.token_url()
-                ))
+                ExportError::retryable(format!("failed to get security token from token endpoint: {e}"))
             })?;
             request.headers_mut().insert(http::header::AUTHORIZATION, authorization);
         }

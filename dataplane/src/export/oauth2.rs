@@ -227,7 +227,8 @@ impl<F: Fetch> TokenSource<F> {
         match self.fetcher.fetch().await {
             Ok(token) => {
                 self.observer.fetched.inc();
-                tracing::debug!(exporter = %self.observer.exporter_id, token_url = %self.token_url, "OAuth2 token fetched");
+                // The token URL may come from a Secret: logs name the exporter, never the URL.
+                tracing::debug!(exporter = %self.observer.exporter_id, "OAuth2 token fetched");
                 let authorization = token.authorization.clone();
                 *cached = Some(token);
                 Ok(authorization)
@@ -235,7 +236,7 @@ impl<F: Fetch> TokenSource<F> {
             Err(error) => {
                 self.observer.failed.inc();
                 tracing::warn!(
-                    exporter = %self.observer.exporter_id, token_url = %self.token_url, error = %error,
+                    exporter = %self.observer.exporter_id, error = %error,
                     "cannot get an OAuth2 token; the export will be retried"
                 );
                 Err(error)

@@ -643,6 +643,70 @@ mod tests {
         router.shutdown(Duration::ZERO).await;
     }
 
+    /// Scenario: pipeline `p` holds 20 spans for a backend that refuses every connection when a
+    /// reload changes its endpoint (to another dead one), so it drains in the background under the
+    /// same exporter id while its successor runs; the queue holds 30 spans.
+    /// Guarantees: `/metrics` shows the successor's queue alone (0, then the 20 spans it takes), and
+    /// the successor takes 20 spans, which a queue counted together with its predecessor's (40 of
+    /// 30) would have refused.
+    #[tokio::test]
+    async fn a_draining_predecessor_does_not_fill_its_successors_queue() {
+        let mut settings = PipelineSettings { queue_capacity_spans: 30, ..PipelineSettings::default() };
+        settings.batch.max_spans = 30;
+        let metrics = Metrics::default();
+        let registry = metrics.registry();
+        let router = Router::new(settings, metrics.clone());
+        let snapshot = |version: u64, port: u16| tracegw_contract::Snapshot {
+            version,
+            pipelines: vec![PipelineConfig {
+                name: "p".into(),
+                output: OtlpOutputConfig {
+                    protocol: Protocol::Http,
+                    url: format!("http://127.0.0.1:{port}/v1/traces"),
+                    compression: Compression::None,
+                    headers: vec![],
+                    tls: TlsConfig::default(),
+                    oauth2: None,
+                },
+                transform: vec![],
+                filter: vec![],
+            }],
+            enrichment: None,
+        };
+        let queue_size = || {
+            crate::metrics::render(&registry)
+                .lines()
+                .find(|l| {
+                    l.starts_with("otelcol_exporter_queue_size{exporter=\"otlp_http/tracepipeline-p\"}")
+                })
+                .map(str::to_string)
+        };
+        let dead_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+
+        assert!(router.apply(&snapshot(1, dead_port())).failed.is_empty());
+        assert!(router.load().pipelines[0].try_enqueue(&request(20)));
+        let predecessor = Arc::clone(&router.load().pipelines[0]);
+        assert_eq!(
+            queue_size().as_deref(),
+            Some("otelcol_exporter_queue_size{exporter=\"otlp_http/tracepipeline-p\"} 20")
+        );
+
+        let report = router.apply(&snapshot(2, dead_port()));
+        assert_eq!((report.started, report.stopped), (vec!["p".to_string()], vec!["p".to_string()]));
+        assert_eq!(predecessor.metrics.queue_size.get(), 20, "the predecessor still drains its spans");
+        drop(predecessor);
+        assert_eq!(
+            queue_size().as_deref(),
+            Some("otelcol_exporter_queue_size{exporter=\"otlp_http/tracepipeline-p\"} 0")
+        );
+        assert!(router.load().pipelines[0].try_enqueue(&request(20)), "the successor's queue is empty");
+        assert_eq!(
+            queue_size().as_deref(),
+            Some("otelcol_exporter_queue_size{exporter=\"otlp_http/tracepipeline-p\"} 20")
+        );
+        router.shutdown(Duration::ZERO).await;
+    }
+
     /// A scanned request of `spans` spans with large attributes.
     fn request(spans: usize) -> Arc<TraceData> {
         let body = prost::Message::encode_to_vec(&crate::testing::sample_request(1, spans, 4, 200));

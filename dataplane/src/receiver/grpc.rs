@@ -20,17 +20,22 @@ use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracegw_runtime::AcceptBackoff;
 
 use super::inline::{Inline, StreamQueue};
-use super::{CONNECTION_DRAIN_TIMEOUT, ExportSink, IngestError, RETRY_AFTER, Transport};
-use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES, PooledBuf};
-use crate::compression::{self, DecompressError, Encoding};
+use super::limits::{self, Activity, Watched};
+use super::{
+    CONNECTION_DRAIN_TIMEOUT, ExportSink, IngestError, RETRY_AFTER, ReadError, Receiving, Transport,
+};
+use crate::budget::Reservation;
+use crate::buffer::{MAX_POOLED_BUFFER_BYTES, PooledBuf};
+use crate::compression::Encoding;
 use crate::socket::ReadAhead;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -54,8 +59,7 @@ const MAX_RECEIVE_FRAME_BYTES: u32 = 256 * 1024;
 #[derive(Debug)]
 pub struct TraceService<S> {
     sink: Arc<S>,
-    max_request_bytes: usize,
-    pool: Arc<BufferPool>,
+    receiving: Arc<Receiving>,
 }
 
 /// The successful unary response body: the empty message, then `grpc-status: 0` in the trailers.
@@ -69,16 +73,15 @@ struct OkBody {
 #[derive(Debug)]
 enum Reading {
     Prefix { bytes: [u8; MESSAGE_PREFIX_BYTES], have: usize },
-    Payload { compressed: bool, len: usize, buf: PooledBuf },
+    Payload { compressed: bool, len: usize, buf: PooledBuf, reservation: Reservation },
 }
 
 // === impl TraceService ===
 
 impl<S> TraceService<S> {
-    /// A service feeding `sink`, refusing messages larger than `max_request_bytes` after
-    /// decompression.
-    pub fn new(sink: Arc<S>, max_request_bytes: usize) -> Self {
-        Self { sink, max_request_bytes, pool: BufferPool::new(DEFAULT_POOLED_BUFFERS) }
+    /// A service feeding `sink`, held to the limits of `receiving`.
+    pub fn new(sink: Arc<S>, receiving: Arc<Receiving>) -> Self {
+        Self { sink, receiving }
     }
 }
 
@@ -93,22 +96,70 @@ impl<S: ExportSink> TraceService<S> {
             return Status::unimplemented("unknown method").into_http();
         }
         let message = match request_encoding(request.headers()) {
-            Ok(encoding) => {
-                read_message(request.into_body(), encoding, self.max_request_bytes, &self.pool).await
-            }
-            Err(status) => Err(status),
+            Ok(encoding) => read_message(request.into_body(), encoding, &self.receiving).await,
+            Err(status) => Err(Refusal::Status(status)),
         };
         let body = match message {
             Ok(body) => body,
-            Err(status) => {
+            Err(Refusal::Status(status)) => {
                 self.sink.count_failure(Transport::Grpc);
                 return status.into_http();
             }
+            Err(Refusal::Read(e)) => return self.refuse(e).into_http(),
         };
         match self.sink.export(Transport::Grpc, body, peer).await {
             Ok(()) => ok_response(),
             Err(e) => status_of(e).into_http(),
         }
+    }
+}
+
+impl<S: ExportSink> TraceService<S> {
+    /// The status for a message that could not be read, counted.
+    fn refuse(&self, error: ReadError) -> Status {
+        match error {
+            ReadError::OverBudget => {
+                self.sink.count_refused(Transport::Grpc);
+                self.receiving.count_over_budget(Transport::Grpc);
+            }
+            ReadError::Stalled(_) => {
+                self.sink.count_failure(Transport::Grpc);
+                self.receiving.listener(Transport::Grpc).body_timeouts.inc();
+            }
+            ReadError::TooLarge { .. } | ReadError::Malformed(_) => self.sink.count_failure(Transport::Grpc),
+        }
+        Refusal::Read(error).into_status()
+    }
+}
+
+/// Why a message was not read: a protocol error with its status, or a limit.
+#[derive(Debug)]
+enum Refusal {
+    Status(Status),
+    Read(ReadError),
+}
+
+impl Refusal {
+    /// What the client is told: RESOURCE_EXHAUSTED over the limit, UNAVAILABLE with a retry delay
+    /// over the memory budget, DEADLINE_EXCEEDED for a stalled message, INTERNAL for bad framing.
+    fn into_status(self) -> Status {
+        match self {
+            Refusal::Status(status) => status,
+            Refusal::Read(ReadError::TooLarge { limit }) => too_large(limit),
+            Refusal::Read(e @ ReadError::OverBudget) => Status::with_error_details(
+                Code::Unavailable,
+                e.to_string(),
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            ),
+            Refusal::Read(e @ ReadError::Stalled(_)) => Status::deadline_exceeded(e.to_string()),
+            Refusal::Read(ReadError::Malformed(message)) => Status::internal(message),
+        }
+    }
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
     }
 }
 
@@ -143,40 +194,61 @@ impl http_body::Body for OkBody {
 // === free functions ===
 
 /// Serves OTLP/gRPC on `listener` until `shutdown` fires, then lets open connections finish for a
-/// few seconds. Each connection's calls run in the connection's own task ([`Inline`]).
+/// few seconds. Each connection's calls run in the connection's own task ([`Inline`]); connections
+/// are held to the limits of the service's [`Receiving`] ([`limits`]).
 pub async fn serve<S: ExportSink>(
     listener: TcpListener,
     service: TraceService<S>,
     shutdown: CancellationToken,
 ) {
+    let receiving = Arc::clone(&service.receiving);
+    let listener_limits = Arc::clone(receiving.listener(Transport::Grpc));
+    let limits = *listener_limits.limits();
     let service = Arc::new(service);
-    let graceful = GracefulShutdown::new();
-    while let Some((stream, peer)) = super::accept(&listener, &shutdown, "OTLP/gRPC").await {
+    let connections = TaskTracker::new();
+    let mut backoff = AcceptBackoff::new("otlp-grpc");
+    while let Some((stream, peer, slot)) =
+        super::accept(&listener, &shutdown, &receiving, Transport::Grpc, &mut backoff).await
+    {
         let queue = StreamQueue::default();
         let mut builder = hyper::server::conn::http2::Builder::new(queue.clone());
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .max_frame_size(MAX_RECEIVE_FRAME_BYTES)
+            .keep_alive_interval(limits.keepalive_interval)
+            .keep_alive_timeout(limits.keepalive_timeout)
             // gRPC servers (grpc-go behind the Collector's receiver) send no `date`; hyper's would be
             // a clock read, a header insert and an HPACK encoding on every answer.
             .auto_date_header(false);
         let service = Arc::clone(&service);
         let peer = Some(peer.ip());
+        let activity = Arc::new(Activity::default());
+        let requests = Arc::clone(&activity);
         let calls = hyper::service::service_fn(move |request| {
             let service = Arc::clone(&service);
-            async move { Ok::<_, Infallible>(service.handle(request, peer).await) }
+            let running = requests.start();
+            async move {
+                let response = service.handle(request, peer).await;
+                drop(running);
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(ReadAhead::new(stream)), calls);
-        let connection = Inline::new(graceful.watch(connection), queue);
-        tokio::spawn(async move {
+        let watched = Watched::new(connection, activity, shutdown.clone(), Arc::clone(&listener_limits));
+        let connection = Inline::new(watched, queue);
+        let listener_limits = Arc::clone(&listener_limits);
+        connections.spawn(async move {
             if let Err(e) = connection.await {
+                listener_limits.count_connection_error(&e);
                 tracing::debug!(error = %e, "OTLP/gRPC connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, connections.wait()).await;
 }
 
 /// The request's `grpc-encoding`; `None` for identity.
@@ -201,19 +273,22 @@ fn request_encoding(headers: &HeaderMap) -> Result<Option<Encoding>, Status> {
 }
 
 /// Reads the one message of a unary call into a pooled buffer, decompressing it if it is flagged.
-async fn read_message<B>(
-    body: B,
-    encoding: Option<Encoding>,
-    limit: usize,
-    pool: &Arc<BufferPool>,
-) -> Result<Bytes, Status>
+/// Its bytes are counted against the memory budget as they arrive; a message that stops arriving
+/// for the body deadline is abandoned.
+async fn read_message<B>(body: B, encoding: Option<Encoding>, receiving: &Receiving) -> Result<Bytes, Refusal>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let limit = receiving.max_request_bytes();
+    let stall = receiving.listener(Transport::Grpc).limits().body_idle_timeout;
     let mut body = pin!(body);
     let mut reading = Reading::Prefix { bytes: [0; MESSAGE_PREFIX_BYTES], have: 0 };
-    while let Some(frame) = body.frame().await {
+    loop {
+        let Some(next) = limits::within(body.frame(), stall).await else {
+            return Err(Refusal::Read(ReadError::Stalled(stall)));
+        };
+        let Some(frame) = next else { break };
         let frame = frame.map_err(|e| Status::internal(format!("cannot read the request: {}", e.into())))?;
         let Ok(mut data) = frame.into_data() else {
             continue;
@@ -226,37 +301,38 @@ where
                     data.advance(n);
                     *have += n;
                     if *have == MESSAGE_PREFIX_BYTES {
-                        reading = start_payload(*bytes, encoding, limit, pool)?;
+                        reading = start_payload(*bytes, encoding, limit, receiving)?;
                     }
                 }
-                Reading::Payload { len, buf, .. } if buf.len() < *len => {
+                Reading::Payload { len, buf, reservation, .. } if buf.len() < *len => {
                     let n = (*len - buf.len()).min(data.len());
+                    if !reservation.try_grow(n) {
+                        return Err(Refusal::Read(ReadError::OverBudget));
+                    }
                     buf.extend_from_slice(&data[..n]);
                     data.advance(n);
                 }
                 Reading::Payload { .. } => {
                     return Err(Status::internal(
                         "grpc: client streaming protocol violation: a unary call carries one message",
-                    ));
+                    )
+                    .into());
                 }
             }
         }
     }
     match reading {
-        Reading::Prefix { have: 0, .. } => Err(Status::internal("Missing request message.")),
-        Reading::Payload { compressed, len, buf } if buf.len() == len => {
+        Reading::Prefix { have: 0, .. } => Err(Status::internal("Missing request message.").into()),
+        Reading::Payload { compressed, len, mut buf, reservation } if buf.len() == len => {
+            buf.charge(reservation);
             if !compressed {
                 return Ok(buf.freeze());
             }
             // start_payload refuses a flagged message without an encoding.
             let encoding = encoding.unwrap_or(Encoding::Identity);
-            match compression::decompress_pooled(encoding, buf.as_ref(), limit, pool) {
-                Ok(inflated) => Ok(inflated),
-                Err(DecompressError::TooLarge { .. }) => Err(too_large(limit)),
-                Err(e) => Err(Status::internal(e.to_string())),
-            }
+            receiving.decompress(encoding, buf).await.map_err(Refusal::Read)
         }
-        _ => Err(Status::internal("Unexpected EOF decoding stream.")),
+        _ => Err(Status::internal("Unexpected EOF decoding stream.").into()),
     }
 }
 
@@ -265,29 +341,32 @@ fn start_payload(
     prefix: [u8; MESSAGE_PREFIX_BYTES],
     encoding: Option<Encoding>,
     limit: usize,
-    pool: &Arc<BufferPool>,
-) -> Result<Reading, Status> {
+    receiving: &Receiving,
+) -> Result<Reading, Refusal> {
     let compressed = match prefix[0] {
         0 => false,
         1 if encoding.is_some() => true,
         1 => {
             return Err(Status::internal(
                 "protocol error: received message with compressed-flag but no grpc-encoding was specified",
-            ));
+            )
+            .into());
         }
         flag => {
             return Err(Status::internal(format!(
                 "protocol error: received message with invalid compression flag: {flag} (valid flags are 0 and 1)"
-            )));
+            ))
+            .into());
         }
     };
     let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
     if len > limit {
-        return Err(too_large(limit));
+        return Err(Refusal::Read(ReadError::TooLarge { limit }));
     }
     // Sized by the prefix, but only up to what the pool keeps: a client that announces 64 MiB and
-    // sends 1 KiB must not make the gateway reserve 64 MiB.
-    Ok(Reading::Payload { compressed, len, buf: pool.take(len.min(MAX_POOLED_BUFFER_BYTES)) })
+    // sends 1 KiB must not make the gateway reserve 64 MiB. The budget is charged as bytes arrive.
+    let buf = receiving.pool().take(len.min(MAX_POOLED_BUFFER_BYTES));
+    Ok(Reading::Payload { compressed, len, buf, reservation: receiving.reserve() })
 }
 
 fn too_large(limit: usize) -> Status {
@@ -340,13 +419,17 @@ mod tests {
         http_body_util::StreamBody::new(futures::stream::iter(frames))
     }
 
-    fn read(
+    fn read(chunks: Vec<Vec<u8>>, encoding: Option<Encoding>) -> Result<Bytes, Status> {
+        read_with(chunks, encoding, &Receiving::unmetered(LIMIT_BYTES))
+    }
+
+    fn read_with(
         chunks: Vec<Vec<u8>>,
         encoding: Option<Encoding>,
-        pool: &Arc<BufferPool>,
+        receiving: &Receiving,
     ) -> Result<Bytes, Status> {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(read_message(body(chunks), encoding, LIMIT_BYTES, pool))
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(read_message(body(chunks), encoding, receiving)).map_err(Refusal::into_status)
     }
 
     fn gzip(payload: &[u8]) -> Vec<u8> {
@@ -377,13 +460,12 @@ mod tests {
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
             compressed in any::<bool>(),
         ) {
-            let pool = BufferPool::new(4);
             let (wire, encoding) = if compressed {
                 (frame(true, &gzip(&payload)), Some(Encoding::Gzip))
             } else {
                 (frame(false, &payload), None)
             };
-            let read = read(split(&wire, &cuts), encoding, &pool).unwrap();
+            let read = read(split(&wire, &cuts), encoding).unwrap();
             prop_assert_eq!(&read[..], &payload[..]);
         }
     }
@@ -393,7 +475,6 @@ mod tests {
     /// Guarantees: each is refused with INTERNAL and a message saying what was wrong.
     #[test]
     fn malformed_streams_are_internal_errors() {
-        let pool = BufferPool::new(4);
         let cases: Vec<Case> = vec![
             (vec![], None, "Missing request message"),
             (vec![vec![]], None, "Missing request message"),
@@ -416,7 +497,7 @@ mod tests {
             (vec![frame(true, b"not gzip at all")], Some(Encoding::Gzip), "cannot decompress gzip"),
         ];
         for (chunks, encoding, expected) in cases {
-            let status = read(chunks.clone(), encoding, &pool).unwrap_err();
+            let status = read(chunks.clone(), encoding).unwrap_err();
             assert_eq!(status.code(), Code::Internal, "{chunks:?}: {status:?}");
             assert!(status.message().contains(expected), "{chunks:?}: {}", status.message());
         }
@@ -427,13 +508,12 @@ mod tests {
     /// Guarantees: RESOURCE_EXHAUSTED in both cases, the first before any payload is read.
     #[test]
     fn oversized_messages_are_resource_exhausted() {
-        let pool = BufferPool::new(4);
         let announced = [vec![0], ((LIMIT_BYTES + 1) as u32).to_be_bytes().to_vec()].concat();
-        let status = read(vec![announced], None, &pool).unwrap_err();
+        let status = read(vec![announced], None).unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         let bomb = gzip(&vec![0u8; LIMIT_BYTES * 4]);
         assert!(bomb.len() < LIMIT_BYTES / 10);
-        let status = read(vec![frame(true, &bomb)], Some(Encoding::Gzip), &pool).unwrap_err();
+        let status = read(vec![frame(true, &bomb)], Some(Encoding::Gzip)).unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     }
 
@@ -490,7 +570,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, TraceService::new(sink, LIMIT_BYTES), stop.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            TraceService::new(sink, Receiving::unmetered(LIMIT_BYTES)),
+            stop.clone(),
+        ));
         (addr, stop, server)
     }
 
@@ -589,22 +673,53 @@ mod tests {
 
     /// Scenario: a zstd-compressed message and a plain one are read, then every slice of them is
     /// dropped.
-    /// Guarantees: zstd is inflated, and both receive buffers go back to the pool for the next request.
+    /// Guarantees: zstd is inflated, both receive buffers go back to the pool for the next request,
+    /// and the memory budget is charged exactly for the live messages until their last slice goes.
     #[test]
     fn buffers_return_to_the_pool() {
-        let pool = BufferPool::new(4);
+        let receiving = Receiving::unmetered(LIMIT_BYTES);
+        let (pool, budget) = (receiving.pool(), receiving.budget());
         let payload = b"spans spans spans spans".repeat(50);
         let zstd = zstd::encode_all(&payload[..], 1).unwrap();
-        let read_zstd = read(vec![frame(true, &zstd)], Some(Encoding::Zstd), &pool).unwrap();
+        let read_zstd = read_with(vec![frame(true, &zstd)], Some(Encoding::Zstd), &receiving).unwrap();
         assert_eq!(&read_zstd[..], &payload[..]);
-        let plain = read(vec![frame(false, &payload)], None, &pool).unwrap();
+        assert_eq!(budget.in_use(), payload.len(), "only the inflated message is charged");
+        let plain = read_with(vec![frame(false, &payload)], None, &receiving).unwrap();
         let slice = plain.slice(10..20);
         drop(plain);
         // The compressed input went back at once and was reused for the plain message.
         assert_eq!(pool.available(), 0);
         drop(read_zstd);
         assert_eq!(pool.available(), 1);
+        assert_eq!(budget.in_use(), payload.len(), "a live slice keeps its message charged");
         drop(slice);
         assert_eq!(pool.available(), 2);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    /// Scenario: a snappy-compressed message of zero bytes (what snappy's framing writer makes of an
+    /// empty message; found by the gRPC fuzz target).
+    /// Guarantees: it reads as the empty message, as grpc-go's snappy reader takes it.
+    #[test]
+    fn an_empty_snappy_message_is_empty() {
+        let read = read(vec![frame(true, b"")], Some(Encoding::Snappy)).unwrap();
+        assert!(read.is_empty());
+    }
+
+    /// Scenario: a 1,000-byte message read against a budget with room for 600 bytes.
+    /// Guarantees: it is refused with UNAVAILABLE and a retry delay, and nothing stays charged.
+    #[test]
+    fn messages_over_the_budget_are_unavailable() {
+        let settings = super::super::ReceiverSettings {
+            max_request_bytes: LIMIT_BYTES,
+            memory_budget_bytes: Some(600),
+            ..Default::default()
+        };
+        let receiving = Receiving::new(&settings, &crate::metrics::Metrics::default());
+        let status = read_with(vec![frame(false, &[7; 1000])], None, &receiving).unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(status.get_error_details().retry_info().is_some());
+        assert_eq!(receiving.budget().in_use(), 0);
+        assert!(read_with(vec![frame(false, &[7; 500])], None, &receiving).is_ok());
     }
 }

@@ -11,7 +11,7 @@ use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -19,10 +19,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracegw_runtime::AcceptBackoff;
 
-use super::{CONNECTION_DRAIN_TIMEOUT, ExportSink, IngestError, RETRY_AFTER, Transport};
-use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS, MAX_POOLED_BUFFER_BYTES};
-use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DecompressError, Encoding};
+use super::limits::{self, Activity, Watched};
+use super::{
+    CONNECTION_DRAIN_TIMEOUT, ExportSink, INLINE_JSON_BYTES, IngestError, JSON_DECODE_BYTES_PER_BYTE,
+    RETRY_AFTER, ReadError, Receiving, Transport,
+};
+use crate::budget::Reservation;
+use crate::buffer::MAX_POOLED_BUFFER_BYTES;
+use crate::compression::{self, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, Encoding};
 use crate::socket::ReadAhead;
 use crate::wire::RpcStatus;
 
@@ -46,8 +53,19 @@ enum Format {
 #[derive(Debug)]
 struct Server<S> {
     sink: Arc<S>,
-    max_request_bytes: usize,
-    pool: Arc<BufferPool>,
+    receiving: Arc<Receiving>,
+}
+
+/// A JSON request re-encoded as protobuf, counted against the memory budget while it lives.
+struct Charged {
+    encoded: Vec<u8>,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.encoded
+    }
 }
 
 // === impl Server ===
@@ -85,6 +103,7 @@ impl<S: ExportSink> Server<S> {
         let accept = header_str(&request, ACCEPT_ENCODING);
         let reply_encoding =
             (encoding != Encoding::Identity && accept.contains(encoding.as_str())).then_some(encoding);
+        let limit = self.receiving.max_request_bytes();
         let too_large = || {
             self.sink.count_failure(Transport::Http);
             error(
@@ -92,52 +111,96 @@ impl<S: ExportSink> Server<S> {
                 reply_encoding,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 CODE_RESOURCE_EXHAUSTED,
-                &format!("request body exceeds {} bytes", self.max_request_bytes),
+                &format!("request body exceeds {limit} bytes"),
             )
         };
         let bad_request = |message: &str| {
             self.sink.count_failure(Transport::Http);
             error(format, reply_encoding, StatusCode::BAD_REQUEST, CODE_INVALID_ARGUMENT, message)
         };
+        let over_budget = || {
+            self.sink.count_refused(Transport::Http);
+            self.receiving.count_over_budget(Transport::Http);
+            let mut r = error(
+                format,
+                reply_encoding,
+                StatusCode::SERVICE_UNAVAILABLE,
+                CODE_UNAVAILABLE,
+                &ReadError::OverBudget.to_string(),
+            );
+            r.headers_mut().insert(RETRY_AFTER_HEADER, HeaderValue::from(RETRY_AFTER.as_secs()));
+            r
+        };
+        let refused = |e: ReadError| match e {
+            ReadError::TooLarge { .. } => too_large(),
+            ReadError::OverBudget => over_budget(),
+            ReadError::Stalled(_) => {
+                self.receiving.listener(Transport::Http).body_timeouts.inc();
+                self.sink.count_failure(Transport::Http);
+                error(format, reply_encoding, StatusCode::REQUEST_TIMEOUT, CODE_UNAVAILABLE, &e.to_string())
+            }
+            ReadError::Malformed(message) => bad_request(&message),
+        };
+        // A declared length over the limit is refused before anything is read, and one within it is
+        // reserved against the memory budget up front: a body that cannot fit is never read.
+        let declared = header_str(&request, http::header::CONTENT_LENGTH).parse::<usize>().ok();
+        let mut reservation = self.receiving.reserve();
+        if let Some(declared) = declared {
+            if declared > limit {
+                return too_large();
+            }
+            if !reservation.try_grow(declared) {
+                return over_budget();
+            }
+        }
         // Read once into a pooled buffer. A declared length sizes it, but only up to what the pool keeps:
         // a client that claims 64 MiB and sends 1 KiB must not make us reserve 64 MiB.
-        let declared = header_str(&request, http::header::CONTENT_LENGTH).parse::<usize>().unwrap_or(0);
-        let mut raw = self.pool.take(declared.min(MAX_POOLED_BUFFER_BYTES));
+        let mut raw = self.receiving.pool().take(declared.unwrap_or(0).min(MAX_POOLED_BUFFER_BYTES));
         let mut incoming = request.into_body();
-        while let Some(frame) = incoming.frame().await {
+        let stall = self.receiving.listener(Transport::Http).limits().body_idle_timeout;
+        loop {
+            let Some(next) = limits::within(incoming.frame(), stall).await else {
+                return refused(ReadError::Stalled(stall));
+            };
+            let Some(frame) = next else { break };
             let data = match frame {
                 Ok(frame) => frame.into_data().unwrap_or_default(),
                 Err(e) => return bad_request(&format!("cannot read body: {e}")),
             };
-            if raw.len() + data.len() > self.max_request_bytes {
+            let len = raw.len() + data.len();
+            if len > limit {
                 return too_large();
+            }
+            if !reservation.try_grow_to(len) {
+                return over_budget();
             }
             raw.extend_from_slice(&data);
         }
+        raw.charge(reservation);
         let body = if encoding == Encoding::Identity {
             raw.freeze()
         } else {
-            match compression::decompress_pooled(encoding, raw.as_ref(), self.max_request_bytes, &self.pool) {
+            match self.receiving.decompress(encoding, raw).await {
                 Ok(inflated) => inflated,
-                Err(DecompressError::TooLarge { .. }) => return too_large(),
-                Err(e) => return bad_request(&e.to_string()),
+                Err(e) => return refused(e),
             }
         };
         let body = match format {
             Format::Protobuf => body,
-            Format::Json => match serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
-                Ok(req) => Bytes::from(req.encode_to_vec()),
-                Err(e) => return bad_request(&format!("invalid OTLP JSON: {e}")),
+            Format::Json => match self.json_to_protobuf(body).await {
+                Ok(Ok(encoded)) => encoded,
+                Ok(Err(message)) => return bad_request(&message),
+                Err(e) => return refused(e),
             },
         };
         match self.sink.export(Transport::Http, body, Some(peer.ip())).await {
             Ok(()) => {
-                let response = ExportTraceServiceResponse { partial_success: None };
+                // A full success carries no partial success: `{}` in OTLP/JSON, as the Collector
+                // answers (serde would write `{"partialSuccess":null}`), and no bytes in protobuf.
+                const JSON_FULL_SUCCESS: &[u8] = b"{}";
                 let payload = match format {
-                    Format::Protobuf => Bytes::from(response.encode_to_vec()),
-                    Format::Json => {
-                        Bytes::from(serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()))
-                    }
+                    Format::Protobuf => Bytes::from(ExportTraceServiceResponse::default().encode_to_vec()),
+                    Format::Json => Bytes::from_static(JSON_FULL_SUCCESS),
                 };
                 respond(StatusCode::OK, format, reply_encoding, payload)
             }
@@ -160,32 +223,82 @@ impl<S: ExportSink> Server<S> {
     }
 }
 
+impl<S> Server<S> {
+    /// Decodes an OTLP/JSON request and encodes it as protobuf; a large body is decoded on a
+    /// heavy-work thread. The decoding's memory is counted against the budget while it runs, and the
+    /// encoded request's while it lives. The inner error is the client's (400), the outer the
+    /// gateway's (503).
+    async fn json_to_protobuf(&self, body: Bytes) -> Result<Result<Bytes, String>, ReadError> {
+        let inline = body.len() <= INLINE_JSON_BYTES;
+        let mut reservation = self.receiving.reserve();
+        if !reservation.try_grow(body.len().saturating_mul(JSON_DECODE_BYTES_PER_BYTE)) {
+            return Err(ReadError::OverBudget);
+        }
+        let decode = move || {
+            let encoded = serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+                .map(|request| request.encode_to_vec())
+                .map_err(|e| format!("invalid OTLP JSON: {e}"))?;
+            drop(body);
+            reservation.shrink_to(encoded.len());
+            Ok(Bytes::from_owner(Charged { encoded, _reservation: reservation }))
+        };
+        if inline {
+            return Ok(decode());
+        }
+        self.receiving.heavy(decode).await.ok_or_else(|| ReadError::Malformed("decoding failed".into()))
+    }
+}
+
 // === free functions ===
 
-/// Serves until `shutdown` fires, then lets open connections finish for a few seconds.
+/// Serves until `shutdown` fires, then lets open connections finish for a few seconds. Connections
+/// are held to the limits in `receiving` ([`limits`]).
 pub async fn serve<S: ExportSink>(
     listener: TcpListener,
     sink: Arc<S>,
-    max_request_bytes: usize,
+    receiving: Arc<Receiving>,
     shutdown: CancellationToken,
 ) {
-    let server = Arc::new(Server { sink, max_request_bytes, pool: BufferPool::new(DEFAULT_POOLED_BUFFERS) });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    while let Some((stream, peer)) = super::accept(&listener, &shutdown, "OTLP/HTTP").await {
+    let server = Arc::new(Server { sink, receiving: Arc::clone(&receiving) });
+    let listener_limits = Arc::clone(receiving.listener(Transport::Http));
+    let limits = *listener_limits.limits();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    let connections = TaskTracker::new();
+    let mut backoff = AcceptBackoff::new("otlp-http");
+    while let Some((stream, peer, slot)) =
+        super::accept(&listener, &shutdown, &receiving, Transport::Http, &mut backoff).await
+    {
         let server = Arc::clone(&server);
+        let activity = Arc::new(Activity::default());
+        let requests = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |req| {
             let server = Arc::clone(&server);
-            async move { Ok::<_, std::convert::Infallible>(server.handle(req, peer).await) }
+            let running = requests.start();
+            async move {
+                let response = server.handle(req, peer).await;
+                drop(running);
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(ReadAhead::new(stream)), service).into_owned();
-        let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = watched.await;
+        let watched = Watched::new(connection, activity, shutdown.clone(), Arc::clone(&listener_limits));
+        let listener_limits = Arc::clone(&listener_limits);
+        connections.spawn(async move {
+            if let Err(e) = watched.await {
+                listener_limits.count_connection_error(&*e);
+            }
+            drop(slot);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, connections.wait()).await;
 }
 
 fn header_str(request: &Request<Incoming>, name: http::header::HeaderName) -> &str {

@@ -9,6 +9,7 @@
 pub mod grpc;
 pub mod http;
 mod inline;
+pub mod limits;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -17,9 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracegw_runtime::AcceptBackoff;
 
+use self::limits::{ConnectionLimits, ListenerLimits};
+use crate::budget::{self, MemoryBudget, Reservation};
+use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS};
 use crate::metrics::{Metrics, ReceiverMetrics};
 use crate::pipeline::Router;
 use crate::process::GlobalStages;
@@ -32,9 +39,66 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Open connections get this long to finish their requests once shutdown starts.
 const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause after a failed `accept` (out of file descriptors and the like) before the next attempt.
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Requests whose heavy work (JSON decoding, decompression past [`INLINE_DECOMPRESS_BYTES`]) runs at
+/// once, on threads of their own rather than the data path's worker; the others wait their turn.
+pub const HEAVY_WORK_THREADS: usize = 1;
+/// OTLP/JSON bodies larger than this are decoded off the data path's worker.
+pub const INLINE_JSON_BYTES: usize = 256 * 1024;
+/// Decompression runs on the data path's worker until its output passes this size; a larger body
+/// (or a decompression bomb) is decompressed again off the worker, so no single request holds it
+/// for more than a few milliseconds.
+pub const INLINE_DECOMPRESS_BYTES: usize = 2 * 1024 * 1024;
+/// Memory a JSON body takes while being decoded, per byte of JSON (the decoded request's strings,
+/// vectors and maps, then its protobuf encoding); counted against the budget for the decoding.
+pub const JSON_DECODE_BYTES_PER_BYTE: usize = 5;
 
+/// What the receivers enforce: request size, the memory budget, connection limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiverSettings {
+    /// Largest request accepted, after decompression.
+    pub max_request_bytes: usize,
+    /// The memory budget for request bytes in flight; `None` derives it from the memory limit
+    /// ([`budget::default_budget`]).
+    pub memory_budget_bytes: Option<usize>,
+    /// Deadlines and the connection cap.
+    pub limits: ConnectionLimits,
+}
+
+/// State both receivers of a gateway share: the memory budget, the heavy-work threads, the buffer
+/// pool and each listener's limits.
+#[derive(Debug)]
+pub struct Receiving {
+    max_request_bytes: usize,
+    budget: Arc<MemoryBudget>,
+    heavy: Semaphore,
+    pool: Arc<BufferPool>,
+    grpc: Arc<ListenerLimits>,
+    http: Arc<ListenerLimits>,
+    grpc_memory_refused: Counter,
+    http_memory_refused: Counter,
+    grpc_accept_errors: Counter,
+    http_accept_errors: Counter,
+}
+
+/// A request refused before it reached the sink.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Over the size limit: retrying cannot help.
+    #[error("request larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The memory budget is used up: the client should retry later.
+    #[error("the gateway is short of memory for requests: retry later")]
+    OverBudget,
+    /// The body stopped arriving.
+    #[error("the request body stalled: nothing received for {0:?}")]
+    Stalled(Duration),
+    /// Malformed framing or compression.
+    #[error("{0}")]
+    Malformed(String),
+}
 /// Receiving transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -42,6 +106,18 @@ pub enum Transport {
     Grpc,
     /// OTLP/HTTP.
     Http,
+}
+
+// === impl Transport ===
+
+impl Transport {
+    /// `grpc` or `http`, as metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
 }
 
 /// Why a request was not taken.
@@ -66,6 +142,10 @@ pub trait ExportSink: Send + Sync + 'static {
 
     /// Called for a request refused before it reached [`ExportSink::export`] (unreadable, too large).
     fn count_failure(&self, _transport: Transport) {}
+
+    /// Called for a request refused before it reached [`ExportSink::export`] because the gateway had
+    /// no room for it (the client is told to retry).
+    fn count_refused(&self, _transport: Transport) {}
 }
 
 /// The answer to one request.
@@ -78,6 +158,140 @@ pub struct Ingest {
     stages: GlobalStages,
     grpc: ReceiverMetrics,
     http: ReceiverMetrics,
+}
+
+// === impl ReceiverSettings ===
+
+impl Default for ReceiverSettings {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            memory_budget_bytes: None,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
+// === impl Receiving ===
+
+impl Receiving {
+    /// Shared receiving state for `settings`, counted in `metrics`.
+    pub fn new(settings: &ReceiverSettings, metrics: &Metrics) -> Arc<Self> {
+        let limit = match settings.memory_budget_bytes {
+            Some(bytes) => bytes,
+            None => {
+                let (bytes, source) = budget::default_budget();
+                tracing::info!(budget_bytes = bytes, ?source, "memory budget for request bytes in flight");
+                bytes
+            }
+        };
+        Arc::new(Self {
+            max_request_bytes: settings.max_request_bytes,
+            budget: MemoryBudget::new(
+                limit,
+                metrics.memory_in_use_bytes.clone(),
+                &metrics.memory_budget_bytes,
+            ),
+            heavy: Semaphore::new(HEAVY_WORK_THREADS),
+            pool: BufferPool::new(DEFAULT_POOLED_BUFFERS),
+            grpc: ListenerLimits::new(settings.limits, metrics, "grpc"),
+            http: ListenerLimits::new(settings.limits, metrics, "http"),
+            grpc_memory_refused: metrics.memory_refused("grpc"),
+            http_memory_refused: metrics.memory_refused("http"),
+            grpc_accept_errors: metrics.accept_errors("grpc"),
+            http_accept_errors: metrics.accept_errors("http"),
+        })
+    }
+
+    /// Receiving state with default settings, counted nowhere (tools and tests).
+    pub fn unmetered(max_request_bytes: usize) -> Arc<Self> {
+        Self::new(
+            &ReceiverSettings {
+                max_request_bytes,
+                memory_budget_bytes: Some(budget::FALLBACK_BUDGET_BYTES),
+                ..ReceiverSettings::default()
+            },
+            &Metrics::default(),
+        )
+    }
+
+    /// Largest request accepted, after decompression.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// The memory budget.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// The receive buffer pool.
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// One listener's limits.
+    pub fn listener(&self, transport: Transport) -> &Arc<ListenerLimits> {
+        match transport {
+            Transport::Grpc => &self.grpc,
+            Transport::Http => &self.http,
+        }
+    }
+
+    /// Counts a request refused for want of memory.
+    pub fn count_over_budget(&self, transport: Transport) {
+        match transport {
+            Transport::Grpc => self.grpc_memory_refused.inc(),
+            Transport::Http => self.http_memory_refused.inc(),
+        };
+    }
+
+    fn accept_errors(&self, transport: Transport) -> &Counter {
+        match transport {
+            Transport::Grpc => &self.grpc_accept_errors,
+            Transport::Http => &self.http_accept_errors,
+        }
+    }
+
+    /// An empty reservation to grow as a body arrives.
+    pub fn reserve(&self) -> Reservation {
+        self.budget.empty()
+    }
+
+    /// Runs `work` on a heavy-work thread once one is free; `None` if it panicked.
+    pub async fn heavy<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        // The semaphore is never closed, so acquiring cannot fail; if it did, the work runs anyway.
+        let _permit = self.heavy.acquire().await.ok();
+        tokio::task::spawn_blocking(work).await.ok()
+    }
+
+    /// Decompresses `raw` within the request limit: on the calling task while the output stays small,
+    /// else again on a heavy-work thread. The output is charged to the memory budget.
+    pub async fn decompress(
+        &self,
+        encoding: crate::compression::Encoding,
+        raw: crate::buffer::PooledBuf,
+    ) -> Result<Bytes, ReadError> {
+        use crate::compression::{DecompressError, decompress_charged};
+        let limit = self.max_request_bytes;
+        let inline_limit = limit.min(INLINE_DECOMPRESS_BYTES);
+        let map = |e: DecompressError| match e {
+            DecompressError::TooLarge { .. } => ReadError::TooLarge { limit },
+            e => ReadError::Malformed(e.to_string()),
+        };
+        match decompress_charged(encoding, raw.as_ref(), inline_limit, &self.pool, self.reserve()) {
+            Err(DecompressError::TooLarge { .. }) if limit > inline_limit => {}
+            Err(DecompressError::OverBudget) => return Err(ReadError::OverBudget),
+            other => return other.map_err(map),
+        }
+        let (pool, reservation) = (Arc::clone(&self.pool), self.reserve());
+        let heavy = self.heavy(move || decompress_charged(encoding, raw.as_ref(), limit, &pool, reservation));
+        match heavy.await {
+            Some(Err(DecompressError::OverBudget)) => Err(ReadError::OverBudget),
+            Some(result) => result.map_err(map),
+            None => Err(ReadError::Malformed("decompression failed".into())),
+        }
+    }
 }
 
 // === impl Ingest ===
@@ -143,30 +357,38 @@ impl Ingest {
     }
 }
 
-/// The next connection, with Nagle's algorithm off; `None` once `shutdown` fires. A failed accept is
-/// logged and retried after a pause, and the connections already open keep being served meanwhile.
+/// The next connection, with Nagle's algorithm off; `None` once `shutdown` fires. A failed accept
+/// (out of file descriptors and the like) is counted, logged at a bounded rate, and retried after a
+/// pause that grows while the failures continue (`backoff`, kept by the listener's loop); the
+/// connections already open keep being served. A connection beyond the listener's cap is closed at
+/// once (and counted by [`ListenerLimits::admit`]).
 async fn accept(
     listener: &TcpListener,
     shutdown: &CancellationToken,
-    receiver: &'static str,
-) -> Option<(TcpStream, SocketAddr)> {
+    receiving: &Receiving,
+    transport: Transport,
+    backoff: &mut AcceptBackoff,
+) -> Option<(TcpStream, SocketAddr, limits::ConnectionSlot)> {
+    let errors = receiving.accept_errors(transport);
     loop {
-        let accepted = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return None,
-            accepted = listener.accept() => accepted,
+            accepted = tracegw_runtime::accept_with(backoff, || async {
+                let accepted = listener.accept().await;
+                if accepted.is_err() {
+                    errors.inc();
+                }
+                accepted
+            }) => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                // Responses are small and must not wait for an acknowledgement.
-                let _ = stream.set_nodelay(true);
-                return Some((stream, peer));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, receiver, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
-            }
-        }
+        let Some(slot) = receiving.listener(transport).admit() else {
+            drop(stream);
+            continue;
+        };
+        // Responses are small and must not wait for an acknowledgement.
+        let _ = stream.set_nodelay(true);
+        return Some((stream, peer, slot));
     }
 }
 
@@ -185,5 +407,9 @@ impl ExportSink for Ingest {
 
     fn count_failure(&self, transport: Transport) {
         self.metrics(transport).requests_failure.inc();
+    }
+
+    fn count_refused(&self, transport: Transport) {
+        self.metrics(transport).requests_refused.inc();
     }
 }

@@ -5,11 +5,9 @@ use proptest::prelude::*;
 use prost::Message;
 
 use super::*;
-use crate::testing::{flatten, request_strategy, sample_request};
-
-fn prost_accepts(bytes: &[u8]) -> bool {
-    ExportTraceServiceRequest::decode(bytes).is_ok()
-}
+use crate::testing::{
+    collector_accepts, flatten, request_strategy, request_with_any_ids_strategy, sample_request,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
@@ -23,10 +21,10 @@ proptest! {
     }
 
     /// Scenario: arbitrary bytes.
-    /// Guarantees: no panic; the scanner accepts exactly what prost accepts.
+    /// Guarantees: no panic; the scanner accepts exactly what prost accepts (and the Collector, ids).
     #[test]
     fn random_bytes_agree_with_prost(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        prop_assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes));
+        prop_assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), collector_accepts(&bytes));
     }
 
     /// Scenario: a valid request, truncated or with one byte changed.
@@ -36,10 +34,10 @@ proptest! {
         let encoded = req.encode_to_vec();
         if encoded.is_empty() { return Ok(()); }
         let truncated = &encoded[..cut.index(encoded.len())];
-        prop_assert_eq!(scan(Bytes::copy_from_slice(truncated)).is_ok(), prost_accepts(truncated));
+        prop_assert_eq!(scan(Bytes::copy_from_slice(truncated)).is_ok(), collector_accepts(truncated));
         let mut changed = encoded.clone();
         changed[flip.index(encoded.len())] = to;
-        prop_assert_eq!(scan(Bytes::from(changed.clone())).is_ok(), prost_accepts(&changed));
+        prop_assert_eq!(scan(Bytes::from(changed.clone())).is_ok(), collector_accepts(&changed));
     }
 }
 
@@ -112,7 +110,7 @@ proptest! {
             span.extend(&plain);
         }
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
-        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), prost_accepts(&request), "{:02x?}", span);
+        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), collector_accepts(&request), "{:02x?}", span);
     }
 }
 
@@ -123,7 +121,12 @@ fn span_field_piece() -> impl Strategy<Value = (u8, Vec<u8>)> {
     prop_oneof![
         bytes(16).prop_map(|id| (1, [&[0x0a, 16][..], &id].concat())),
         bytes(15).prop_map(|id| (1, [&[0x0a, 15][..], &id].concat())),
+        bytes(8).prop_map(|id| (1, [&[0x0a, 8][..], &id].concat())),
+        Just((1, vec![0x0a, 0x00])),
+        bytes(16).prop_map(|id| (1, [&[0x8a, 0x00, 16][..], &id].concat())),
+        bytes(9).prop_map(|id| (1, [&[0x8a, 0x00, 9][..], &id].concat())),
         bytes(8).prop_map(|id| (2, [&[0x12, 8][..], &id].concat())),
+        bytes(16).prop_map(|id| (2, [&[0x12, 16][..], &id].concat())),
         Just((2, vec![0x12, 0x00])),
         Just((3, [&[0x1a, 3][..], b"a=b"].concat())),
         Just((3, vec![0x1a, 0x02, 0xc3, 0xa4])),
@@ -131,6 +134,13 @@ fn span_field_piece() -> impl Strategy<Value = (u8, Vec<u8>)> {
         Just((3, [&[0x1a, 0x81, 0x00][..], b"a"].concat())),
         bytes(8).prop_map(|id| (4, [&[0x22, 8][..], &id].concat())),
         bytes(7).prop_map(|id| (4, [&[0x22, 7][..], &id].concat())),
+        Just((4, vec![0x22, 0x00])),
+        // Links: ids of the right lengths, empty, and of wrong ones.
+        (bytes(16), bytes(8))
+            .prop_map(|(t, s)| (13, len_field(0x6a, &[len_field(0x0a, &t), len_field(0x12, &s)].concat()))),
+        Just((13, len_field(0x6a, &[vec![0x0a, 0x00], vec![0x12, 0x00]].concat()))),
+        bytes(17).prop_map(|t| (13, len_field(0x6a, &len_field(0x0a, &t)))),
+        bytes(4).prop_map(|s| (13, len_field(0x6a, &len_field(0x12, &s)))),
         Just((5, [&[0x2a, 5][..], b"hello"].concat())),
         Just((5, vec![0x2a, 0x02, 0xff, 0xfe])),
         Just((5, [&[0x2a, 0x80, 0x01][..], &[b'x'; 128]].concat())),
@@ -165,9 +175,10 @@ proptest! {
 
     /// Scenario: spans built field by field from the forms the span walk takes and their near misses
     /// (other lengths, non-ASCII and invalid text, long and non-canonical lengths, bad varints, wrong
-    /// wire types, truncated fields), mostly in field order as SDKs write them, sometimes not, one
-    /// or two spans in a valid request.
-    /// Guarantees: the scan accepts exactly what prost accepts, and counts the spans prost decodes.
+    /// wire types, truncated fields, ids of wrong lengths), mostly in field order as SDKs write them,
+    /// sometimes not, one or two spans in a valid request.
+    /// Guarantees: the scan accepts exactly what prost accepts when every id has a length the
+    /// Collector takes, and counts the spans prost decodes.
     #[test]
     fn span_walk_agrees_with_prost(
         mut fields in proptest::collection::vec(span_field_piece(), 0..10),
@@ -185,7 +196,7 @@ proptest! {
         let request = len_field(0x0a, &len_field(0x12, &spans));
         let prost = ExportTraceServiceRequest::decode(request.as_slice());
         let ours = scan(Bytes::from(request.clone()));
-        prop_assert_eq!(ours.is_ok(), prost.is_ok(), "{:02x?}", span);
+        prop_assert_eq!(ours.is_ok(), collector_accepts(&request), "{:02x?}", span);
         if let (Ok(ours), Ok(prost)) = (ours, prost) {
             prop_assert_eq!(ours.spans, flatten([&prost]).len());
         }
@@ -228,7 +239,7 @@ fn recursion_limit_matches_prost() {
             },
         );
         let bytes = req.encode_to_vec();
-        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "depth {depth}");
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), collector_accepts(&bytes), "depth {depth}");
     }
     // Key-value lists nested down to a plain string attribute (the fast path's shape); each list
     // level costs three levels of budget, so at 32 the innermost one has none left for its value.
@@ -244,7 +255,11 @@ fn recursion_limit_matches_prost() {
         let mut req = sample_request(1, 1, 0, 0);
         req.resource_spans[0].scope_spans[0].spans[0].attributes.push(kv);
         let bytes = req.encode_to_vec();
-        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "kvlist depth {depth}");
+        assert_eq!(
+            scan(Bytes::from(bytes.clone())).is_ok(),
+            collector_accepts(&bytes),
+            "kvlist depth {depth}"
+        );
     }
     for depth in [97usize, 98, 99, 100, 101] {
         // An unknown group field nested `depth` times inside the request.
@@ -255,7 +270,11 @@ fn recursion_limit_matches_prost() {
         for _ in 0..depth {
             bytes.push((7 << 3 | 4) as u8);
         }
-        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), prost_accepts(&bytes), "group depth {depth}");
+        assert_eq!(
+            scan(Bytes::from(bytes.clone())).is_ok(),
+            collector_accepts(&bytes),
+            "group depth {depth}"
+        );
     }
 }
 
@@ -404,7 +423,7 @@ fn component_key_is_seen_off_the_fast_path() {
         let mut span = sample_request(1, 1, 0, 0).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
         span.extend(len_field(0x4a, &kv));
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
-        assert!(prost_accepts(&request), "{kv:02x?}");
+        assert!(collector_accepts(&request), "{kv:02x?}");
         let data = scan(Bytes::from(request)).unwrap();
         assert!(!data.no_component_key, "{kv:02x?}");
     }
@@ -459,4 +478,172 @@ fn span_run_reads_every_length_size() {
     assert_eq!((scope.count, data.spans), (5, 5));
     let run = ScopeSpans::decode(&scope.body[scope.spans_start..scope.spans_end]).unwrap();
     assert_eq!(run.spans, spans);
+}
+
+/// The message the scan gives for the first id of a wrong length in `req`, in encoding order (span
+/// ids by field number, then the links'), with its place; `None` when every id fits.
+fn first_wrong_id(req: &ExportTraceServiceRequest) -> Option<String> {
+    let wrong = |id: &[u8], size: usize| !id.is_empty() && id.len() != size;
+    for (r, rs) in req.resource_spans.iter().enumerate() {
+        for (s, ss) in rs.scope_spans.iter().enumerate() {
+            for (i, span) in ss.spans.iter().enumerate() {
+                let at = format!("resource_spans[{r}].scope_spans[{s}].spans[{i}]");
+                for (name, id, size) in [
+                    ("trace_id", &span.trace_id, 16),
+                    ("span_id", &span.span_id, 8),
+                    ("parent_span_id", &span.parent_span_id, 8),
+                ] {
+                    if wrong(id, size) {
+                        return Some(format!(
+                            "span.{name} must be {size} bytes or empty, got {} at {at}",
+                            id.len()
+                        ));
+                    }
+                }
+                for (l, link) in span.links.iter().enumerate() {
+                    for (name, id, size) in [("trace_id", &link.trace_id, 16), ("span_id", &link.span_id, 8)]
+                    {
+                        if wrong(id, size) {
+                            return Some(format!(
+                                "link.{name} must be {size} bytes or empty, got {} at {at}.links[{l}]",
+                                id.len()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// Scenario: random requests in which a few trace, span, parent and link ids have a random
+    /// length from 0 to 20 bytes.
+    /// Guarantees: the scan accepts exactly when prost decodes the request and every id is empty or
+    /// of its length (16 bytes for trace ids, 8 for span ids), and a refusal names the first wrong
+    /// id's field, its length and where it is.
+    #[test]
+    fn ids_of_any_length_get_the_collectors_verdict(req in request_with_any_ids_strategy()) {
+        let bytes = req.encode_to_vec();
+        let expected = first_wrong_id(&req);
+        prop_assert_eq!(expected.is_none(), collector_accepts(&bytes));
+        match (scan(Bytes::from(bytes)), expected) {
+            (Ok(data), None) => prop_assert_eq!(data.spans, flatten([&req]).len()),
+            (Err(e), Some(message)) => {
+                prop_assert_eq!(e.to_string(), format!("invalid OTLP ExportTraceServiceRequest: {message}"));
+            }
+            (verdict, expected) => prop_assert!(false, "scan {:?}, expected refusal {:?}", verdict.map(|d| d.spans), expected),
+        }
+    }
+}
+
+/// Scenario: the ids of a span and of its links with the lengths a client gets wrong (8, 17, 0
+/// bytes for a trace id; 16 and 0 for a span id; 3 for a parent id), in the second span of the
+/// second scope, in the span walk's form and with an over-long (two-byte) key.
+/// Guarantees: empty ids are accepted, as the Collector accepts them; any other wrong length is
+/// refused with a message naming the field, its length and the span (and link) it is in.
+#[test]
+fn wrong_id_lengths_are_refused_with_the_field_and_place() {
+    use opentelemetry_proto::tonic::trace::v1::span::Link;
+    let place = "resource_spans[0].scope_spans[1].spans[1]";
+    type Change = Box<dyn Fn(&mut opentelemetry_proto::tonic::trace::v1::Span)>;
+    let cases: Vec<(&str, Change, Option<String>)> = vec![
+        (
+            "trace id of 8",
+            Box::new(|s| s.trace_id = vec![1; 8]),
+            Some(format!("span.trace_id must be 16 bytes or empty, got 8 at {place}")),
+        ),
+        (
+            "trace id of 17",
+            Box::new(|s| s.trace_id = vec![1; 17]),
+            Some(format!("span.trace_id must be 16 bytes or empty, got 17 at {place}")),
+        ),
+        ("empty trace id", Box::new(|s| s.trace_id.clear()), None),
+        (
+            "span id of 16",
+            Box::new(|s| s.span_id = vec![1; 16]),
+            Some(format!("span.span_id must be 8 bytes or empty, got 16 at {place}")),
+        ),
+        ("empty span id", Box::new(|s| s.span_id.clear()), None),
+        (
+            "parent id of 3",
+            Box::new(|s| s.parent_span_id = vec![1; 3]),
+            Some(format!("span.parent_span_id must be 8 bytes or empty, got 3 at {place}")),
+        ),
+        ("parent id of 8", Box::new(|s| s.parent_span_id = vec![1; 8]), None),
+        (
+            "link trace id of 8",
+            Box::new(|s| {
+                s.links = vec![
+                    Link { trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() },
+                    Link { trace_id: vec![1; 8], ..Default::default() },
+                ]
+            }),
+            Some(format!("link.trace_id must be 16 bytes or empty, got 8 at {place}.links[1]")),
+        ),
+        (
+            "link span id of 9",
+            Box::new(|s| {
+                s.links = vec![Link { trace_id: vec![1; 16], span_id: vec![2; 9], ..Default::default() }]
+            }),
+            Some(format!("link.span_id must be 8 bytes or empty, got 9 at {place}.links[0]")),
+        ),
+    ];
+    for (what, change, expected) in cases {
+        let mut req = sample_request(1, 4, 2, 8);
+        let rs = &mut req.resource_spans[0];
+        let second = rs.scope_spans[0].spans.split_off(2);
+        rs.scope_spans
+            .push(opentelemetry_proto::tonic::trace::v1::ScopeSpans { spans: second, ..Default::default() });
+        change(&mut rs.scope_spans[1].spans[1]);
+        let bytes = req.encode_to_vec();
+        assert!(prost_decodes(&bytes), "{what}");
+        match (scan(Bytes::from(bytes)), expected) {
+            (Ok(data), None) => assert_eq!(data.spans, 4, "{what}"),
+            (Err(WireError(message)), Some(expected)) => assert_eq!(message, expected, "{what}"),
+            (verdict, expected) => panic!("{what}: {:?}, expected {expected:?}", verdict.map(|d| d.spans)),
+        }
+    }
+    // The same trace id of 8 bytes behind a two-byte key, which the general loop reads.
+    let mut span = vec![0x8a, 0x00, 8];
+    span.extend([7; 8]);
+    let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
+    assert!(prost_decodes(&request));
+    assert_eq!(
+        scan(Bytes::from(request)).unwrap_err().0,
+        "span.trace_id must be 16 bytes or empty, got 8 at resource_spans[0].scope_spans[0].spans[0]"
+    );
+}
+
+/// Scenario: a span whose trace id occurs twice, 8 bytes then 16 (prost keeps the last, valid one),
+/// and one with 16 then 8.
+/// Guarantees: both are refused, as the Collector refuses them: it reads every occurrence of an id.
+#[test]
+fn every_occurrence_of_an_id_is_checked() {
+    for (first, second) in [(8, 16), (16, 8)] {
+        let span = [len_field(0x0a, &vec![1; first]), len_field(0x0a, &vec![2; second])].concat();
+        let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
+        assert!(prost_decodes(&request));
+        assert!(!collector_accepts(&request));
+        let e = scan(Bytes::from(request)).unwrap_err();
+        assert!(e.0.starts_with("span.trace_id must be 16 bytes or empty, got 8"), "{e}");
+    }
+}
+
+/// Scenario: a request refused for a malformed field that comes before an id of a wrong length.
+/// Guarantees: the message is the malformed field's; no place of an id is attached to it.
+#[test]
+fn an_earlier_error_is_not_reported_as_an_id() {
+    let bad_name = [0x2a, 0x02, 0xff, 0xfe];
+    let span = [&bad_name[..], &len_field(0x0a, &[1; 8])].concat();
+    let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
+    let e = scan(Bytes::from(request)).unwrap_err();
+    assert!(e.0.contains("not UTF-8"), "{e}");
+}
+
+fn prost_decodes(bytes: &[u8]) -> bool {
+    ExportTraceServiceRequest::decode(bytes).is_ok()
 }

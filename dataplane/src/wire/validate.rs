@@ -1,5 +1,6 @@
 //! Checks an encoded `ExportTraceServiceRequest` against the OTLP trace schema with prost's rules, without
-//! allocating: a request passes here exactly when `prost::Message::decode` would accept it. The schema
+//! allocating: a request passes here exactly when `prost::Message::decode` would accept it and every
+//! trace and span id in it has a length the Collector accepts ([`Kind::TraceId`]). The schema
 //! tables list, for each message, the fields prost knows and their kinds; unknown fields are skipped
 //! as prost skips them. Spans, most of a request, first take a walk through the fields the SDKs
 //! write, in the order they write them ([`plain_span`]); the general loop over the tables checks
@@ -9,9 +10,10 @@
 //! span carries: without one, the noise filter and enrichment's proxy check have nothing to look for,
 //! and a request is spared their search through its span bytes.
 
+use super::view::field;
 use super::{
-    SCOPE_SPANS_SPANS_KEY, WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_START_GROUP,
-    WIRE_VARINT, WireError, read_length, read_varint,
+    Fields, REQUEST_RESOURCE_SPANS, SCOPE_SPANS_SPANS_KEY, WIRE_END_GROUP, WIRE_FIXED32, WIRE_FIXED64,
+    WIRE_LEN, WIRE_START_GROUP, WIRE_VARINT, WireError, read_length, read_varint,
 };
 
 /// prost's recursion limit: how deep messages (and groups) may nest below the request.
@@ -26,10 +28,29 @@ enum Kind {
     Attributes,
     String,
     Bytes,
+    /// A trace id (`Span.trace_id`, `Link.trace_id`): `bytes` of [`TRACE_ID_BYTES`], or empty.
+    ///
+    /// The Collector's own rule, which this mirrors: pdata reads every occurrence of an id field with
+    /// `TraceID.UnmarshalProto` / `SpanID.UnmarshalProto` (`pdata/internal/traceid.go`, `spanid.go`),
+    /// which take an empty value as the all-zero id ("no id", written back as an absent field) and
+    /// refuse any other length but 16 (8 for span ids) with "invalid TraceID length", failing the
+    /// whole request; its OTLP/JSON reader likewise takes `""` and refuses a hex string of another
+    /// length. So an id of a wrong length is refused in every occurrence (even one a later occurrence
+    /// would replace in prost), and an empty one passes: a span the Collector accepts is accepted
+    /// here too, and a request the Collector refuses never joins a batch shared with other clients.
+    TraceId,
+    /// A span id (`Span.span_id`, `Span.parent_span_id`, `Link.span_id`): `bytes` of
+    /// [`SPAN_ID_BYTES`], or empty; as [`Kind::TraceId`].
+    SpanId,
     Varint,
     Fixed64,
     Fixed32,
 }
+
+/// Length of a non-empty trace id.
+const TRACE_ID_BYTES: usize = 16;
+/// Length of a non-empty span id.
+const SPAN_ID_BYTES: usize = 8;
 
 /// `KeyValue.key` of Istio's proxy spans.
 const COMPONENT_KEY: &[u8] = b"component";
@@ -62,6 +83,8 @@ enum Fast {
     Message,
     String,
     Bytes,
+    TraceId,
+    SpanId,
     Varint,
     Fixed64,
     Fixed32,
@@ -78,6 +101,8 @@ const fn schema(fields: &[(u32, Kind)]) -> Schema {
             Kind::Message(_) | Kind::Attributes => (WIRE_LEN, Fast::Message),
             Kind::String => (WIRE_LEN, Fast::String),
             Kind::Bytes => (WIRE_LEN, Fast::Bytes),
+            Kind::TraceId => (WIRE_LEN, Fast::TraceId),
+            Kind::SpanId => (WIRE_LEN, Fast::SpanId),
             Kind::Varint => (WIRE_VARINT, Fast::Varint),
             Kind::Fixed64 => (WIRE_FIXED64, Fast::Fixed64),
             Kind::Fixed32 => (WIRE_FIXED32, Fast::Fixed32),
@@ -125,10 +150,10 @@ static ANY_VALUE: Schema = schema(&[
 static ARRAY_VALUE: Schema = schema(&[(1, Kind::Message(&ANY_VALUE))]);
 static KEY_VALUE_LIST: Schema = schema(&[(1, Kind::Attributes)]);
 static SPAN: Schema = schema(&[
-    (1, Kind::Bytes),
-    (2, Kind::Bytes),
+    (1, Kind::TraceId),
+    (2, Kind::SpanId),
     (3, Kind::String),
-    (4, Kind::Bytes),
+    (4, Kind::SpanId),
     (5, Kind::String),
     (6, Kind::Varint),
     (7, Kind::Fixed64),
@@ -145,8 +170,8 @@ static SPAN: Schema = schema(&[
 static EVENT: Schema =
     schema(&[(1, Kind::Fixed64), (2, Kind::String), (3, Kind::Attributes), (4, Kind::Varint)]);
 static LINK: Schema = schema(&[
-    (1, Kind::Bytes),
-    (2, Kind::Bytes),
+    (1, Kind::TraceId),
+    (2, Kind::SpanId),
     (3, Kind::String),
     (4, Kind::Attributes),
     (5, Kind::Varint),
@@ -168,7 +193,12 @@ impl Schema {
 impl Kind {
     fn wire(self) -> u8 {
         match self {
-            Self::Message(_) | Self::Attributes | Self::String | Self::Bytes => WIRE_LEN,
+            Self::Message(_)
+            | Self::Attributes
+            | Self::String
+            | Self::Bytes
+            | Self::TraceId
+            | Self::SpanId => WIRE_LEN,
             Self::Varint => WIRE_VARINT,
             Self::Fixed64 => WIRE_FIXED64,
             Self::Fixed32 => WIRE_FIXED32,
@@ -182,7 +212,7 @@ impl Kind {
 /// `component`.
 pub(crate) fn validate_request(buf: &[u8]) -> Result<bool, WireError> {
     let mut component = false;
-    validate_message(buf, &REQUEST, MAX_DEPTH, &mut component)?;
+    validate_message(buf, &REQUEST, MAX_DEPTH, &mut component).map_err(|e| with_position(buf, e))?;
     Ok(component)
 }
 
@@ -226,6 +256,8 @@ fn validate_message(
                 Fast::Bytes => {
                     read_len(buf, &mut pos)?;
                 }
+                Fast::TraceId => validate_id(buf, &mut pos, schema, u32::from(key >> 3), TRACE_ID_BYTES)?,
+                Fast::SpanId => validate_id(buf, &mut pos, schema, u32::from(key >> 3), SPAN_ID_BYTES)?,
                 Fast::Varint => {
                     read_varint(buf, &mut pos)?;
                 }
@@ -257,6 +289,8 @@ fn validate_message(
             Kind::Bytes => {
                 read_len(buf, &mut pos)?;
             }
+            Kind::TraceId => validate_id(buf, &mut pos, schema, number, TRACE_ID_BYTES)?,
+            Kind::SpanId => validate_id(buf, &mut pos, schema, number, SPAN_ID_BYTES)?,
             Kind::Varint => {
                 read_varint(buf, &mut pos)?;
             }
@@ -265,6 +299,105 @@ fn validate_message(
         }
     }
     Ok(())
+}
+
+/// An id field's value at `*pos` (after its key): empty or `size` bytes ([`Kind::TraceId`]).
+#[inline(always)]
+fn validate_id(
+    buf: &[u8],
+    pos: &mut usize,
+    schema: &Schema,
+    number: u32,
+    size: usize,
+) -> Result<(), WireError> {
+    let id = read_len(buf, pos)?;
+    if id.is_empty() || id.len() == size {
+        return Ok(());
+    }
+    Err(WireError(id_message(std::ptr::eq(schema, &LINK), number, size, id.len())))
+}
+
+/// What is wrong with an id: field `number` of a span, or of a link when `link`, is `got` bytes
+/// long instead of `size`. Shared by the check and [`locate_bad_id`], which compares the two.
+#[cold]
+fn id_message(link: bool, number: u32, size: usize, got: usize) -> String {
+    let owner = if link { "link" } else { "span" };
+    let name = match (link, number) {
+        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => "trace_id",
+        (false, field::span::SPAN_ID) | (true, field::link::SPAN_ID) => "span_id",
+        (false, field::span::PARENT_SPAN_ID) => "parent_span_id",
+        _ => "id",
+    };
+    format!("{owner}.{name} must be {size} bytes or empty, got {got}")
+}
+
+/// `error` with the place of the id it is about (`resource_spans[0].scope_spans[1].spans[3]`, with
+/// `.links[0]` for a link's), when it is about one. Only refused requests get here: the validator
+/// keeps no positions, so this walks the request again to the first id of a wrong length. Both walk
+/// in encoding order and the validator stops at its first error, so when that error is an id's, it
+/// is the first wrong id this walk finds: the messages then agree, which is what is checked.
+#[cold]
+fn with_position(buf: &[u8], error: WireError) -> WireError {
+    match locate_bad_id(buf) {
+        Some((message, path)) if message == error.0 => WireError(format!("{message} at {path}")),
+        _ => error,
+    }
+}
+
+/// The first id of a wrong length in encoding order, as [`id_message`] words it, and its place.
+/// Reads only the levels down to the ids; `None` when there is none (or the walk meets a malformed
+/// field first).
+fn locate_bad_id(buf: &[u8]) -> Option<(String, String)> {
+    for (r, resource_spans) in len_fields(buf, REQUEST_RESOURCE_SPANS).enumerate() {
+        for (s, scope_spans) in len_fields(resource_spans, field::resource_spans::SCOPE_SPANS).enumerate() {
+            for (i, span) in len_fields(scope_spans, field::scope_spans::SPANS).enumerate() {
+                let at = || format!("resource_spans[{r}].scope_spans[{s}].spans[{i}]");
+                let mut links = 0;
+                let mut fields = Fields::new(span);
+                while let Ok(Some(f)) = fields.next_field() {
+                    let value = &span[f.value_start..f.end];
+                    if f.wire != WIRE_LEN {
+                        continue;
+                    }
+                    if f.number == field::span::LINKS {
+                        let link = links;
+                        links += 1;
+                        let mut link_fields = Fields::new(value);
+                        while let Ok(Some(lf)) = link_fields.next_field() {
+                            if let Some(message) = wrong_id(true, lf.number, lf.wire, lf.end - lf.value_start)
+                            {
+                                return Some((message, format!("{}.links[{link}]", at())));
+                            }
+                        }
+                    } else if let Some(message) = wrong_id(false, f.number, f.wire, value.len()) {
+                        return Some((message, at()));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The values of the length-delimited fields `number` of a message, in order.
+fn len_fields(body: &[u8], number: u32) -> impl Iterator<Item = &[u8]> {
+    let mut fields = Fields::new(body);
+    std::iter::from_fn(move || fields.next_field().ok().flatten())
+        .filter(move |f| f.number == number && f.wire == WIRE_LEN)
+        .map(move |f| &body[f.value_start..f.end])
+}
+
+/// [`id_message`] for field `number` (of a link when `link`, else of a span) holding `len` bytes
+/// when it is an id of a wrong length.
+fn wrong_id(link: bool, number: u32, wire: u8, len: usize) -> Option<String> {
+    let size = match (link, number) {
+        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => TRACE_ID_BYTES,
+        (false, field::span::SPAN_ID | field::span::PARENT_SPAN_ID) | (true, field::link::SPAN_ID) => {
+            SPAN_ID_BYTES
+        }
+        _ => return None,
+    };
+    (wire == WIRE_LEN && len != 0 && len != size).then(|| id_message(link, number, size, len))
 }
 
 /// A message field's body at `*pos` (after its key), against `inner`. Always inlined: every span (and

@@ -40,20 +40,27 @@ pub fn effective(base: &IndexConfig, pushed: Option<&EnrichmentSettings>) -> Eff
         cluster_name: s.cluster_name.clone().or_else(|| base.cluster_name.clone()),
         ..base.clone()
     };
-    let cluster = ClusterMeta { name: None, uid: s.cluster_uid.clone(), provider: s.cloud_provider.clone() };
+    // Settings without cluster facts (a Telemetry in local files) leave the facts to the pod files.
+    let cluster = (s.cluster_uid.is_some() || s.cloud_provider.is_some()).then(|| ClusterMeta {
+        name: None,
+        uid: s.cluster_uid.clone(),
+        provider: s.cloud_provider.clone(),
+    });
     let mode = match s.service_mode {
         tracegw_contract::ServiceMode::KymaLegacy => ServiceMode::KymaLegacy,
         tracegw_contract::ServiceMode::Otel => ServiceMode::Otel,
     };
-    Effective { config, cluster: Some(cluster), mode: Some(mode) }
+    Effective { config, cluster, mode: Some(mode) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Scenario: no pushed settings, then settings from the control plane.
-    /// Guarantees: the gateway's flags stand until then; pushed labels, mode and cluster facts win.
+    /// Scenario: no pushed settings, then settings from the control plane, then settings without
+    /// cluster facts (a Telemetry in local files).
+    /// Guarantees: the gateway's flags stand until then; pushed labels, mode and cluster facts win;
+    /// settings without facts leave the facts alone.
     #[test]
     fn pushed_settings_override_flags() {
         let base = IndexConfig {
@@ -74,5 +81,7 @@ mod tests {
         assert_eq!(e.config.cluster_name.as_deref(), Some("flag"));
         assert_eq!(e.mode, Some(ServiceMode::Otel));
         assert_eq!(e.cluster.unwrap().uid.as_deref(), Some("uid-1"));
+        let without_facts = EnrichmentSettings { cluster_uid: None, cloud_provider: None, ..pushed };
+        assert_eq!(effective(&base, Some(&without_facts)).cluster, None);
     }
 }

@@ -25,6 +25,8 @@ pub struct PodFileSource {
     settings: Option<SettingsRx>,
     /// Cluster facts pushed by the control plane; they win over the files'.
     pushed_cluster: Option<ClusterMeta>,
+    /// The service mode of the gateway's flags, in force while no settings say otherwise.
+    flag_mode: super::ServiceMode,
 }
 
 // === impl PodFileSource ===
@@ -38,6 +40,7 @@ impl PodFileSource {
         settings: Option<SettingsRx>,
     ) -> Self {
         let node_name = config.node_name.clone();
+        let flag_mode = enricher.mode();
         Self {
             path,
             enricher,
@@ -47,6 +50,7 @@ impl PodFileSource {
             base: config,
             settings,
             pushed_cluster: None,
+            flag_mode,
         }
     }
 
@@ -57,9 +61,7 @@ impl PodFileSource {
             return;
         }
         let e = effective(&self.base, rx.borrow_and_update().as_ref());
-        if let Some(mode) = e.mode {
-            self.enricher.set_mode(mode);
-        }
+        self.enricher.set_mode(e.mode.unwrap_or(self.flag_mode));
         self.pushed_cluster = e.cluster;
         if let Some(c) = &self.pushed_cluster {
             self.store.set_cluster(c.clone());

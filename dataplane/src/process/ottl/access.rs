@@ -6,13 +6,14 @@
 //! rebuilt. Values and errors follow the Collector's span context (`ctxspan`): ids as `TraceID` and
 //! `SpanID`, `.string` views in hex, kinds by number or by name, times as `time.Time`.
 
+use ottl::ast::CompareOp;
 use ottl::context::{ResourceField, ScopeField, SpanEventField, SpanField, Target};
 use ottl::eval::{Accessor, EvalError};
-use ottl::value::Value;
+use ottl::value::{Value, compare_str};
 
-use super::codec::{lookup, map_of, value_of};
+use super::codec::{map_of, value_of};
 use super::work::{AttrPut, AttrSlot, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
-use crate::wire::view::{field, len_fields};
+use crate::wire::view::{AnyValueView, KeyValueView, field, len_fields};
 use crate::wire::{Fields, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint};
 
 /// Span kinds by number, as `ptrace.SpanKind.String()` and the deprecated names spell them.
@@ -153,6 +154,38 @@ impl Accessor for SpanItem<'_> {
             other => default_remove_key(self, other, key),
         }
     }
+    fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
+        match target {
+            Target::Span(SpanField::Name) if self.span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
+                let raw = self.span.index().value(&self.span.bytes, field::span::NAME);
+                let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+                Ok(compare_str(name, other, op))
+            }
+            target => Ok(self.get(target)?.compare(other, op)),
+        }
+    }
+    fn compare_key(
+        &mut self,
+        target: Target,
+        key: &str,
+        other: &Value,
+        op: CompareOp,
+    ) -> Result<bool, EvalError> {
+        match target {
+            // Received attributes, not yet written to: compared where they lie.
+            Target::Span(SpanField::Attributes) if self.span.edits.is_none() => {
+                let span = &self.span.bytes[..];
+                Ok(match self.span.index().attribute(span, key) {
+                    Some(a) => compare_encoded(&span[a.start..a.end], field::span::ATTRIBUTES, other, op),
+                    None => Value::Nil.compare(other, op),
+                })
+            }
+            Target::Resource(ResourceField::Attributes) if self.resource.attributes.is_none() => {
+                Ok(compare_resource_attribute(self.resource, key, other, op))
+            }
+            target => Ok(self.get_key(target, key)?.compare(other, op)),
+        }
+    }
 }
 
 impl Accessor for EventItem<'_> {
@@ -196,6 +229,38 @@ impl Accessor for EventItem<'_> {
         match target {
             Target::Span(SpanField::Attributes) => Ok(remove_span_attribute(self.span, key)),
             other => default_remove_key(self, other, key),
+        }
+    }
+    fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
+        match target {
+            Target::Span(SpanField::Name) if self.span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
+                let raw = self.span.index().value(&self.span.bytes, field::span::NAME);
+                let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+                Ok(compare_str(name, other, op))
+            }
+            target => Ok(self.get(target)?.compare(other, op)),
+        }
+    }
+    fn compare_key(
+        &mut self,
+        target: Target,
+        key: &str,
+        other: &Value,
+        op: CompareOp,
+    ) -> Result<bool, EvalError> {
+        match target {
+            // Received attributes, not yet written to: compared where they lie.
+            Target::Span(SpanField::Attributes) if self.span.edits.is_none() => {
+                let span = &self.span.bytes[..];
+                Ok(match self.span.index().attribute(span, key) {
+                    Some(a) => compare_encoded(&span[a.start..a.end], field::span::ATTRIBUTES, other, op),
+                    None => Value::Nil.compare(other, op),
+                })
+            }
+            Target::Resource(ResourceField::Attributes) if self.resource.attributes.is_none() => {
+                Ok(compare_resource_attribute(self.resource, key, other, op))
+            }
+            target => Ok(self.get_key(target, key)?.compare(other, op)),
         }
     }
 }
@@ -341,13 +406,29 @@ fn resource_attributes(r: &ResourceState) -> Vec<(String, Value)> {
     attrs
 }
 
-fn resource_attribute(r: &ResourceState, key: &str) -> Value {
+fn resource_attribute(r: &mut ResourceState, key: &str) -> Value {
     match &r.attributes {
         Some(attrs) => Value::map_get(attrs, key).cloned().unwrap_or_default(),
-        None => [&r.view.resource, &r.view.added]
-            .into_iter()
-            .find_map(|part| lookup(part, field::resource::ATTRIBUTES, key))
-            .map_or(Value::Nil, |kv| value_of(kv.value)),
+        None => r.received_attribute(key).map_or(Value::Nil, |kv| value_of(kv.value)),
+    }
+}
+
+/// `resource_attribute(r, key).compare(other, op)` on the received bytes, a string compared in place.
+fn compare_resource_attribute(r: &mut ResourceState, key: &str, other: &Value, op: CompareOp) -> bool {
+    match r.received_attribute(key) {
+        Some(KeyValueView { value: AnyValueView::String(s), .. }) => compare_str(s, other, op),
+        Some(kv) => value_of(kv.value).compare(other, op),
+        None => Value::Nil.compare(other, op),
+    }
+}
+
+/// Compares the `KeyValue` encoded as field `number` in `field` (one attribute field, tag and
+/// length included) with `other`; a string is compared in place.
+fn compare_encoded(field: &[u8], number: u32, other: &Value, op: CompareOp) -> bool {
+    match len_fields(field, number).next().map(KeyValueView::parse) {
+        Some(KeyValueView { value: AnyValueView::String(s), .. }) => compare_str(s, other, op),
+        Some(kv) => value_of(kv.value).compare(other, op),
+        None => Value::Nil.compare(other, op),
     }
 }
 

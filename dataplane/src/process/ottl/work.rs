@@ -33,7 +33,15 @@ pub struct ResourceState {
     pub attributes: Option<Vec<(String, Value)>>,
     pub dropped_attributes_count: Option<u32>,
     pub schema_url: Option<String>,
+    /// The last key looked up among the received attributes and where its `KeyValue` is (part 0:
+    /// the resource, 1: what enrichment added; byte range in it). Every span of a resource asks for
+    /// the same keys, so the search runs once per resource rather than once per span.
+    pub last_lookup: Option<(String, Option<Place>)>,
 }
+
+/// Where a received `KeyValue` is: the part (0: the resource, 1: what enrichment added), its start
+/// and its length in bytes.
+pub type Place = (usize, usize, usize);
 
 /// One `ScopeSpans`.
 pub struct WorkScope {
@@ -154,6 +162,7 @@ impl Work {
                     attributes: None,
                     dropped_attributes_count: None,
                     schema_url: None,
+                    last_lookup: None,
                 },
                 scopes: rs
                     .scopes
@@ -262,6 +271,26 @@ impl SpanIndex {
 // === impl ResourceState ===
 
 impl ResourceState {
+    /// The received attribute `key` (the resource's own first, then what enrichment added).
+    pub fn received_attribute(&mut self, key: &str) -> Option<crate::wire::view::KeyValueView<'_>> {
+        let parts = [&self.view.resource, &self.view.added];
+        let place = match &self.last_lookup {
+            Some((last, place)) if last == key => *place,
+            _ => {
+                let place = parts.iter().enumerate().find_map(|(i, part)| {
+                    crate::wire::view::len_fields(part, field::resource::ATTRIBUTES)
+                        .find(|kv| key_of(kv) == key)
+                        .map(|kv| (i, kv.as_ptr() as usize - part.as_ptr() as usize, kv.len()))
+                });
+                self.last_lookup = Some((key.to_string(), place));
+                place
+            }
+        };
+        let (part, start, len) = place?;
+        let part = if part == 0 { &self.view.resource } else { &self.view.added };
+        Some(crate::wire::view::KeyValueView::parse(&part[start..start + len]))
+    }
+
     fn changed(&self) -> bool {
         self.attributes.is_some() || self.dropped_attributes_count.is_some() || self.schema_url.is_some()
     }
@@ -355,7 +384,18 @@ impl WorkScope {
             return self.state.view;
         }
         let state = &self.state;
-        let mut out = BytesMut::with_capacity(state.view.body.len());
+        // Room for what the edits add, so the body is not reallocated (and copied) as it grows: exact
+        // for spliced attribute writes, an allowance for spans encoded anew.
+        let growth: usize = self
+            .spans
+            .iter()
+            .filter_map(|span| span.edits.as_deref().map(|edits| (span, edits)))
+            .map(|(span, edits)| match only_attribute_puts(edits) {
+                true => spliced_len(&span.bytes, &edits.attribute_puts).saturating_sub(span.bytes.len()) + 5,
+                false => span.bytes.len() / 2 + 64,
+            })
+            .sum();
+        let mut out = BytesMut::with_capacity(state.view.body.len() + growth + 64);
         let scope_changed = state.name.is_some()
             || state.version.is_some()
             || state.attributes.is_some()
