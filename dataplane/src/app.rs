@@ -260,7 +260,11 @@ impl Gateway {
                 config.index.clone(),
                 Arc::clone(enricher),
                 Arc::clone(&sync),
-                if pushed { KubeSettings::Pushed(settings_rx.clone()) } else { KubeSettings::Local },
+                if pushed {
+                    KubeSettings::Pushed(settings_rx.clone())
+                } else {
+                    KubeSettings::Local(Some(settings_rx.clone()))
+                },
                 stop_admin.clone(),
             ));
             let (health, metrics, timeout) = (Arc::clone(&health), metrics.clone(), config.pod_sync_timeout);

@@ -233,7 +233,7 @@ async fn watcher_follows_the_api_server() {
         IndexConfig { cluster_name: Some("c1".into()), ..IndexConfig::default() },
         Arc::clone(&enricher),
         Arc::clone(&sync),
-        Settings::Local,
+        Settings::Local(None),
         stop.clone(),
     ));
 
@@ -411,6 +411,62 @@ async fn pushed_settings_reconfigure_the_index() {
     assert!(!pod_at(&enricher, "10.0.0.1").unwrap().contains_key("k8s.pod.label.team"));
     let paths = api.0.lock().unwrap().paths.clone();
     assert!(paths.iter().all(|p| !p.contains("kube-system")), "the gateway read cluster objects: {paths:?}");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Scenario: a gateway reading its pipelines from files (no control plane) while watching the API,
+/// with a `Telemetry` among those files: its label rules, cluster name and service mode arrive as
+/// settings without cluster facts, then the Telemetry's label rule changes.
+/// Guarantees: the Telemetry's rules and name are in force, the cluster facts still come from the
+/// API (kube-system), and a changed rule takes effect without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telemetry_in_local_files_reconfigures_the_watched_index() {
+    let api = FakeApi::default();
+    api.0.lock().unwrap().pods =
+        vec![pod("web-1", "uid-web", "10.0.0.1", "node-1", json!({"team": "shop", "tier": "front"}))];
+    let addr = api.clone().serve().await;
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap())).unwrap();
+    let enricher = Arc::new(Enricher::default());
+    let sync = Arc::new(SyncState::default());
+    let stop = CancellationToken::new();
+    // What reload::FileSource sends for a Telemetry: no cluster uid or provider.
+    let settings = |labels: Vec<tracegw_contract::PodLabelRule>| tracegw_contract::EnrichmentSettings {
+        service_mode: tracegw_contract::ServiceMode::Otel,
+        pod_labels: labels,
+        cluster_name: Some("from-telemetry".into()),
+        cluster_uid: None,
+        cloud_provider: None,
+    };
+    let (tx, rx) =
+        tokio::sync::watch::channel(Some(settings(vec![tracegw_contract::PodLabelRule::Key("team".into())])));
+    let task = tokio::spawn(run(
+        client,
+        "node-1".into(),
+        IndexConfig { cluster_name: Some("from-flag".into()), ..IndexConfig::default() },
+        Arc::clone(&enricher),
+        Arc::clone(&sync),
+        Settings::Local(Some(rx)),
+        stop.clone(),
+    ));
+    eventually("the first list", || sync.is_synced()).await;
+    let web = pod_at(&enricher, "10.0.0.1").unwrap();
+    assert_eq!(web.get("k8s.pod.label.team").map(String::as_str), Some("shop"));
+    assert!(!web.contains_key("k8s.pod.label.tier"));
+    let cluster: HashMap<String, String> =
+        enricher.index().cluster.iter().map(|a| (a.key.to_string(), a.value.to_string())).collect();
+    assert_eq!(cluster["k8s.cluster.name"], "from-telemetry");
+    assert_eq!(cluster["k8s.cluster.uid"], "cluster-uid-42", "the API's cluster facts stay");
+    assert_eq!(enricher.mode(), otlp_gateway::process::enrich::ServiceMode::Otel);
+
+    tx.send_replace(Some(settings(vec![tracegw_contract::PodLabelRule::KeyPrefix("ti".into())])));
+    eventually("the new label rule", || {
+        pod_at(&enricher, "10.0.0.1")
+            .is_some_and(|p| p.get("k8s.pod.label.tier").map(String::as_str) == Some("front"))
+    })
+    .await;
+    assert!(!pod_at(&enricher, "10.0.0.1").unwrap().contains_key("k8s.pod.label.team"));
     stop.cancel();
     task.await.unwrap();
 }

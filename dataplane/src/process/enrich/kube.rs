@@ -104,8 +104,9 @@ async fn cluster_meta(client: &Client) -> ClusterMeta {
 /// Where the cluster facts and enrichment settings come from.
 #[derive(Debug)]
 pub enum Settings {
-    /// The gateway's flags, and the cluster facts read from the API.
-    Local,
+    /// The gateway's flags, or the `Telemetry` among its pipelines files when this receiver has one
+    /// ([`crate::reload::FileSource`] sends it), and the cluster facts read from the API.
+    Local(Option<SettingsRx>),
     /// Snapshots from the control plane; the API is not asked for cluster facts.
     Pushed(SettingsRx),
 }
@@ -124,9 +125,14 @@ pub async fn run(
     let base = IndexConfig { node_name: Some(node_name.clone()), ..config };
     let mut store = PodStore::new(base.clone());
     let mut pushed = match settings {
-        Settings::Local => {
+        Settings::Local(rx) => {
             store.set_cluster(cluster_meta(&client).await);
-            None
+            rx.map(|mut rx| {
+                // Settings from files carry no cluster facts, so the API's stay in force.
+                let e = effective(&base, rx.borrow_and_update().as_ref());
+                apply_settings(&mut store, &enricher, e);
+                rx
+            })
         }
         Settings::Pushed(mut rx) => {
             let e = effective(&base, rx.borrow_and_update().as_ref());
