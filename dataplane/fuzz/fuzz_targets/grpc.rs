@@ -122,7 +122,11 @@ fuzz_target!(|data: &[u8]| {
         }
         answer
     });
-    if framed && message.len() <= MAX_REQUEST_BYTES {
+    // A body sent in one-byte DATA frames can end the connection instead: h2 answers a flood of
+    // tiny frames with GOAWAY ENHANCE_YOUR_CALM (found by this target with a 2 KB message in 2,065
+    // frames). That is h2's protection against hostile clients, kept; no client splits a message so.
+    let flood = chunk == 1 && status.is_none();
+    if framed && message.len() <= MAX_REQUEST_BYTES && !flood {
         let expected = match encoding {
             "br" => UNIMPLEMENTED,
             _ if collector_accepts(message) => OK,
