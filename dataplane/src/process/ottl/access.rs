@@ -155,13 +155,9 @@ impl Accessor for SpanItem<'_> {
         }
     }
     fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
-        match target {
-            Target::Span(SpanField::Name) if self.span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
-                let raw = self.span.index().value(&self.span.bytes, field::span::NAME);
-                let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
-                Ok(compare_str(name, other, op))
-            }
-            target => Ok(self.get(target)?.compare(other, op)),
+        match compare_span_field(self.span, target, other, op) {
+            Some(verdict) => Ok(verdict),
+            None => Ok(self.get(target)?.compare(other, op)),
         }
     }
     fn compare_key(
@@ -171,19 +167,9 @@ impl Accessor for SpanItem<'_> {
         other: &Value,
         op: CompareOp,
     ) -> Result<bool, EvalError> {
-        match target {
-            // Received attributes, not yet written to: compared where they lie.
-            Target::Span(SpanField::Attributes) if self.span.edits.is_none() => {
-                let span = &self.span.bytes[..];
-                Ok(match self.span.index().attribute(span, key) {
-                    Some(a) => compare_encoded(&span[a.start..a.end], field::span::ATTRIBUTES, other, op),
-                    None => Value::Nil.compare(other, op),
-                })
-            }
-            Target::Resource(ResourceField::Attributes) if self.resource.attributes.is_none() => {
-                Ok(compare_resource_attribute(self.resource, key, other, op))
-            }
-            target => Ok(self.get_key(target, key)?.compare(other, op)),
+        match compare_received_key(self.resource, self.span, target, key, other, op) {
+            Some(verdict) => Ok(verdict),
+            None => Ok(self.get_key(target, key)?.compare(other, op)),
         }
     }
 }
@@ -232,13 +218,9 @@ impl Accessor for EventItem<'_> {
         }
     }
     fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
-        match target {
-            Target::Span(SpanField::Name) if self.span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
-                let raw = self.span.index().value(&self.span.bytes, field::span::NAME);
-                let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
-                Ok(compare_str(name, other, op))
-            }
-            target => Ok(self.get(target)?.compare(other, op)),
+        match compare_span_field(self.span, target, other, op) {
+            Some(verdict) => Ok(verdict),
+            None => Ok(self.get(target)?.compare(other, op)),
         }
     }
     fn compare_key(
@@ -248,19 +230,9 @@ impl Accessor for EventItem<'_> {
         other: &Value,
         op: CompareOp,
     ) -> Result<bool, EvalError> {
-        match target {
-            // Received attributes, not yet written to: compared where they lie.
-            Target::Span(SpanField::Attributes) if self.span.edits.is_none() => {
-                let span = &self.span.bytes[..];
-                Ok(match self.span.index().attribute(span, key) {
-                    Some(a) => compare_encoded(&span[a.start..a.end], field::span::ATTRIBUTES, other, op),
-                    None => Value::Nil.compare(other, op),
-                })
-            }
-            Target::Resource(ResourceField::Attributes) if self.resource.attributes.is_none() => {
-                Ok(compare_resource_attribute(self.resource, key, other, op))
-            }
-            target => Ok(self.get_key(target, key)?.compare(other, op)),
+        match compare_received_key(self.resource, self.span, target, key, other, op) {
+            Some(verdict) => Ok(verdict),
+            None => Ok(self.get_key(target, key)?.compare(other, op)),
         }
     }
 }
@@ -410,6 +382,44 @@ fn resource_attribute(r: &mut ResourceState, key: &str) -> Value {
     match &r.attributes {
         Some(attrs) => Value::map_get(attrs, key).cloned().unwrap_or_default(),
         None => r.received_attribute(key).map_or(Value::Nil, |kv| value_of(kv.value)),
+    }
+}
+
+/// A comparison of a span field done in place (the received name), or `None` for the general
+/// path. Shared by the span and span event items, which see the same span.
+fn compare_span_field(span: &WorkSpan, target: Target, other: &Value, op: CompareOp) -> Option<bool> {
+    match target {
+        Target::Span(SpanField::Name) if span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
+            let raw = span.index().value(&span.bytes, field::span::NAME);
+            let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+            Some(compare_str(name, other, op))
+        }
+        _ => None,
+    }
+}
+
+/// A comparison of one received attribute, not yet written to, done where it lies; `None` for
+/// the general path.
+fn compare_received_key(
+    resource: &mut ResourceState,
+    span: &WorkSpan,
+    target: Target,
+    key: &str,
+    other: &Value,
+    op: CompareOp,
+) -> Option<bool> {
+    match target {
+        Target::Span(SpanField::Attributes) if span.edits.is_none() => {
+            let bytes = &span.bytes[..];
+            Some(match span.index().attribute(bytes, key) {
+                Some(a) => compare_encoded(&bytes[a.start..a.end], field::span::ATTRIBUTES, other, op),
+                None => Value::Nil.compare(other, op),
+            })
+        }
+        Target::Resource(ResourceField::Attributes) if resource.attributes.is_none() => {
+            Some(compare_resource_attribute(resource, key, other, op))
+        }
+        _ => None,
     }
 }
 
