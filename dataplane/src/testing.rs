@@ -41,28 +41,36 @@ pub fn decode(bytes: &[u8]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest::decode(bytes).expect("valid request")
 }
 
-/// Whether the OpenTelemetry Collector takes this encoded request: prost decodes it, and every
-/// occurrence of every trace id (16 bytes) and span id (8 bytes; spans' parent ids too) in its spans
-/// and links is of that length or empty, as pdata's `UnmarshalProto` of ids checks each one. The
-/// scanner's verdict must be this. Independent of the scanner: the ids come from a second prost
-/// decode into the messages below, whose id fields are `repeated` so that every occurrence is kept.
-pub fn collector_accepts(bytes: &[u8]) -> bool {
+/// A span with ids of the right lengths and nothing else: the base for hand-made spans
+/// (`Span { name, ..span_with_ids() }`), which the scan refuses without ids.
+pub fn span_with_ids() -> Span {
+    Span { trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() }
+}
+
+/// Whether the gateway must take this encoded request: prost decodes it, every span and link has a
+/// trace id (16 bytes) and a span id (8 bytes), every occurrence of those is of that length, and
+/// every occurrence of a span's parent id is 8 bytes or empty. The OTLP schema's rules for ids;
+/// the Collector checks every occurrence's length as this does (pdata's `UnmarshalProto` of ids) but
+/// lets empty and missing ids through. The scanner's verdict must be this. Independent of the
+/// scanner: the ids come from a second prost decode into the messages below, whose id fields are
+/// `repeated` so that every occurrence is kept.
+pub fn otlp_accepts(bytes: &[u8]) -> bool {
     const TRACE_ID: usize = 16;
     const SPAN_ID: usize = 8;
-    let fits = |ids: &[Vec<u8>], size: usize| ids.iter().all(|id| id.is_empty() || id.len() == size);
+    let exact = |ids: &[Vec<u8>], size: usize| !ids.is_empty() && ids.iter().all(|id| id.len() == size);
     if ExportTraceServiceRequest::decode(bytes).is_err() {
         return false;
     }
     let Ok(ids) = IdsRequest::decode(bytes) else { return false };
     ids.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans).all(|span| {
-        fits(&span.trace_id, TRACE_ID)
-            && fits(&span.span_id, SPAN_ID)
-            && fits(&span.parent_span_id, SPAN_ID)
-            && span.links.iter().all(|l| fits(&l.trace_id, TRACE_ID) && fits(&l.span_id, SPAN_ID))
+        exact(&span.trace_id, TRACE_ID)
+            && exact(&span.span_id, SPAN_ID)
+            && span.parent_span_id.iter().all(|id| id.is_empty() || id.len() == SPAN_ID)
+            && span.links.iter().all(|l| exact(&l.trace_id, TRACE_ID) && exact(&l.span_id, SPAN_ID))
     })
 }
 
-/// `ExportTraceServiceRequest` reduced to the ids of its spans and links ([`collector_accepts`]).
+/// `ExportTraceServiceRequest` reduced to the ids of its spans and links ([`otlp_accepts`]).
 #[derive(Clone, PartialEq, prost::Message)]
 struct IdsRequest {
     #[prost(message, repeated, tag = "1")]

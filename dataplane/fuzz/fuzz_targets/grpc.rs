@@ -21,7 +21,7 @@ use hyper::body::Frame;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use libfuzzer_sys::fuzz_target;
-use otlp_gateway::testing::collector_accepts;
+use otlp_gateway::testing::otlp_accepts;
 use otlp_gateway_fuzz::{EXCHANGE_TIMEOUT, MAX_REQUEST_BYTES, ScanSink, Served, serve};
 
 type Body =
@@ -129,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
     if framed && message.len() <= MAX_REQUEST_BYTES && !flood {
         let expected = match encoding {
             "br" => UNIMPLEMENTED,
-            _ if collector_accepts(message) => OK,
+            _ if otlp_accepts(message) => OK,
             _ => INVALID_ARGUMENT,
         };
         assert_eq!(status.flatten().as_deref(), Some(expected), "encoding {encoding:?}");

@@ -7,14 +7,14 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use otlp_gateway::testing::{collector_accepts, flatten};
+use otlp_gateway::testing::{otlp_accepts, flatten};
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(request) = serde_json::from_slice::<ExportTraceServiceRequest>(data) else { return };
     let encoded = request.encode_to_vec();
     let scanned = otlp_gateway::wire::scan(Bytes::from(encoded.clone()));
-    assert_eq!(scanned.is_ok(), collector_accepts(&encoded), "{:?}", scanned.as_ref().err());
+    assert_eq!(scanned.is_ok(), otlp_accepts(&encoded), "{:?}", scanned.as_ref().err());
     if let Ok(scanned) = scanned {
         assert_eq!(scanned.spans, flatten([&request]).len());
     }

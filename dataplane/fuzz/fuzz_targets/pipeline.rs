@@ -17,7 +17,7 @@ use otlp_gateway::process::GlobalStages;
 use otlp_gateway::process::enrich::index::{IndexConfig, PodStore};
 use otlp_gateway::process::enrich::pods::PodMeta;
 use otlp_gateway::process::enrich::{Enricher, ServiceMode};
-use otlp_gateway::testing::{collector_accepts, encode_trace_data, flatten};
+use otlp_gateway::testing::{otlp_accepts, encode_trace_data, flatten};
 use prost::Message;
 
 /// Pods at 10.0.0.0 to 10.0.0.3 (the last one on the host network, never matched by address).
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let outcome = stages[usize::from(pick >> 7)].run(&mut scanned, peer);
 
     let staged = encode_trace_data(&scanned);
-    assert!(collector_accepts(&staged), "the stages made an invalid request");
+    assert!(otlp_accepts(&staged), "the stages made an invalid request");
     let staged = ExportTraceServiceRequest::decode(staged.as_slice()).expect("accepted, so it decodes");
     assert_eq!(flatten([&staged]).len() + outcome.noise_dropped, spans_in, "spans lost in the stages");
     assert_eq!(scanned.spans, spans_in - outcome.noise_dropped);
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|b| {
             let bytes = b.to_bytes();
-            assert!(collector_accepts(&bytes), "an invalid batch");
+            assert!(otlp_accepts(&bytes), "an invalid batch");
             ExportTraceServiceRequest::decode(bytes).expect("batch decodes")
         })
         .collect();

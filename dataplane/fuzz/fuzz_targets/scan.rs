@@ -8,12 +8,12 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_gateway::batch::{BatchLimits, Batcher};
-use otlp_gateway::testing::{collector_accepts, flatten};
+use otlp_gateway::testing::{otlp_accepts, flatten};
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     let scanned = otlp_gateway::wire::scan(Bytes::copy_from_slice(data));
-    assert_eq!(scanned.is_ok(), collector_accepts(data), "scanner and the Collector's rules disagree");
+    assert_eq!(scanned.is_ok(), otlp_accepts(data), "scanner and the Collector's rules disagree");
     let Ok(scanned) = scanned else { return };
     let decoded = ExportTraceServiceRequest::decode(data).expect("accepted, so prost decodes it");
     let limits = BatchLimits { max_spans: 3, max_bytes: 256, ..BatchLimits::default() };

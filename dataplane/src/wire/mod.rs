@@ -1,10 +1,10 @@
 //! OTLP trace requests as encoded bytes.
 //!
 //! [`scan`] walks an `ExportTraceServiceRequest` once. It checks the whole message the way prost's decoder
-//! would (wire types, lengths, varints, UTF-8 of strings, nesting depth), and the lengths of trace and
-//! span ids as the Collector checks them (16 and 8 bytes, or empty), so a request that prost or the
-//! Collector would reject is rejected here, with a message naming what is wrong and where, and never
-//! poisons a batch shared with other clients. It keeps the levels a
+//! would (wire types, lengths, varints, UTF-8 of strings, nesting depth), and trace and span ids as the
+//! OTLP schema requires them (present, 16 and 8 bytes; a parent id 8 bytes or empty), so a request that
+//! prost, the Collector or a strict backend would reject is rejected here, with a message naming what is
+//! wrong and where, and never poisons a batch shared with other clients. It keeps the levels a
 //! stage needs to touch (resource spans, resource, scope spans, the run of spans) as slices of the
 //! received buffer; span contents are never copied or decoded into owned structs.
 //!

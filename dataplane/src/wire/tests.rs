@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::*;
 use crate::testing::{
-    collector_accepts, flatten, request_strategy, request_with_any_ids_strategy, sample_request,
+    flatten, otlp_accepts, request_strategy, request_with_any_ids_strategy, sample_request,
 };
 
 proptest! {
@@ -24,7 +24,7 @@ proptest! {
     /// Guarantees: no panic; the scanner accepts exactly what prost accepts (and the Collector, ids).
     #[test]
     fn random_bytes_agree_with_prost(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        prop_assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), collector_accepts(&bytes));
+        prop_assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), otlp_accepts(&bytes));
     }
 
     /// Scenario: a valid request, truncated or with one byte changed.
@@ -34,10 +34,10 @@ proptest! {
         let encoded = req.encode_to_vec();
         if encoded.is_empty() { return Ok(()); }
         let truncated = &encoded[..cut.index(encoded.len())];
-        prop_assert_eq!(scan(Bytes::copy_from_slice(truncated)).is_ok(), collector_accepts(truncated));
+        prop_assert_eq!(scan(Bytes::copy_from_slice(truncated)).is_ok(), otlp_accepts(truncated));
         let mut changed = encoded.clone();
         changed[flip.index(encoded.len())] = to;
-        prop_assert_eq!(scan(Bytes::from(changed.clone())).is_ok(), collector_accepts(&changed));
+        prop_assert_eq!(scan(Bytes::from(changed.clone())).is_ok(), otlp_accepts(&changed));
     }
 }
 
@@ -110,7 +110,7 @@ proptest! {
             span.extend(&plain);
         }
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
-        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), collector_accepts(&request), "{:02x?}", span);
+        prop_assert_eq!(scan(Bytes::from(request.clone())).is_ok(), otlp_accepts(&request), "{:02x?}", span);
     }
 }
 
@@ -196,7 +196,7 @@ proptest! {
         let request = len_field(0x0a, &len_field(0x12, &spans));
         let prost = ExportTraceServiceRequest::decode(request.as_slice());
         let ours = scan(Bytes::from(request.clone()));
-        prop_assert_eq!(ours.is_ok(), collector_accepts(&request), "{:02x?}", span);
+        prop_assert_eq!(ours.is_ok(), otlp_accepts(&request), "{:02x?}", span);
         if let (Ok(ours), Ok(prost)) = (ours, prost) {
             prop_assert_eq!(ours.spans, flatten([&prost]).len());
         }
@@ -239,7 +239,7 @@ fn recursion_limit_matches_prost() {
             },
         );
         let bytes = req.encode_to_vec();
-        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), collector_accepts(&bytes), "depth {depth}");
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), otlp_accepts(&bytes), "depth {depth}");
     }
     // Key-value lists nested down to a plain string attribute (the fast path's shape); each list
     // level costs three levels of budget, so at 32 the innermost one has none left for its value.
@@ -255,11 +255,7 @@ fn recursion_limit_matches_prost() {
         let mut req = sample_request(1, 1, 0, 0);
         req.resource_spans[0].scope_spans[0].spans[0].attributes.push(kv);
         let bytes = req.encode_to_vec();
-        assert_eq!(
-            scan(Bytes::from(bytes.clone())).is_ok(),
-            collector_accepts(&bytes),
-            "kvlist depth {depth}"
-        );
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), otlp_accepts(&bytes), "kvlist depth {depth}");
     }
     for depth in [97usize, 98, 99, 100, 101] {
         // An unknown group field nested `depth` times inside the request.
@@ -270,11 +266,7 @@ fn recursion_limit_matches_prost() {
         for _ in 0..depth {
             bytes.push((7 << 3 | 4) as u8);
         }
-        assert_eq!(
-            scan(Bytes::from(bytes.clone())).is_ok(),
-            collector_accepts(&bytes),
-            "group depth {depth}"
-        );
+        assert_eq!(scan(Bytes::from(bytes.clone())).is_ok(), otlp_accepts(&bytes), "group depth {depth}");
     }
 }
 
@@ -423,7 +415,7 @@ fn component_key_is_seen_off_the_fast_path() {
         let mut span = sample_request(1, 1, 0, 0).resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
         span.extend(len_field(0x4a, &kv));
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
-        assert!(collector_accepts(&request), "{kv:02x?}");
+        assert!(otlp_accepts(&request), "{kv:02x?}");
         let data = scan(Bytes::from(request)).unwrap();
         assert!(!data.no_component_key, "{kv:02x?}");
     }
@@ -459,7 +451,7 @@ fn span_run_reads_every_length_size() {
     let span = |attr_bytes: usize| Span {
         name: "s".into(),
         attributes: vec![crate::testing::kv("a", &"x".repeat(attr_bytes))],
-        ..Default::default()
+        ..crate::testing::span_with_ids()
     };
     let spans = vec![span(10), span(1_000), span(20_000), span(10), span(20_000)];
     for (s, want) in spans.iter().zip([1, 2, 3, 1, 3]) {
@@ -480,35 +472,45 @@ fn span_run_reads_every_length_size() {
     assert_eq!(run.spans, spans);
 }
 
-/// The message the scan gives for the first id of a wrong length in `req`, in encoding order (span
-/// ids by field number, then the links'), with its place; `None` when every id fits.
+/// The message the scan gives for the first id of a wrong length in `req`, in the scan's order: in
+/// each span, the ids present by field number, then each link's (present ones, then a missing one),
+/// then the span's missing ones (prost writes an empty id as no field, which the scan sees only at
+/// the span's end); with its place. `None` when every id fits.
 fn first_wrong_id(req: &ExportTraceServiceRequest) -> Option<String> {
     let wrong = |id: &[u8], size: usize| !id.is_empty() && id.len() != size;
     for (r, rs) in req.resource_spans.iter().enumerate() {
         for (s, ss) in rs.scope_spans.iter().enumerate() {
             for (i, span) in ss.spans.iter().enumerate() {
                 let at = format!("resource_spans[{r}].scope_spans[{s}].spans[{i}]");
-                for (name, id, size) in [
-                    ("trace_id", &span.trace_id, 16),
-                    ("span_id", &span.span_id, 8),
-                    ("parent_span_id", &span.parent_span_id, 8),
+                for (name, id, size, rule) in [
+                    ("trace_id", &span.trace_id, 16, ""),
+                    ("span_id", &span.span_id, 8, ""),
+                    ("parent_span_id", &span.parent_span_id, 8, " or empty"),
                 ] {
                     if wrong(id, size) {
                         return Some(format!(
-                            "span.{name} must be {size} bytes or empty, got {} at {at}",
+                            "span.{name} must be {size} bytes{rule}, got {} at {at}",
                             id.len()
                         ));
                     }
                 }
                 for (l, link) in span.links.iter().enumerate() {
-                    for (name, id, size) in [("trace_id", &link.trace_id, 16), ("span_id", &link.span_id, 8)]
-                    {
+                    let ids = [("trace_id", &link.trace_id, 16), ("span_id", &link.span_id, 8)];
+                    for (name, id, size) in ids {
                         if wrong(id, size) {
                             return Some(format!(
-                                "link.{name} must be {size} bytes or empty, got {} at {at}.links[{l}]",
+                                "link.{name} must be {size} bytes, got {} at {at}.links[{l}]",
                                 id.len()
                             ));
                         }
+                    }
+                    if let Some((name, _, size)) = ids.into_iter().find(|(_, id, _)| id.is_empty()) {
+                        return Some(format!("link.{name} must be {size} bytes, got 0 at {at}.links[{l}]"));
+                    }
+                }
+                for (name, id, size) in [("trace_id", &span.trace_id, 16), ("span_id", &span.span_id, 8)] {
+                    if id.is_empty() {
+                        return Some(format!("span.{name} must be {size} bytes, got 0 at {at}"));
                     }
                 }
             }
@@ -522,14 +524,14 @@ proptest! {
 
     /// Scenario: random requests in which a few trace, span, parent and link ids have a random
     /// length from 0 to 20 bytes.
-    /// Guarantees: the scan accepts exactly when prost decodes the request and every id is empty or
-    /// of its length (16 bytes for trace ids, 8 for span ids), and a refusal names the first wrong
-    /// id's field, its length and where it is.
+    /// Guarantees: the scan accepts exactly when prost decodes the request and every id is of its
+    /// length (16 bytes for trace ids, 8 for span ids; a parent id may be empty), and a refusal names
+    /// the first wrong id's field, its length and where it is.
     #[test]
-    fn ids_of_any_length_get_the_collectors_verdict(req in request_with_any_ids_strategy()) {
+    fn ids_of_any_length_get_the_schemas_verdict(req in request_with_any_ids_strategy()) {
         let bytes = req.encode_to_vec();
         let expected = first_wrong_id(&req);
-        prop_assert_eq!(expected.is_none(), collector_accepts(&bytes));
+        prop_assert_eq!(expected.is_none(), otlp_accepts(&bytes));
         match (scan(Bytes::from(bytes)), expected) {
             (Ok(data), None) => prop_assert_eq!(data.spans, flatten([&req]).len()),
             (Err(e), Some(message)) => {
@@ -541,10 +543,11 @@ proptest! {
 }
 
 /// Scenario: the ids of a span and of its links with the lengths a client gets wrong (8, 17, 0
-/// bytes for a trace id; 16 and 0 for a span id; 3 for a parent id), in the second span of the
-/// second scope, in the span walk's form and with an over-long (two-byte) key.
-/// Guarantees: empty ids are accepted, as the Collector accepts them; any other wrong length is
-/// refused with a message naming the field, its length and the span (and link) it is in.
+/// bytes for a trace id; 16 and 0 for a span id; 3 for a parent id; missing link ids), in the second
+/// span of the second scope, in the span walk's form and with an over-long (two-byte) key.
+/// Guarantees: every wrong length is refused, empty (absent) trace and span ids too, as the OTLP
+/// schema requires them (the Collector lets empty ones through), with a message naming the field,
+/// its length and the span (and link) it is in; an empty parent id, a root span's, is accepted.
 #[test]
 fn wrong_id_lengths_are_refused_with_the_field_and_place() {
     use opentelemetry_proto::tonic::trace::v1::span::Link;
@@ -554,20 +557,29 @@ fn wrong_id_lengths_are_refused_with_the_field_and_place() {
         (
             "trace id of 8",
             Box::new(|s| s.trace_id = vec![1; 8]),
-            Some(format!("span.trace_id must be 16 bytes or empty, got 8 at {place}")),
+            Some(format!("span.trace_id must be 16 bytes, got 8 at {place}")),
         ),
         (
             "trace id of 17",
             Box::new(|s| s.trace_id = vec![1; 17]),
-            Some(format!("span.trace_id must be 16 bytes or empty, got 17 at {place}")),
+            Some(format!("span.trace_id must be 16 bytes, got 17 at {place}")),
         ),
-        ("empty trace id", Box::new(|s| s.trace_id.clear()), None),
+        (
+            "empty trace id",
+            Box::new(|s| s.trace_id.clear()),
+            Some(format!("span.trace_id must be 16 bytes, got 0 at {place}")),
+        ),
         (
             "span id of 16",
             Box::new(|s| s.span_id = vec![1; 16]),
-            Some(format!("span.span_id must be 8 bytes or empty, got 16 at {place}")),
+            Some(format!("span.span_id must be 8 bytes, got 16 at {place}")),
         ),
-        ("empty span id", Box::new(|s| s.span_id.clear()), None),
+        (
+            "empty span id",
+            Box::new(|s| s.span_id.clear()),
+            Some(format!("span.span_id must be 8 bytes, got 0 at {place}")),
+        ),
+        ("empty parent id", Box::new(|s| s.parent_span_id.clear()), None),
         (
             "parent id of 3",
             Box::new(|s| s.parent_span_id = vec![1; 3]),
@@ -582,14 +594,19 @@ fn wrong_id_lengths_are_refused_with_the_field_and_place() {
                     Link { trace_id: vec![1; 8], ..Default::default() },
                 ]
             }),
-            Some(format!("link.trace_id must be 16 bytes or empty, got 8 at {place}.links[1]")),
+            Some(format!("link.trace_id must be 16 bytes, got 8 at {place}.links[1]")),
         ),
         (
             "link span id of 9",
             Box::new(|s| {
                 s.links = vec![Link { trace_id: vec![1; 16], span_id: vec![2; 9], ..Default::default() }]
             }),
-            Some(format!("link.span_id must be 8 bytes or empty, got 9 at {place}.links[0]")),
+            Some(format!("link.span_id must be 8 bytes, got 9 at {place}.links[0]")),
+        ),
+        (
+            "link without a span id",
+            Box::new(|s| s.links = vec![Link { trace_id: vec![1; 16], ..Default::default() }]),
+            Some(format!("link.span_id must be 8 bytes, got 0 at {place}.links[0]")),
         ),
     ];
     for (what, change, expected) in cases {
@@ -614,8 +631,24 @@ fn wrong_id_lengths_are_refused_with_the_field_and_place() {
     assert!(prost_decodes(&request));
     assert_eq!(
         scan(Bytes::from(request)).unwrap_err().0,
-        "span.trace_id must be 16 bytes or empty, got 8 at resource_spans[0].scope_spans[0].spans[0]"
+        "span.trace_id must be 16 bytes, got 8 at resource_spans[0].scope_spans[0].spans[0]"
     );
+    // A whole span behind a two-byte key (`ScopeSpans.spans` as 0x92 0x00): its ids are looked for
+    // too, and found when there.
+    let trace_id = len_field(0x0a, &[7; 16]);
+    let request = |span: &[u8]| {
+        let mut spans = vec![0x92, 0x00];
+        spans.extend(&len_field(0x12, span)[1..]);
+        len_field(0x0a, &len_field(0x12, &spans))
+    };
+    let without_span_id = request(&trace_id);
+    assert!(prost_decodes(&without_span_id));
+    assert_eq!(
+        scan(Bytes::from(without_span_id)).unwrap_err().0,
+        "span.span_id must be 8 bytes, got 0 at resource_spans[0].scope_spans[0].spans[0]"
+    );
+    let whole = request(&[trace_id, len_field(0x12, &[8; 8])].concat());
+    assert_eq!(scan(Bytes::from(whole)).map(|d| d.spans).ok(), Some(1));
 }
 
 /// Scenario: a span whose trace id occurs twice, 8 bytes then 16 (prost keeps the last, valid one),
@@ -627,9 +660,9 @@ fn every_occurrence_of_an_id_is_checked() {
         let span = [len_field(0x0a, &vec![1; first]), len_field(0x0a, &vec![2; second])].concat();
         let request = len_field(0x0a, &len_field(0x12, &len_field(0x12, &span)));
         assert!(prost_decodes(&request));
-        assert!(!collector_accepts(&request));
+        assert!(!otlp_accepts(&request));
         let e = scan(Bytes::from(request)).unwrap_err();
-        assert!(e.0.starts_with("span.trace_id must be 16 bytes or empty, got 8"), "{e}");
+        assert!(e.0.starts_with("span.trace_id must be 16 bytes, got 8"), "{e}");
     }
 }
 

@@ -28,28 +28,31 @@ enum Kind {
     Attributes,
     String,
     Bytes,
-    /// A trace id (`Span.trace_id`, `Link.trace_id`): `bytes` of [`TRACE_ID_BYTES`], or empty.
+    /// A trace id (`Span.trace_id`, `Link.trace_id`): `bytes` of exactly [`TRACE_ID_BYTES`], in every
+    /// occurrence, and present ([`ids_present`]).
     ///
-    /// The Collector's own rule, which this mirrors: pdata reads every occurrence of an id field with
-    /// `TraceID.UnmarshalProto` / `SpanID.UnmarshalProto` (`pdata/internal/traceid.go`, `spanid.go`),
-    /// which take an empty value as the all-zero id ("no id", written back as an absent field) and
-    /// refuse any other length but 16 (8 for span ids) with "invalid TraceID length", failing the
-    /// whole request; its OTLP/JSON reader likewise takes `""` and refuses a hex string of another
-    /// length. So an id of a wrong length is refused in every occurrence (even one a later occurrence
-    /// would replace in prost), and an empty one passes: a span the Collector accepts is accepted
-    /// here too, and a request the Collector refuses never joins a batch shared with other clients.
+    /// The OTLP schema calls a trace id of any other length, empty included, invalid and the field
+    /// required. The Collector is laxer with empty ones: pdata reads every occurrence of an id field
+    /// (`TraceID.UnmarshalProto`, `pdata/internal/traceid.go`) and refuses any length but 16 with
+    /// "invalid TraceID length", failing the whole request, but takes an empty value as the all-zero
+    /// "no id" and forwards it. This gateway refuses those too: a span without an id is one a strict
+    /// backend refuses, and with it the batch it shares with other clients' spans. So an id of a
+    /// wrong length is refused in every occurrence (even one a later occurrence would replace in
+    /// prost), and a span or link without one is refused as well.
     TraceId,
-    /// A span id (`Span.span_id`, `Span.parent_span_id`, `Link.span_id`): `bytes` of
-    /// [`SPAN_ID_BYTES`], or empty; as [`Kind::TraceId`].
+    /// A span id (`Span.span_id`, `Link.span_id`): `bytes` of exactly [`SPAN_ID_BYTES`], present; as
+    /// [`Kind::TraceId`].
     SpanId,
+    /// `Span.parent_span_id`: [`SPAN_ID_BYTES`], or empty for a root span (the schema's own rule).
+    ParentSpanId,
     Varint,
     Fixed64,
     Fixed32,
 }
 
-/// Length of a non-empty trace id.
+/// Length of a trace id.
 const TRACE_ID_BYTES: usize = 16;
-/// Length of a non-empty span id.
+/// Length of a span id.
 const SPAN_ID_BYTES: usize = 8;
 
 /// `KeyValue.key` of Istio's proxy spans.
@@ -85,6 +88,7 @@ enum Fast {
     Bytes,
     TraceId,
     SpanId,
+    ParentSpanId,
     Varint,
     Fixed64,
     Fixed32,
@@ -103,6 +107,7 @@ const fn schema(fields: &[(u32, Kind)]) -> Schema {
             Kind::Bytes => (WIRE_LEN, Fast::Bytes),
             Kind::TraceId => (WIRE_LEN, Fast::TraceId),
             Kind::SpanId => (WIRE_LEN, Fast::SpanId),
+            Kind::ParentSpanId => (WIRE_LEN, Fast::ParentSpanId),
             Kind::Varint => (WIRE_VARINT, Fast::Varint),
             Kind::Fixed64 => (WIRE_FIXED64, Fast::Fixed64),
             Kind::Fixed32 => (WIRE_FIXED32, Fast::Fixed32),
@@ -153,7 +158,7 @@ static SPAN: Schema = schema(&[
     (1, Kind::TraceId),
     (2, Kind::SpanId),
     (3, Kind::String),
-    (4, Kind::SpanId),
+    (4, Kind::ParentSpanId),
     (5, Kind::String),
     (6, Kind::Varint),
     (7, Kind::Fixed64),
@@ -198,7 +203,8 @@ impl Kind {
             | Self::String
             | Self::Bytes
             | Self::TraceId
-            | Self::SpanId => WIRE_LEN,
+            | Self::SpanId
+            | Self::ParentSpanId => WIRE_LEN,
             Self::Varint => WIRE_VARINT,
             Self::Fixed64 => WIRE_FIXED64,
             Self::Fixed32 => WIRE_FIXED32,
@@ -258,6 +264,7 @@ fn validate_message(
                 }
                 Fast::TraceId => validate_id(buf, &mut pos, schema, u32::from(key >> 3), TRACE_ID_BYTES)?,
                 Fast::SpanId => validate_id(buf, &mut pos, schema, u32::from(key >> 3), SPAN_ID_BYTES)?,
+                Fast::ParentSpanId => validate_parent_id(buf, &mut pos)?,
                 Fast::Varint => {
                     read_varint(buf, &mut pos)?;
                 }
@@ -279,7 +286,15 @@ fn validate_message(
             )));
         }
         match kind {
-            Kind::Message(inner) => validate_field_message(buf, &mut pos, inner, budget, component)?,
+            Kind::Message(inner) => {
+                let at = pos;
+                validate_field_message(buf, &mut pos, inner, budget, component)?;
+                // A span behind an over-long key: [`spans`] takes all the others.
+                if std::ptr::eq(inner, &SPAN) {
+                    let mut body = at;
+                    ids_present(read_len(buf, &mut body)?, false)?;
+                }
+            }
             // The built table holds attributes as `Message(&KEY_VALUE)`; this arm only completes the match.
             Kind::Attributes => validate_field_message(buf, &mut pos, &KEY_VALUE, budget, component)?,
             Kind::String => {
@@ -291,6 +306,7 @@ fn validate_message(
             }
             Kind::TraceId => validate_id(buf, &mut pos, schema, number, TRACE_ID_BYTES)?,
             Kind::SpanId => validate_id(buf, &mut pos, schema, number, SPAN_ID_BYTES)?,
+            Kind::ParentSpanId => validate_parent_id(buf, &mut pos)?,
             Kind::Varint => {
                 read_varint(buf, &mut pos)?;
             }
@@ -298,10 +314,14 @@ fn validate_message(
             Kind::Fixed32 => advance(buf, &mut pos, 4)?,
         }
     }
+    // Links are rare: their ids are looked for again here rather than tracked on the way.
+    if std::ptr::eq(schema, &LINK) {
+        ids_present(buf, true)?;
+    }
     Ok(())
 }
 
-/// An id field's value at `*pos` (after its key): empty or `size` bytes ([`Kind::TraceId`]).
+/// An id field's value at `*pos` (after its key): `size` bytes ([`Kind::TraceId`]).
 #[inline(always)]
 fn validate_id(
     buf: &[u8],
@@ -311,24 +331,67 @@ fn validate_id(
     size: usize,
 ) -> Result<(), WireError> {
     let id = read_len(buf, pos)?;
-    if id.is_empty() || id.len() == size {
+    if id.len() == size {
         return Ok(());
     }
     Err(WireError(id_message(std::ptr::eq(schema, &LINK), number, size, id.len())))
 }
 
+/// `Span.parent_span_id`'s value at `*pos` (after its key): empty or [`SPAN_ID_BYTES`].
+#[inline(always)]
+fn validate_parent_id(buf: &[u8], pos: &mut usize) -> Result<(), WireError> {
+    let id = read_len(buf, pos)?;
+    if id.is_empty() || id.len() == SPAN_ID_BYTES {
+        return Ok(());
+    }
+    Err(WireError(id_message(false, field::span::PARENT_SPAN_ID, SPAN_ID_BYTES, id.len())))
+}
+
+/// Refuses a span (a link when `link`) of valid fields that lacks its trace or span id. Every
+/// occurrence of an id was checked for its length on the way, so any occurrence will do.
+#[cold]
+fn ids_present(body: &[u8], link: bool) -> Result<(), WireError> {
+    let (trace_id, span_id) = if link {
+        (field::link::TRACE_ID, field::link::SPAN_ID)
+    } else {
+        (field::span::TRACE_ID, field::span::SPAN_ID)
+    };
+    match missing_id(body, trace_id, span_id) {
+        Some((number, size)) => Err(WireError(id_message(link, number, size, 0))),
+        None => Ok(()),
+    }
+}
+
+/// The id field (`trace_id` or `span_id`, with its size) that a message of valid fields lacks.
+fn missing_id(body: &[u8], trace_id: u32, span_id: u32) -> Option<(u32, usize)> {
+    let (mut trace, mut span) = (false, false);
+    let mut fields = Fields::new(body);
+    while let Ok(Some(f)) = fields.next_field() {
+        trace |= f.number == trace_id;
+        span |= f.number == span_id;
+    }
+    if !trace {
+        Some((trace_id, TRACE_ID_BYTES))
+    } else if !span {
+        Some((span_id, SPAN_ID_BYTES))
+    } else {
+        None
+    }
+}
+
 /// What is wrong with an id: field `number` of a span, or of a link when `link`, is `got` bytes
-/// long instead of `size`. Shared by the check and [`locate_bad_id`], which compares the two.
+/// long instead of `size` (0 for an id that is missing: proto3 writes an empty one so). Shared by the
+/// check and [`locate_bad_id`], which compares the two.
 #[cold]
 fn id_message(link: bool, number: u32, size: usize, got: usize) -> String {
     let owner = if link { "link" } else { "span" };
-    let name = match (link, number) {
-        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => "trace_id",
-        (false, field::span::SPAN_ID) | (true, field::link::SPAN_ID) => "span_id",
-        (false, field::span::PARENT_SPAN_ID) => "parent_span_id",
-        _ => "id",
+    let (name, rule) = match (link, number) {
+        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => ("trace_id", ""),
+        (false, field::span::SPAN_ID) | (true, field::link::SPAN_ID) => ("span_id", ""),
+        (false, field::span::PARENT_SPAN_ID) => ("parent_span_id", " or empty"),
+        _ => ("id", ""),
     };
-    format!("{owner}.{name} must be {size} bytes or empty, got {got}")
+    format!("{owner}.{name} must be {size} bytes{rule}, got {got}")
 }
 
 /// `error` with the place of the id it is about (`resource_spans[0].scope_spans[1].spans[3]`, with
@@ -344,9 +407,10 @@ fn with_position(buf: &[u8], error: WireError) -> WireError {
     }
 }
 
-/// The first id of a wrong length in encoding order, as [`id_message`] words it, and its place.
-/// Reads only the levels down to the ids; `None` when there is none (or the walk meets a malformed
-/// field first).
+/// The first id of a wrong length (or missing) in encoding order, as [`id_message`] words it, and
+/// its place. The validator's order: a span's fields in turn (a link's missing id when the link
+/// ends), then the span's missing id. Reads only the levels down to the ids; `None` when there is
+/// none (or the walk meets a malformed field first).
 fn locate_bad_id(buf: &[u8]) -> Option<(String, String)> {
     for (r, resource_spans) in len_fields(buf, REQUEST_RESOURCE_SPANS).enumerate() {
         for (s, scope_spans) in len_fields(resource_spans, field::resource_spans::SCOPE_SPANS).enumerate() {
@@ -369,9 +433,15 @@ fn locate_bad_id(buf: &[u8]) -> Option<(String, String)> {
                                 return Some((message, format!("{}.links[{link}]", at())));
                             }
                         }
+                        if let Err(WireError(message)) = ids_present(value, true) {
+                            return Some((message, format!("{}.links[{link}]", at())));
+                        }
                     } else if let Some(message) = wrong_id(false, f.number, f.wire, value.len()) {
                         return Some((message, at()));
                     }
+                }
+                if let Err(WireError(message)) = ids_present(span, false) {
+                    return Some((message, at()));
                 }
             }
         }
@@ -390,14 +460,14 @@ fn len_fields(body: &[u8], number: u32) -> impl Iterator<Item = &[u8]> {
 /// [`id_message`] for field `number` (of a link when `link`, else of a span) holding `len` bytes
 /// when it is an id of a wrong length.
 fn wrong_id(link: bool, number: u32, wire: u8, len: usize) -> Option<String> {
-    let size = match (link, number) {
-        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => TRACE_ID_BYTES,
-        (false, field::span::SPAN_ID | field::span::PARENT_SPAN_ID) | (true, field::link::SPAN_ID) => {
-            SPAN_ID_BYTES
-        }
+    let (size, may_be_empty) = match (link, number) {
+        (false, field::span::TRACE_ID) | (true, field::link::TRACE_ID) => (TRACE_ID_BYTES, false),
+        (false, field::span::SPAN_ID) | (true, field::link::SPAN_ID) => (SPAN_ID_BYTES, false),
+        (false, field::span::PARENT_SPAN_ID) => (SPAN_ID_BYTES, true),
         _ => return None,
     };
-    (wire == WIRE_LEN && len != 0 && len != size).then(|| id_message(link, number, size, len))
+    (wire == WIRE_LEN && len != size && !(may_be_empty && len == 0))
+        .then(|| id_message(link, number, size, len))
 }
 
 /// A message field's body at `*pos` (after its key), against `inner`. Always inlined: every span (and
@@ -461,6 +531,11 @@ fn spans(buf: &[u8], mut pos: usize, budget: usize, component: &mut bool) -> Res
             && !rest.is_empty()
         {
             validate_message(rest, &SPAN, budget - 1, component)?;
+        }
+        // The SDKs write both ids first, which the walk's first 20 bytes show; any other span has
+        // its fields searched for them.
+        if span.get(..2) != Some(&[0x0a, 16]) || span.get(18..20) != Some(&[0x12, 8]) {
+            ids_present(span, false)?;
         }
     }
     Ok(pos)

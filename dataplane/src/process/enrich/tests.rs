@@ -14,6 +14,7 @@ use super::index::{IndexConfig, LabelRule, PodIndex, PodStore};
 use super::pods::{ClusterMeta, Labels, NodeMeta, PodMeta};
 use super::*;
 use crate::batch::{BatchLimits, Batcher};
+use crate::testing::span_with_ids;
 
 fn pod(uid: &str, name: &str, ip: &str, started: &str) -> PodMeta {
     PodMeta {
@@ -227,7 +228,7 @@ fn gateway_path(
             resource,
             scope_spans: vec![ScopeSpans {
                 scope: None,
-                spans: vec![Span { name: "s".into(), attributes, ..Default::default() }],
+                spans: vec![Span { name: "s".into(), attributes, ..span_with_ids() }],
                 schema_url: String::new(),
             }],
             schema_url: String::new(),

@@ -8,14 +8,10 @@ use prost::Message;
 
 use super::*;
 use crate::batch::{BatchLimits, Batcher};
-use crate::testing::{flatten, kv};
+use crate::testing::{flatten, kv, span_with_ids};
 
 fn span(name: &str, attrs: &[(&str, &str)]) -> Span {
-    Span {
-        name: name.into(),
-        attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
-        ..Default::default()
-    }
+    Span { name: name.into(), attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(), ..span_with_ids() }
 }
 
 fn request(namespace: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
@@ -241,7 +237,7 @@ fn noisy_span() -> impl Strategy<Value = Span> {
                     attrs.push(kv(k, v));
                 }
             }
-            Span { name, attributes: attrs, ..Default::default() }
+            Span { name, attributes: attrs, ..span_with_ids() }
         })
 }
 

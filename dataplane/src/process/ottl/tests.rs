@@ -8,12 +8,12 @@ use prost::Message;
 use tracegw_contract::pipeline::FilterSpec;
 
 use super::*;
-use crate::testing::{encode_trace_data, kv};
+use crate::testing::{encode_trace_data, kv, span_with_ids};
 
 fn two_scopes() -> ExportTraceServiceRequest {
     let scope = |name: &str, span: &str| ScopeSpans {
         scope: Some(InstrumentationScope { name: name.into(), ..Default::default() }),
-        spans: vec![Span { name: span.into(), attributes: vec![kv("k", "v")], ..Default::default() }],
+        spans: vec![Span { name: span.into(), attributes: vec![kv("k", "v")], ..span_with_ids() }],
         schema_url: String::new(),
     };
     ExportTraceServiceRequest {
