@@ -28,8 +28,8 @@ callgrind_annotate --inclusive=yes "$out" | awk -v spans="$spans" '
         }
     }
     END {
-        split("stage_scan stage_enrich stage_filter stage_batch stage_export_framing path_zero_copy scan_prost path_prost scan_sdk_spans scan_prost_sdk", order, " ")
-        for (i = 1; i <= 10; i++) printf "%-22s %8.0f instructions per span\n", order[i], count[order[i]]
+        split("stage_scan stage_enrich stage_filter stage_ottl stage_batch stage_export_framing path_zero_copy scan_prost path_prost scan_sdk_spans scan_prost_sdk", order, " ")
+        for (i = 1; i <= 11; i++) printf "%-22s %8.0f instructions per span\n", order[i], count[order[i]]
         printf "prost decode / scan:   %8.1fx\n", count["scan_prost"] / count["stage_scan"]
         printf "the same, SDK-shaped spans: %.1fx\n", count["scan_prost_sdk"] / count["scan_sdk_spans"]
         printf "prost path / zero-copy path: %.1fx\n", count["path_prost"] / count["path_zero_copy"]

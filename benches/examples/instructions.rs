@@ -1,7 +1,8 @@
 //! Runs each stage of the data path once over the same requests, each in a function of its own, so
 //! that callgrind can count the instructions of every stage: a figure that does not move with the
 //! load of a shared machine, unlike time. `benches/instructions.sh` runs it under callgrind and prints
-//! instructions per span for each stage, beside the plain prost path.
+//! instructions per span for each stage (the `ottl` scenario's processing among them), beside the plain
+//! prost path.
 //!
 //! The requests are the load test's shape: 100 spans with 10 attributes of 16 bytes, one resource
 //! that names no pod (enrichment finds it by the sender's address), no Istio proxy spans. Both paths
@@ -23,10 +24,14 @@ use otlp_gateway::batch::{Batch, BatchLimits, Batcher};
 use otlp_gateway::export::Exporter;
 use otlp_gateway::process::enrich::Enricher;
 use otlp_gateway::process::noise::drop_noise;
+use otlp_gateway::process::ottl::work::SpanKeys;
+use otlp_gateway::process::ottl::{Processed, apply_with_keys};
 use otlp_gateway::testing::{kv, sample_request};
 use otlp_gateway::wire::{TraceData, scan};
 use prost::Message;
 use tracegw_contract::Compression;
+use tracegw_contract::pipeline::{FilterSpec, TransformSpec};
+use tracegw_contract::processing::{Processing, compile};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -103,6 +108,39 @@ fn stage_export_framing(batches: &[Batch], exporter: &Exporter) -> usize {
     batches.iter().map(|b| exporter.encode(b).unwrap().len()).sum()
 }
 
+/// The `ottl` load test scenario's processing (`loadtest/src/run.rs`, `OTTL_PROCESSING`): a transform
+/// with a resource condition and one `set … where span.kind == …` (every span here is a server span,
+/// so every span is changed), a filter with two conditions, one a regex (no span matches).
+fn ottl_processing() -> Processing {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let transform = TransformSpec {
+        conditions: strings(&[r#"resource.attributes["service.name"] != nil"#]),
+        statements: strings(&[
+            r#"set(span.attributes["deployment.environment"], "production") where span.kind == SPAN_KIND_SERVER"#,
+        ]),
+    };
+    let filter = FilterSpec {
+        conditions: strings(&[
+            r#"span.name == "GET /healthz" or span.attributes["http.route"] == "/healthz""#,
+            r#"IsMatch(span.attributes["url.path"], "^/(livez|readyz)$")"#,
+        ]),
+    };
+    compile(&[transform], &[filter]).expect("the scenario's processing compiles")
+}
+
+/// A pipeline's OTTL processing on enriched requests, as the gateway runs it after the fan-out.
+#[inline(never)]
+fn stage_ottl(data: &[TraceData], processing: &Processing, keys: &SpanKeys) -> usize {
+    data.iter()
+        .map(|d| {
+            match apply_with_keys(processing, keys, d, ottl::eval::ErrorMode::Ignore).unwrap().processed {
+                Processed::Unchanged => 0,
+                Processed::Changed(own) => own.spans,
+            }
+        })
+        .sum()
+}
+
 /// Receive to export body, as the gateway runs it per request and pipeline.
 #[inline(never)]
 fn path_zero_copy(reqs: &[Bytes], enricher: &Enricher, exporter: &Exporter) -> usize {
@@ -134,6 +172,9 @@ fn main() {
     let mut data = black_box(stage_scan(&reqs));
     stage_enrich(&mut data, &enricher);
     black_box(stage_filter(&mut data));
+    let processing = ottl_processing();
+    let changed = black_box(stage_ottl(&data, &processing, &SpanKeys::of(&processing)));
+    assert_eq!(changed, REQUESTS * SPANS_PER_REQUEST, "the transform changes every span");
     let batches = black_box(stage_batch(&data));
     black_box(stage_export_framing(&batches, &exporter));
     black_box(path_zero_copy(&reqs, &enricher, &exporter));

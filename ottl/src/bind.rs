@@ -22,6 +22,10 @@ pub struct TransformGroup {
     pub context: Context,
     pub conditions: Vec<BoundCondition>,
     pub statements: Vec<BoundStatement>,
+    /// The context whose items share the verdict of `conditions` (all spans of one resource, when
+    /// the conditions read only the resource and no statement writes it); `None` when each item
+    /// needs its own. [`crate::eval::Selection`] evaluates them once for such items.
+    pub shared_selection: Option<Context>,
 }
 
 /// A `FilterSpec` bound to its inferred context: an item matching any condition is dropped.
@@ -149,6 +153,32 @@ impl std::fmt::Debug for BoundCall {
     }
 }
 
+// === impl TransformGroup ===
+
+impl TransformGroup {
+    /// A bound group; works out which items share its conditions' verdict.
+    pub fn new(context: Context, conditions: Vec<BoundCondition>, statements: Vec<BoundStatement>) -> Self {
+        let exprs: Vec<&BoundBool> = conditions.iter().map(|c| &c.expr).collect();
+        let shared_selection = crate::analysis::shared_selection(context, &exprs, &statements);
+        Self { context, conditions, statements, shared_selection }
+    }
+
+    /// The literal first keys of the paths into `target` the group names (`"k"` of
+    /// `span.attributes["k"]`), each once: what a host can look up once per item ahead of time.
+    pub fn literal_keys(&self, target: Target) -> Vec<&str> {
+        crate::analysis::literal_keys(&self.conditions, &self.statements, target)
+    }
+}
+
+// === impl FilterGroup ===
+
+impl FilterGroup {
+    /// [`TransformGroup::literal_keys`] for a filter's conditions.
+    pub fn literal_keys(&self, target: Target) -> Vec<&str> {
+        crate::analysis::literal_keys(&self.conditions, &[], target)
+    }
+}
+
 // === entry points ===
 
 /// Binds a Kyma `TransformSpec` as the Collector's transform processor would: the context is inferred
@@ -182,7 +212,7 @@ pub fn bind_transform(statements: &[String], conditions: &[String]) -> Result<Tr
         })
         .collect::<Result<Vec<_>, _>>()?;
     let conditions = binder.conditions(&parsed_conditions, conditions)?;
-    Ok(TransformGroup { context, conditions, statements })
+    Ok(TransformGroup::new(context, conditions, statements))
 }
 
 /// Binds a Kyma `FilterSpec` as the Collector's filter processor would (no span events: Kyma's filter
@@ -232,7 +262,7 @@ pub fn bind_transform_in(
         .map(|c| parser::parse_condition(c).map_err(|e| wrap("condition", c, &parse_message(&e))))
         .collect::<Result<Vec<_>, _>>()?;
     let conditions = binder.conditions(&parsed, conditions)?;
-    Ok(TransformGroup { context, conditions, statements })
+    Ok(TransformGroup::new(context, conditions, statements))
 }
 
 /// Binds conditions in a context given explicitly (see [`bind_transform_in`]).

@@ -149,6 +149,18 @@ struct Args<'e, 'a> {
     args: &'e [BoundArg],
 }
 
+/// A transform group's verdict on its conditions, kept for the items that share it
+/// ([`TransformGroup::shared_selection`]): one per group and request, given to
+/// [`TransformGroup::run_at`] with each item.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// The resource (and scope) the verdict is for.
+    place: Option<(usize, usize)>,
+    selected: bool,
+    /// The conditions' failures, counted again for each item, as if evaluated for each.
+    errors: Vec<(String, EvalError)>,
+}
+
 // === impl TransformGroup ===
 
 impl TransformGroup {
@@ -157,22 +169,47 @@ impl TransformGroup {
     pub fn run(&self, acc: &mut dyn Accessor, mode: ErrorMode) -> Result<Outcome, EvalError> {
         let mut env = Env { acc, cache: Vec::new() };
         let mut outcome = Outcome::default();
-        if !self.conditions.is_empty() {
-            let mut selected = false;
-            for condition in &self.conditions {
-                match env.bool_expr(&condition.expr) {
-                    Ok(true) => {
-                        selected = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => outcome.fail(&condition.text, e, mode)?,
-                }
-            }
-            if !selected {
-                return Ok(outcome);
-            }
+        if !env.select(&self.conditions, &mut outcome, mode)? {
+            return Ok(outcome);
         }
+        self.run_statements(&mut env, outcome, mode)
+    }
+
+    /// [`TransformGroup::run`] on the item under resource `resource` and scope `scope` (their
+    /// positions in the request): conditions whose verdict the items of a resource (scope) share
+    /// are evaluated on its first item only, and `selection` keeps the verdict for the others.
+    pub fn run_at(
+        &self,
+        acc: &mut dyn Accessor,
+        mode: ErrorMode,
+        (resource, scope): (usize, usize),
+        selection: &mut Selection,
+    ) -> Result<Outcome, EvalError> {
+        let place = match self.shared_selection {
+            Some(crate::context::Context::Resource) => (resource, usize::MAX),
+            Some(_) => (resource, scope),
+            None => return self.run(acc, mode),
+        };
+        let mut env = Env { acc, cache: Vec::new() };
+        if selection.place != Some(place) {
+            let mut outcome = Outcome::default();
+            let selected = env.select(&self.conditions, &mut outcome, mode)?;
+            *selection = Selection { place: Some(place), selected, errors: outcome.errors };
+        }
+        let outcome = Outcome { errors: selection.errors.clone() };
+        if !selection.selected {
+            return Ok(outcome);
+        }
+        self.run_statements(&mut env, outcome, mode)
+    }
+
+    /// Each statement whose `where` holds, in order, adding failures to `outcome`.
+    fn run_statements(
+        &self,
+        env: &mut Env<'_>,
+        mut outcome: Outcome,
+        mode: ErrorMode,
+    ) -> Result<Outcome, EvalError> {
         for statement in &self.statements {
             let result = match &statement.condition {
                 Some(c) => env.bool_expr(c),
@@ -221,6 +258,27 @@ impl Outcome {
 // === impl Env ===
 
 impl Env<'_> {
+    /// Whether any of a transform group's `conditions` holds (true without any), adding failures to
+    /// `outcome`.
+    fn select(
+        &mut self,
+        conditions: &[crate::bind::BoundCondition],
+        outcome: &mut Outcome,
+        mode: ErrorMode,
+    ) -> Result<bool, EvalError> {
+        if conditions.is_empty() {
+            return Ok(true);
+        }
+        for condition in conditions {
+            match self.bool_expr(&condition.expr) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) => outcome.fail(&condition.text, e, mode)?,
+            }
+        }
+        Ok(false)
+    }
+
     fn bool_expr(&mut self, e: &BoundBool) -> Result<bool, EvalError> {
         Ok(match e {
             BoundBool::Or(items) => {

@@ -68,4 +68,5 @@ pub mod eval;
 pub mod funcs;
 pub mod lexer;
 pub mod parser;
+mod analysis;
 pub mod value;

@@ -127,6 +127,11 @@ impl<'a> Fields<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// Reads the fields from `pos` (the start of a field) on.
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        Self { buf, pos }
+    }
+
     /// The next field, `None` at the end. Groups are skipped whole, as prost skips them.
     pub(crate) fn next_field(&mut self) -> Result<Option<Field>, WireError> {
         if self.pos >= self.buf.len() {

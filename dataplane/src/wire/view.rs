@@ -247,51 +247,6 @@ pub fn len_fields(buf: &[u8], number: u32) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Calls `f` with every field of a message the scan has validated, in order, as [`Fields`] would
-/// give them. A field with a one-byte key (every field of the OTLP messages up to number 15) is read
-/// inline; others, and anything unexpected, go through the general reader. Several times cheaper per
-/// field than [`Fields::next_field`], which matters where a stage indexes every span it touches.
-pub(crate) fn for_each_field(buf: &[u8], mut f: impl FnMut(Field)) {
-    let mut pos = 0;
-    while let Some(&key) = buf.get(pos) {
-        let start = pos;
-        let number = u32::from(key >> 3);
-        let inline = if key < 0x80 && number != 0 {
-            match key & 7 {
-                WIRE_LEN => super::read_length(buf, pos + 1).ok().and_then(|(len, at)| {
-                    let end = at.checked_add(usize::try_from(len).ok()?)?;
-                    (end <= buf.len()).then_some((at, end))
-                }),
-                WIRE_VARINT => buf
-                    .get(pos + 1..)
-                    .and_then(|rest| rest.iter().take(9).position(|b| *b < 0x80))
-                    .map(|last| (pos + 1, pos + 2 + last)),
-                WIRE_FIXED64 => (pos + 9 <= buf.len()).then_some((pos + 1, pos + 9)),
-                super::WIRE_FIXED32 => (pos + 5 <= buf.len()).then_some((pos + 1, pos + 5)),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        match inline {
-            Some((value_start, end)) => {
-                f(Field { number, wire: key & 7, start, value_start, end });
-                pos = end;
-            }
-            None => {
-                let mut fields = Fields { buf, pos };
-                match fields.next_field() {
-                    Ok(Some(field)) => {
-                        f(field);
-                        pos = fields.pos;
-                    }
-                    _ => return,
-                }
-            }
-        }
-    }
-}
-
 /// A varint that the scan has already validated.
 fn varint(raw: &[u8]) -> u64 {
     let mut pos = 0;
@@ -338,28 +293,6 @@ mod tests {
     }
 
     proptest! {
-        /// Scenario: random requests, and random bytes. Guarantees: the inline field walk yields
-        /// exactly the fields the general reader yields, and stops where it stops.
-        #[test]
-        fn the_field_walk_agrees_with_the_reader(request in crate::testing::request_strategy(), noise in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let mut buffers: Vec<Vec<u8>> = vec![noise];
-            for rs in &request.resource_spans {
-                for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                    buffers.push(span.encode_to_vec());
-                }
-            }
-            for buf in buffers {
-                let mut walked = Vec::new();
-                for_each_field(&buf, |f| walked.push((f.number, f.wire, f.start, f.value_start, f.end)));
-                let mut read = Vec::new();
-                let mut fields = Fields::new(&buf);
-                while let Ok(Some(f)) = fields.next_field() {
-                    read.push((f.number, f.wire, f.start, f.value_start, f.end));
-                }
-                prop_assert_eq!(walked, read);
-            }
-        }
-
         /// Scenario: random requests; every span's, event's and resource's attributes read through the views.
         /// Guarantees: the views see exactly what prost decodes (keys, value types, nested arrays and maps),
         /// and each attribute's byte range is its whole field.

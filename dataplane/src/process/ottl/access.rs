@@ -38,17 +38,17 @@ pub struct ScopeItem<'a> {
 }
 
 /// A span as the item of the `span` context.
-pub struct SpanItem<'a> {
+pub struct SpanItem<'a, 'k> {
     pub resource: &'a mut ResourceState,
     pub scope: &'a mut ScopeState,
-    pub span: &'a mut WorkSpan,
+    pub span: &'a mut WorkSpan<'k>,
 }
 
 /// A span event as the item of the `spanevent` context.
-pub struct EventItem<'a> {
+pub struct EventItem<'a, 'k> {
     pub resource: &'a mut ResourceState,
     pub scope: &'a mut ScopeState,
-    pub span: &'a mut WorkSpan,
+    pub span: &'a mut WorkSpan<'k>,
     /// The event's position in its span's events.
     pub index: usize,
 }
@@ -113,7 +113,7 @@ fn set_trace_state_key(s: &mut WorkSpan, key: &str, value: Value) -> Result<(), 
     Ok(())
 }
 
-impl Accessor for SpanItem<'_> {
+impl Accessor for SpanItem<'_, '_> {
     fn get(&mut self, target: Target) -> Result<Value, EvalError> {
         match target {
             Target::Resource(f) => resource_get(self.resource, f),
@@ -174,7 +174,7 @@ impl Accessor for SpanItem<'_> {
     }
 }
 
-impl Accessor for EventItem<'_> {
+impl Accessor for EventItem<'_, '_> {
     fn get(&mut self, target: Target) -> Result<Value, EvalError> {
         match target {
             Target::Resource(f) => resource_get(self.resource, f),
@@ -239,7 +239,7 @@ impl Accessor for EventItem<'_> {
 
 // === impl EventItem ===
 
-impl EventItem<'_> {
+impl EventItem<'_, '_> {
     fn event(&self) -> Result<&WorkEvent, EvalError> {
         self.span
             .edits
@@ -261,7 +261,7 @@ impl EventItem<'_> {
 
 // === impl WorkSpan ===
 
-impl WorkSpan {
+impl WorkSpan<'_> {
     fn edits_mut(&mut self) -> &mut SpanEdits {
         self.edits.get_or_insert_with(Box::default)
     }
@@ -409,9 +409,21 @@ fn compare_received_key(
     op: CompareOp,
 ) -> Option<bool> {
     match target {
-        Target::Span(SpanField::Attributes) if span.edits.is_none() => {
+        // Received attributes, or received ones with single writes over them (a transform's `set`
+        // before a filter): a written key compares its value, any other is compared where it lies.
+        Target::Span(SpanField::Attributes)
+            if span
+                .edits
+                .as_deref()
+                .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
+        {
+            if let Some(put) =
+                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| p.key == key))
+            {
+                return Some(put.value.compare(other, op));
+            }
             let bytes = &span.bytes[..];
-            Some(match span.index().attribute(bytes, key) {
+            Some(match span.attribute(key) {
                 Some(a) => compare_encoded(&bytes[a.start..a.end], field::span::ATTRIBUTES, other, op),
                 None => Value::Nil.compare(other, op),
             })
@@ -598,7 +610,7 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
             return put.value.clone();
         }
     }
-    s.index().attribute(&s.bytes, key).map_or(Value::Nil, |a| slot_value(&s.bytes, a.start, a.end))
+    s.attribute(key).map_or(Value::Nil, |a| slot_value(&s.bytes, a.start, a.end))
 }
 
 /// The first slot with `key`.
@@ -619,10 +631,10 @@ fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
 
 /// The span's attributes as slots, made from the received ones (and the single writes so far) on
 /// first use.
-fn slots_mut(s: &mut WorkSpan) -> &mut Vec<AttrSlot> {
+fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
     let mut slots = match s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()) {
         Some(_) => None,
-        None => Some(super::work::attribute_slots(s.index())),
+        None => Some(super::work::attribute_slots(s.index(), &s.bytes)),
     };
     let edits = s.edits_mut();
     if let Some(mut slots) = slots.take() {

@@ -14,14 +14,14 @@ pub mod reference;
 pub mod work;
 
 use ottl::context::Context;
-use ottl::eval::{Accessor, ErrorMode, EvalError, Outcome};
+use ottl::eval::{Accessor, ErrorMode, EvalError, Outcome, Selection};
 use tracegw_contract::PipelineError;
 use tracegw_contract::processing::{Processing, compile};
 
 use crate::metrics::ProcessingMetrics;
 use crate::wire::TraceData;
 use access::{EventItem, ResourceItem, ScopeItem, SpanItem};
-use work::Work;
+use work::{SpanKeys, Work};
 
 /// Kyma configures both processors with `error_mode: ignore`.
 const ERROR_MODE: ErrorMode = ErrorMode::Ignore;
@@ -43,6 +43,8 @@ pub struct Applied {
 pub struct PipelineStages {
     pipeline: String,
     processing: Processing,
+    /// The span attribute keys `processing` names, found in one pass per span.
+    keys: SpanKeys,
     metrics: ProcessingMetrics,
 }
 
@@ -65,7 +67,9 @@ impl PipelineStages {
         filter: &[tracegw_contract::pipeline::FilterSpec],
         metrics: ProcessingMetrics,
     ) -> Result<Self, PipelineError> {
-        Ok(Self { pipeline: pipeline.to_string(), processing: compile(transform, filter)?, metrics })
+        let processing = compile(transform, filter)?;
+        let keys = SpanKeys::of(&processing);
+        Ok(Self { pipeline: pipeline.to_string(), processing, keys, metrics })
     }
 
     /// Whether the pipeline has no processing of its own (then nothing here runs).
@@ -79,7 +83,7 @@ impl PipelineStages {
             return Processed::Unchanged;
         }
         // `Ignore` never returns an error; the failures come back in the report.
-        let Ok(applied) = apply(&self.processing, data, ERROR_MODE) else {
+        let Ok(applied) = apply_with_keys(&self.processing, &self.keys, data, ERROR_MODE) else {
             return Processed::Unchanged;
         };
         self.count_errors(applied.transform_errors, "transform");
@@ -108,10 +112,23 @@ impl PipelineStages {
 /// Runs compiled processing on one request: each transform group over the items of its context, then
 /// each filter group; with `ErrorMode::Propagate` the first failure ends it.
 pub fn apply(processing: &Processing, data: &TraceData, mode: ErrorMode) -> Result<Applied, EvalError> {
-    let mut work = Work::new(data);
+    apply_with_keys(processing, &SpanKeys::of(processing), data, mode)
+}
+
+/// [`apply`] with the processing's [`SpanKeys`] worked out beforehand.
+pub fn apply_with_keys(
+    processing: &Processing,
+    keys: &SpanKeys,
+    data: &TraceData,
+    mode: ErrorMode,
+) -> Result<Applied, EvalError> {
+    let mut work = Work::new(data, keys);
     let mut transform_errors = Vec::new();
     for group in &processing.transforms {
-        transform_errors.extend(for_each_item(&mut work, group.context, &mut |acc| group.run(acc, mode))?);
+        let mut selection = Selection::default();
+        transform_errors.extend(for_each_item(&mut work, group.context, &mut |acc, at| {
+            group.run_at(acc, mode, at, &mut selection)
+        })?);
     }
     let mut filter_errors = Vec::new();
     let mut filtered = 0;
@@ -132,42 +149,48 @@ pub fn apply(processing: &Processing, data: &TraceData, mode: ErrorMode) -> Resu
     Ok(Applied { processed, filtered, transform_errors, filter_errors })
 }
 
-/// Runs `f` on every item of `context` in the request, collecting the failures it skipped.
+/// Where an item is: the positions of its resource and of its scope in the request.
+type Place = (usize, usize);
+
+/// Runs `f` on every item of `context` in the request, with its [`Place`], collecting the failures
+/// it skipped.
 fn for_each_item(
     work: &mut Work,
     context: Context,
-    f: &mut dyn FnMut(&mut dyn Accessor) -> Result<Outcome, EvalError>,
+    f: &mut dyn FnMut(&mut dyn Accessor, Place) -> Result<Outcome, EvalError>,
 ) -> Result<Vec<(String, EvalError)>, EvalError> {
     let mut errors = Vec::new();
     let mut record = |result: Result<Outcome, EvalError>| -> Result<(), EvalError> {
         errors.extend(result?.errors);
         Ok(())
     };
-    for r in &mut work.resources {
+    for (ri, r) in work.resources.iter_mut().enumerate() {
         let resource = &mut r.state;
         if context == Context::Resource {
-            record(f(&mut ResourceItem { resource }))?;
+            record(f(&mut ResourceItem { resource }, (ri, 0)))?;
             continue;
         }
-        for s in &mut r.scopes {
+        for (si, s) in r.scopes.iter_mut().enumerate() {
             let scope = &mut s.state;
+            let at = (ri, si);
             if context == Context::Scope {
-                record(f(&mut ScopeItem { resource: &mut *resource, scope }))?;
+                record(f(&mut ScopeItem { resource: &mut *resource, scope }, at))?;
                 continue;
             }
             for span in s.spans.iter_mut().filter(|sp| !sp.dropped) {
                 if context == Context::Span {
-                    record(f(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span }))?;
+                    record(f(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span }, at))?;
                     continue;
                 }
                 let events = span.open_events();
                 for index in 0..events {
-                    record(f(&mut EventItem {
+                    let item = &mut EventItem {
                         resource: &mut *resource,
                         scope: &mut *scope,
                         span: &mut *span,
                         index,
-                    }))?;
+                    };
+                    record(f(item, at))?;
                 }
                 span.close_events();
             }
@@ -239,9 +262,10 @@ pub fn evaluate_conditions(
     data: &TraceData,
     mode: ErrorMode,
 ) -> Result<Vec<bool>, EvalError> {
-    let mut work = Work::new(data);
+    let keys = SpanKeys::default();
+    let mut work = Work::new(data, &keys);
     let mut verdicts = Vec::new();
-    for_each_item(&mut work, group.context, &mut |acc| {
+    for_each_item(&mut work, group.context, &mut |acc, _| {
         let (matched, outcome) = group.matches(acc, mode)?;
         verdicts.push(matched);
         Ok(outcome)

@@ -223,3 +223,66 @@ proptest! {
         prop_assert_eq!(ours, theirs);
     }
 }
+
+/// A byte range in a span.
+type Range = (usize, usize);
+
+/// The first attribute field with `key` and the last occurrence of each other field, as the general
+/// field reader finds them: what [`work::SpanIndex`] must agree with.
+fn read_plainly(span: &[u8], key: &str) -> (Option<Range>, Vec<Option<Range>>) {
+    let mut found = None;
+    let mut last = vec![None; 17];
+    let mut fields = crate::wire::Fields::new(span);
+    while let Ok(Some(f)) = fields.next_field() {
+        if f.number == crate::wire::view::field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
+            if found.is_none() && work::key_of(&span[f.value_start..f.end]) == key {
+                found = Some((f.start, f.end));
+            }
+        } else if let Some(slot) = last.get_mut(f.number as usize) {
+            *slot = Some((f.value_start, f.end));
+        }
+    }
+    (found, last)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Scenario: random spans (the keys looked for among their attributes, twice in some, one with
+    /// a key of 70 bytes), some with an attribute in a longer form (two-byte length) or followed by
+    /// random bytes; keys looked up that the index was told of and ones it was not.
+    /// Guarantees: the span index finds the first attribute with each key and the last occurrence
+    /// of each other field exactly where the general field reader finds them.
+    #[test]
+    fn the_span_index_agrees_with_the_field_reader(
+        req in request_strategy(),
+        long_value in proptest::bool::ANY,
+        noise in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let long_key = "l".repeat(70);
+        let mut req = with_statement_keys(req);
+        for span in req.resource_spans.iter_mut().flat_map(|rs| &mut rs.scope_spans).flat_map(|ss| &mut ss.spans) {
+            span.attributes.push(kv(&long_key, "v"));
+            if long_value {
+                span.attributes.insert(1.min(span.attributes.len()), kv("b.c", &"x".repeat(200)));
+            }
+        }
+        let told = work::SpanKeys::new(["a", "k", &long_key[..]]);
+        for span in req.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
+            let mut bytes = span.encode_to_vec();
+            bytes.extend(&noise);
+            let work_span = work::WorkSpan::new(Bytes::from(bytes.clone()), &told);
+            for key in ["a", "k", "b.c", "new", &long_key[..]] {
+                let (found, last) = read_plainly(&bytes, key);
+                prop_assert_eq!(work_span.attribute(key).map(|a| (a.start, a.end)), found, "{}", key);
+                for (number, expected) in last.iter().enumerate() {
+                    let got = work_span.index().value(&bytes, number as u32).map(|v| {
+                        let start = v.as_ptr() as usize - bytes.as_ptr() as usize;
+                        (start, start + v.len())
+                    });
+                    prop_assert_eq!(got, *expected, "field {}", number);
+                }
+            }
+        }
+    }
+}

@@ -12,18 +12,18 @@ use crate::wire::{
     put_len_header, put_varint,
 };
 
-/// A request being processed.
-pub struct Work {
-    pub resources: Vec<WorkResource>,
+/// A request being processed; `'k` is the pipeline's [`SpanKeys`].
+pub struct Work<'k> {
+    pub resources: Vec<WorkResource<'k>>,
     /// From the original request, kept for the rebuilt one.
     encoded_len: usize,
     no_component_key: bool,
 }
 
 /// One `ResourceSpans`.
-pub struct WorkResource {
+pub struct WorkResource<'k> {
     pub state: ResourceState,
-    pub scopes: Vec<WorkScope>,
+    pub scopes: Vec<WorkScope<'k>>,
 }
 
 /// A resource's own fields.
@@ -44,9 +44,9 @@ pub struct ResourceState {
 pub type Place = (usize, usize, usize);
 
 /// One `ScopeSpans`.
-pub struct WorkScope {
+pub struct WorkScope<'k> {
     pub state: ScopeState,
-    pub spans: Vec<WorkSpan>,
+    pub spans: Vec<WorkSpan<'k>>,
 }
 
 /// A scope's own fields.
@@ -60,24 +60,55 @@ pub struct ScopeState {
 }
 
 /// One span: its encoding and what statements wrote.
-pub struct WorkSpan {
+pub struct WorkSpan<'k> {
     pub bytes: Bytes,
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
     /// Where its received fields are, found on first read.
     index: std::cell::OnceCell<SpanIndex>,
+    /// The attribute keys the index looks for.
+    keys: &'k SpanKeys,
 }
 
-/// Where a span's received fields are, found in one pass, so that every later read of a field or an
-/// attribute goes straight to it instead of walking the span again.
+/// The span attribute keys a pipeline's statements and conditions name literally
+/// (`span.attributes["k"]`): a span's index finds all of them in its one pass over the attributes,
+/// so that each later read, write or comparison of one goes straight to it. Other keys are searched
+/// for when read.
+#[derive(Debug, Default)]
+pub struct SpanKeys {
+    keys: Vec<Box<str>>,
+    /// Bit `n` set when some key is `n` bytes long: most attributes are passed over on their key's
+    /// length alone.
+    lengths: u64,
+}
+
+/// Keys a span's index looks for at most: beyond, each is searched for when read.
+pub const MAX_INDEXED_KEYS: usize = 8;
+
+/// Where a span's received fields are, found in one pass, so that a later read of a field goes
+/// straight to it instead of walking the span again. Attributes are not listed one by one: a span
+/// has many and a statement group reads few, so a lookup searches the stretch of the span that holds
+/// them, comparing key lengths before bytes. Positions are `u32` (a span is at most a request, far
+/// below 4 GiB); building the index allocates nothing.
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     /// Value range of the last occurrence of each field number up to 16 (the last one wins in a
     /// decoder); repeated fields (attributes, events, links) are not kept here.
     last: [Option<(u32, u32)>; 17],
-    /// Attribute fields in order: the field's range and its key's range.
-    pub attributes: Vec<IndexedAttribute>,
+    /// From the first attribute field's start to the last one's end (other fields may lie between).
+    attributes: Option<(u32, u32)>,
+    /// The first attribute with each of the pipeline's [`SpanKeys`], by the key's position there.
+    found: [Option<CompactAttribute>; MAX_INDEXED_KEYS],
+}
+
+/// [`IndexedAttribute`] in `u32`s.
+#[derive(Clone, Copy, Debug)]
+struct CompactAttribute {
+    start: u32,
+    end: u32,
+    key_start: u32,
+    key_end: u32,
 }
 
 /// One received attribute field.
@@ -150,9 +181,9 @@ pub struct WorkEvent {
 
 // === impl Work ===
 
-impl Work {
+impl<'k> Work<'k> {
     /// A request ready for statements; nothing is copied but the views.
-    pub fn new(data: &TraceData) -> Self {
+    pub fn new(data: &TraceData, keys: &'k SpanKeys) -> Self {
         let resources = data
             .resources
             .iter()
@@ -168,7 +199,7 @@ impl Work {
                     .scopes
                     .iter()
                     .map(|scope| WorkScope {
-                        spans: span_slices(scope).map(WorkSpan::new).collect(),
+                        spans: span_slices(scope).map(|bytes| WorkSpan::new(bytes, keys)).collect(),
                         state: ScopeState {
                             view: scope.clone(),
                             name: None,
@@ -227,32 +258,141 @@ impl Work {
 
 // === impl WorkSpan ===
 
-impl WorkSpan {
+impl<'k> WorkSpan<'k> {
     /// A received span, nothing written yet.
-    pub fn new(bytes: Bytes) -> Self {
-        Self { bytes, edits: None, dropped: false, index: std::cell::OnceCell::new() }
+    pub fn new(bytes: Bytes, keys: &'k SpanKeys) -> Self {
+        Self { bytes, edits: None, dropped: false, index: std::cell::OnceCell::new(), keys }
     }
 
     /// Where the received fields are.
     pub fn index(&self) -> &SpanIndex {
-        self.index.get_or_init(|| SpanIndex::of(&self.bytes))
+        self.index.get_or_init(|| SpanIndex::of(&self.bytes, self.keys))
+    }
+
+    /// The first received attribute field with `key`.
+    pub fn attribute(&self, key: &str) -> Option<IndexedAttribute> {
+        let index = self.index();
+        match self.keys.position(key) {
+            Some(i) => index.found.get(i).copied().flatten().map(CompactAttribute::expand),
+            None => index.search(&self.bytes, key),
+        }
+    }
+}
+
+// === impl SpanKeys ===
+
+impl SpanKeys {
+    /// The literal span attribute keys of a pipeline's processing (the first
+    /// [`MAX_INDEXED_KEYS`] of fewer than 64 bytes).
+    pub fn of(processing: &tracegw_contract::processing::Processing) -> Self {
+        let target = ottl::context::Target::Span(ottl::context::SpanField::Attributes);
+        Self::new(
+            processing
+                .transforms
+                .iter()
+                .flat_map(|g| g.literal_keys(target))
+                .chain(processing.filters.iter().flat_map(|g| g.literal_keys(target))),
+        )
+    }
+
+    /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 64 bytes, each once).
+    pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut keys: Vec<Box<str>> = Vec::new();
+        for key in named {
+            if key.len() < 64 && keys.len() < MAX_INDEXED_KEYS && !keys.iter().any(|k| &**k == key) {
+                keys.push(key.into());
+            }
+        }
+        let lengths = keys.iter().fold(0u64, |mask, k| mask | 1 << k.len());
+        Self { keys, lengths }
+    }
+
+    /// Where `key` is among the keys.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
+    }
+}
+
+// === impl CompactAttribute ===
+
+impl CompactAttribute {
+    fn expand(self) -> IndexedAttribute {
+        IndexedAttribute {
+            start: self.start as usize,
+            end: self.end as usize,
+            key_start: self.key_start as usize,
+            key_end: self.key_end as usize,
+        }
     }
 }
 
 // === impl SpanIndex ===
 
 impl SpanIndex {
-    /// Indexes a span in one pass.
-    pub fn of(span: &[u8]) -> Self {
-        let mut index = Self { last: [None; 17], attributes: Vec::with_capacity(16) };
-        crate::wire::view::for_each_field(span, |f| {
-            if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
-                let (key_start, key_end) = key_range(span, f.value_start, f.end);
-                index.attributes.push(IndexedAttribute { start: f.start, end: f.end, key_start, key_end });
-            } else if let Some(slot) = index.last.get_mut(f.number as usize) {
-                *slot = Some((f.value_start as u32, f.end as u32));
+    /// Indexes a span in one pass. The usual field (a one-byte key and length) is read by one
+    /// pattern match; anything else through the general reader.
+    pub fn of(span: &[u8], keys: &SpanKeys) -> Self {
+        use crate::wire::{WIRE_FIXED32, WIRE_LEN, WIRE_VARINT};
+        /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
+        const ATTRIBUTES_KEY: u8 = (field::span::ATTRIBUTES as u8) << 3 | WIRE_LEN;
+        /// `KeyValue.key` (field 1, length-delimited).
+        const KEY_KEY: u8 = 1 << 3 | WIRE_LEN;
+        let mut index = Self::default();
+        let mut pos = 0;
+        while pos < span.len() {
+            // A run of attributes in the usual form (one-byte lengths, the key first): each passed
+            // over on its key's length unless that is the length of a key looked for.
+            let run = pos;
+            while let Some(&[ATTRIBUTES_KEY, len, KEY_KEY, key_len]) = span.get(pos..pos + 4)
+                && len < 0x80
+                && key_len + 2 <= len
+                && pos + 2 + usize::from(len) <= span.len()
+            {
+                let end = pos + 2 + usize::from(len);
+                if key_len < 64 && keys.lengths >> key_len & 1 != 0 {
+                    let key_start = pos + 4;
+                    index.found_key(span, keys, pos, key_start, key_start + usize::from(key_len), end);
+                }
+                pos = end;
             }
-        });
+            if pos != run {
+                let first = index.attributes.map_or(run as u32, |(first, _)| first);
+                index.attributes = Some((first, pos as u32));
+                continue;
+            }
+            let key = span[pos];
+            let next = span.get(pos + 1).copied().unwrap_or(0x80);
+            // (start, end) of the value of a one-byte-key field read inline.
+            let inline = if (0x08..0x80).contains(&key) && key != ATTRIBUTES_KEY {
+                match key & 7 {
+                    WIRE_LEN if next < 0x80 => Some((pos + 2, pos + 2 + usize::from(next))),
+                    WIRE_FIXED64 => Some((pos + 1, pos + 9)),
+                    WIRE_FIXED32 => Some((pos + 1, pos + 5)),
+                    WIRE_VARINT if next < 0x80 => Some((pos + 1, pos + 2)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let (number, wire, value_start, end) = match inline.filter(|(_, end)| *end <= span.len()) {
+                Some((value_start, end)) => (u32::from(key >> 3), key & 7, value_start, end),
+                // Anything else (an attribute in another form; a longer key, length or varint; a
+                // group) through the general reader.
+                None => match Fields::at(span, pos).next_field() {
+                    Ok(Some(f)) => (f.number, f.wire, f.value_start, f.end),
+                    _ => break,
+                },
+            };
+            if number == field::span::ATTRIBUTES && wire == WIRE_LEN {
+                let (key_start, key_end) = key_range(span, value_start, end);
+                index.found_key(span, keys, pos, key_start, key_end, end);
+                let first = index.attributes.map_or(pos as u32, |(first, _)| first);
+                index.attributes = Some((first, end as u32));
+            } else if let Some(slot) = index.last.get_mut(number as usize) {
+                *slot = Some((value_start as u32, end as u32));
+            }
+            pos = end;
+        }
         index
     }
 
@@ -262,9 +402,89 @@ impl SpanIndex {
         span.get(start as usize..end as usize)
     }
 
-    /// The first attribute with `key`.
-    pub fn attribute(&self, span: &[u8], key: &str) -> Option<IndexedAttribute> {
-        self.attributes.iter().copied().find(|a| &span[a.key_start..a.key_end] == key.as_bytes())
+    /// The received attribute fields, in order.
+    pub fn attributes<'a>(&self, span: &'a [u8]) -> impl Iterator<Item = IndexedAttribute> + 'a {
+        let (start, end) = self.attributes.map_or((0, 0), |(s, e)| (s as usize, e as usize));
+        let stretch = span.get(start..end).unwrap_or_default();
+        let mut fields = Fields::new(stretch);
+        std::iter::from_fn(move || fields.next_field().ok().flatten())
+            .filter(|f| f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN)
+            .map(move |f| {
+                let (key_start, key_end) = key_range(span, start + f.value_start, start + f.end);
+                IndexedAttribute { start: start + f.start, end: start + f.end, key_start, key_end }
+            })
+    }
+
+    /// Keeps the attribute field at `start..end`, whose key lies at `key_start..key_end`, when the
+    /// key is one of `keys` not seen before.
+    fn found_key(
+        &mut self,
+        span: &[u8],
+        keys: &SpanKeys,
+        start: usize,
+        key_start: usize,
+        key_end: usize,
+        end: usize,
+    ) {
+        let key = &span[key_start..key_end];
+        for (slot, wanted) in self.found.iter_mut().zip(&keys.keys) {
+            if slot.is_none() && wanted.as_bytes() == key {
+                *slot = Some(CompactAttribute {
+                    start: start as u32,
+                    end: end as u32,
+                    key_start: key_start as u32,
+                    key_end: key_end as u32,
+                });
+            }
+        }
+    }
+
+    /// The first attribute with `key`, searched for. Attributes with a one-byte length whose key
+    /// comes first are compared where they lie, the length of the key first; anything else as
+    /// [`Self::attributes`] reads it.
+    fn search(&self, span: &[u8], key: &str) -> Option<IndexedAttribute> {
+        /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
+        const ATTRIBUTES_KEY: u8 = (field::span::ATTRIBUTES as u8) << 3 | crate::wire::WIRE_LEN;
+        /// `KeyValue.key` (field 1, length-delimited).
+        const KEY_KEY: u8 = 1 << 3 | crate::wire::WIRE_LEN;
+        let (start, end) = self.attributes?;
+        let (mut pos, end) = (start as usize, end as usize);
+        let stretch = span.get(..end)?;
+        let key = key.as_bytes();
+        while pos < end {
+            // The usual attribute: one-byte length, then its key with a one-byte length.
+            if let Some(&[ATTRIBUTES_KEY, len, KEY_KEY, key_len]) = stretch.get(pos..pos + 4)
+                && len < 0x80
+                && key_len < 0x80
+            {
+                let next = pos + 2 + usize::from(len);
+                if key_len + 2 <= len && next <= end {
+                    if usize::from(key_len) == key.len()
+                        && stretch.get(pos + 4..pos + 4 + key.len()) == Some(key)
+                    {
+                        let key_start = pos + 4;
+                        return Some(IndexedAttribute {
+                            start: pos,
+                            end: next,
+                            key_start,
+                            key_end: key_start + key.len(),
+                        });
+                    }
+                    pos = next;
+                    continue;
+                }
+            }
+            // Another field between attributes, or an attribute in another form.
+            let f = Fields::at(stretch, pos).next_field().ok()??;
+            if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
+                let (key_start, key_end) = key_range(stretch, f.value_start, f.end);
+                if &stretch[key_start..key_end] == key {
+                    return Some(IndexedAttribute { start: f.start, end: f.end, key_start, key_end });
+                }
+            }
+            pos = f.end;
+        }
+        None
     }
 }
 
@@ -377,7 +597,7 @@ impl ScopeState {
 
 // === impl WorkScope ===
 
-impl WorkScope {
+impl WorkScope<'_> {
     fn rebuild(self) -> ScopeSpansView {
         let spans_changed = self.spans.iter().any(|s| s.dropped || s.edits.is_some());
         if !spans_changed && !self.state.changed() {
@@ -704,10 +924,9 @@ fn encode_span_fields(out: &mut BytesMut, original: &[u8], edits: &SpanEdits) {
 }
 
 /// The span's received attributes as slots, in order.
-pub fn attribute_slots(index: &SpanIndex) -> Vec<AttrSlot> {
+pub fn attribute_slots(index: &SpanIndex, span: &[u8]) -> Vec<AttrSlot> {
     index
-        .attributes
-        .iter()
+        .attributes(span)
         .map(|a| AttrSlot::Received {
             start: a.start,
             end: a.end,
@@ -748,8 +967,8 @@ pub fn key_bytes(kv: &[u8]) -> &[u8] {
 }
 
 /// The first received attribute field of a span with `key`: its byte range.
-pub fn find_attribute(span: &WorkSpan, key: &str) -> Option<(usize, usize)> {
-    span.index().attribute(&span.bytes, key).map(|a| (a.start, a.end))
+pub fn find_attribute(span: &WorkSpan<'_>, key: &str) -> Option<(usize, usize)> {
+    span.attribute(key).map(|a| (a.start, a.end))
 }
 
 /// An event with the written fields replaced.
