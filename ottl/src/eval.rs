@@ -101,6 +101,20 @@ pub trait Accessor {
         Ok(self.get_key(target, key)?.compare(other, op))
     }
 
+    /// Tests one key of a map-valued field with `test` where it lies, when it is a string:
+    /// `Some(Some(verdict))`; `Some(None)` when there is no such key; `None` when it holds another
+    /// kind of value or the accessor cannot lend it, and the caller reads it as a [`Value`] instead.
+    /// Lets string converters (`IsMatch(span.attributes["k"], …)`) run without a copy.
+    fn test_key_str(
+        &mut self,
+        target: Target,
+        key: &str,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        let _ = (target, key, test);
+        Ok(None)
+    }
+
     /// Removes the first entry under `key` from a map-valued field, as `pcommon.Map.Remove` does (the
     /// last entry moves into its place); `false` when there was none. Accessors over encoded data
     /// override this to avoid reading the whole map.
@@ -510,6 +524,22 @@ impl ArgSource for Args<'_, '_> {
         match self.args.get(i) {
             Some(BoundArg::Value(BoundValue::Literal(v))) => Some(v),
             _ => None,
+        }
+    }
+
+    fn test_str(
+        &mut self,
+        i: usize,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        match self.args.get(i) {
+            Some(BoundArg::Value(BoundValue::Path(path))) if path.target != Target::Cache => {
+                match path.keys.as_slice() {
+                    [BoundKey::String(key)] => self.env.acc.test_key_str(path.target, key, test),
+                    _ => Ok(None),
+                }
+            }
+            _ => Ok(None),
         }
     }
 

@@ -129,6 +129,17 @@ pub trait ArgSource {
     fn read(&mut self, target: Target) -> Result<Value, EvalError>;
     /// Writes a field of that item (`set_semconv_span_name`).
     fn write(&mut self, target: Target, value: Value) -> Result<(), EvalError>;
+    /// Tests argument `i` with `test` where it lies, when it is a string read by a path:
+    /// `Some(Some(verdict))`, `Some(None)` for nil, `None` when it must be read as a [`Value`]
+    /// ([`crate::eval::Accessor::test_key_str`]).
+    fn test_str(
+        &mut self,
+        i: usize,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        let _ = (i, test);
+        Ok(None)
+    }
     /// Removes the first entry under `key` from the map at path argument `i` (`pcommon.Map.Remove`:
     /// the last entry moves into its place); `false` when there was none.
     fn remove_key(&mut self, i: usize, key: &str) -> Result<bool, EvalError> {
@@ -184,7 +195,7 @@ impl<'a> Call<'a> {
     }
 
     /// What `prepare` kept, if it kept a `T`.
-    pub fn prepared<T: 'static>(&self) -> Option<&T> {
+    pub fn prepared<T: 'static>(&self) -> Option<&'a T> {
         self.prepared.and_then(|p| p.downcast_ref::<T>())
     }
 
@@ -284,6 +295,16 @@ impl<'a> Call<'a> {
     /// and lists as JSON.
     pub fn string_like(&mut self, i: usize) -> Result<Option<String>, EvalError> {
         Ok(string_like(self.args.value(i)?))
+    }
+
+    /// [`Call::string_like`] tested with `test` without a copy where the argument allows
+    /// ([`ArgSource::test_str`]): `Some(None)` for nil; `None` when it must be read.
+    pub fn test_str(
+        &mut self,
+        i: usize,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        self.args.test_str(i, test)
     }
 
     /// `IntLikeGetter`: `None` for nil and for a string that is no base-10 integer; floats truncated,

@@ -754,10 +754,15 @@ fn prepare_is_match(args: &[Option<&Value>]) -> Result<Option<Prepared>, String>
 }
 
 fn is_match(call: &mut Call<'_>) -> Result<Value, EvalError> {
-    let target = call.string_like(0)?;
     if let Some(re) = call.prepared::<Regex>() {
+        // A string attribute is matched where it lies; nil never matches.
+        if let Some(verdict) = call.test_str(0, &mut |t| re.is_match(t))? {
+            return Ok(Value::Bool(verdict.unwrap_or(false)));
+        }
+        let target = call.string_like(0)?;
         return Ok(Value::Bool(target.is_some_and(|t| re.is_match(&t))));
     }
+    let target = call.string_like(0)?;
     let pattern = call.string(1)?;
     let re = compile_go_regex(&pattern).map_err(|e| fail(invalid_regex_msg("IsMatch", &pattern, &e)))?;
     Ok(Value::Bool(target.is_some_and(|t| re.is_match(&t))))

@@ -172,6 +172,14 @@ impl Accessor for SpanItem<'_, '_> {
             None => Ok(self.get_key(target, key)?.compare(other, op)),
         }
     }
+    fn test_key_str(
+        &mut self,
+        target: Target,
+        key: &str,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        Ok(test_received_str(self.resource, self.span, target, key, test))
+    }
 }
 
 impl Accessor for EventItem<'_, '_> {
@@ -235,6 +243,14 @@ impl Accessor for EventItem<'_, '_> {
             None => Ok(self.get_key(target, key)?.compare(other, op)),
         }
     }
+    fn test_key_str(
+        &mut self,
+        target: Target,
+        key: &str,
+        test: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Option<bool>>, EvalError> {
+        Ok(test_received_str(self.resource, self.span, target, key, test))
+    }
 }
 
 // === impl EventItem ===
@@ -271,10 +287,11 @@ impl WorkSpan<'_> {
         if let Some(events) = self.edits.as_ref().and_then(|e| e.events.as_ref()) {
             return events.len();
         }
-        let bytes = self.bytes.clone();
-        let events: Vec<WorkEvent> = len_field_ranges(&bytes, field::span::EVENTS)
+        let bytes = self.bytes;
+        // Copied: the events outlive the borrowed request in the span's edits.
+        let events: Vec<WorkEvent> = len_field_ranges(bytes, field::span::EVENTS)
             .map(|(start, end)| WorkEvent {
-                bytes: bytes.slice(start..end),
+                bytes: bytes::Bytes::copy_from_slice(&bytes[start..end]),
                 time_unix_nano: None,
                 name: None,
                 attributes: None,
@@ -418,7 +435,7 @@ fn compare_received_key(
                 .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
         {
             if let Some(put) =
-                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| p.key == key))
+                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| *p.key == *key))
             {
                 return Some(put.value.compare(other, op));
             }
@@ -430,6 +447,49 @@ fn compare_received_key(
         }
         Target::Resource(ResourceField::Attributes) if resource.attributes.is_none() => {
             Some(compare_resource_attribute(resource, key, other, op))
+        }
+        _ => None,
+    }
+}
+
+/// [`Accessor::test_key_str`] for a span's or its resource's attributes, read where they lie when
+/// no statement rewrote the map as a whole.
+fn test_received_str(
+    resource: &mut ResourceState,
+    span: &WorkSpan<'_>,
+    target: Target,
+    key: &str,
+    test: &mut dyn FnMut(&str) -> bool,
+) -> Option<Option<bool>> {
+    let string = |value: &Value, test: &mut dyn FnMut(&str) -> bool| match value {
+        Value::String(s) => Some(Some(test(s))),
+        _ => None,
+    };
+    match target {
+        Target::Span(SpanField::Attributes)
+            if span
+                .edits
+                .as_deref()
+                .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
+        {
+            if let Some(put) =
+                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| *p.key == *key))
+            {
+                return string(&put.value, test);
+            }
+            let Some(a) = span.attribute(key) else { return Some(None) };
+            let field = &span.bytes[a.start..a.end];
+            match len_fields(field, field::span::ATTRIBUTES).next().map(KeyValueView::parse) {
+                Some(KeyValueView { value: AnyValueView::String(s), .. }) => Some(Some(test(s))),
+                _ => None,
+            }
+        }
+        Target::Resource(ResourceField::Attributes) if resource.attributes.is_none() => {
+            match resource.received_attribute(key) {
+                Some(KeyValueView { value: AnyValueView::String(s), .. }) => Some(Some(test(s))),
+                Some(_) => None,
+                None => Some(None),
+            }
         }
         _ => None,
     }
@@ -606,7 +666,7 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
                 None => Value::Nil,
             };
         }
-        if let Some(put) = edits.attribute_puts.iter().find(|p| p.key == key) {
+        if let Some(put) = edits.attribute_puts.iter().find(|p| *p.key == *key) {
             return put.value.clone();
         }
     }
@@ -645,8 +705,8 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
                     .position(|slot| matches!(slot, AttrSlot::Received { start: s, .. } if *s == start))
             });
             match at {
-                Some(i) => slots[i] = AttrSlot::Written(put.key, put.value),
-                None => slots.push(AttrSlot::Written(put.key, put.value)),
+                Some(i) => slots[i] = AttrSlot::Written(put.key.to_string(), put.value),
+                None => slots.push(AttrSlot::Written(put.key.to_string(), put.value)),
             }
         }
         edits.attribute_slots = Some(slots);
@@ -662,7 +722,7 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         return;
     }
     if s.edits.as_ref().is_some_and(|e| e.attribute_slots.is_some()) {
-        let bytes = s.bytes.clone();
+        let bytes = s.bytes;
         let slots = slots_mut(s);
         match find_slot(&bytes, slots, key) {
             Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
@@ -671,12 +731,13 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         return;
     }
     // The usual case: remember the write and where it lands; nothing is decoded.
-    if let Some(put) = s.edits.as_mut().and_then(|e| e.attribute_puts.iter_mut().find(|p| p.key == key)) {
+    if let Some(put) = s.edits.as_mut().and_then(|e| e.attribute_puts.iter_mut().find(|p| *p.key == *key)) {
         put.value = value;
         return;
     }
     let replaces = super::work::find_attribute(s, key);
-    s.edits_mut().attribute_puts.push(AttrPut { key: key.to_string(), value, replaces });
+    let key = s.keys().shared(key);
+    s.edits_mut().attribute_puts.push(AttrPut { key, value, replaces });
 }
 
 /// Removes one span attribute without reading the others (`pcommon.Map.Remove`: the last entry moves
@@ -694,12 +755,12 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
     // Nothing to remove: no edit is recorded, so the span is not encoded again.
     let edits = s.edits.as_deref();
     if edits.and_then(|e| e.attribute_slots.as_ref()).is_none()
-        && !edits.is_some_and(|e| e.attribute_puts.iter().any(|p| p.key == key))
+        && !edits.is_some_and(|e| e.attribute_puts.iter().any(|p| *p.key == *key))
         && super::work::find_attribute(s, key).is_none()
     {
         return false;
     }
-    let bytes = s.bytes.clone();
+    let bytes = s.bytes;
     let slots = slots_mut(s);
     match find_slot(&bytes, slots, key) {
         Some(i) => {

@@ -94,6 +94,9 @@ fn condition() -> impl Strategy<Value = String> {
         (comparison.clone(), comparison.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
         (comparison.clone(), comparison).prop_map(|(a, b)| format!("not ({a} or {b})")),
         Just("span.kind == SPAN_KIND_SERVER".to_string()),
+        // String converters read attributes where they lie (strings), or as values (anything else).
+        key().prop_map(|k| format!("IsMatch(span.attributes[{k:?}], \"^[a-f]\")")),
+        key().prop_map(|k| format!("not IsMatch(resource.attributes[{k:?}], \"s\")")),
     ]
 }
 
@@ -271,7 +274,7 @@ proptest! {
         for span in req.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
             let mut bytes = span.encode_to_vec();
             bytes.extend(&noise);
-            let work_span = work::WorkSpan::new(Bytes::from(bytes.clone()), &told);
+            let work_span = work::WorkSpan::new(&bytes, &told);
             for key in ["a", "k", "b.c", "new", &long_key[..]] {
                 let (found, last) = read_plainly(&bytes, key);
                 prop_assert_eq!(work_span.attribute(key).map(|a| (a.start, a.end)), found, "{}", key);

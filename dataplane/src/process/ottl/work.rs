@@ -3,7 +3,10 @@
 //! re-encodes exactly the messages that changed; everything else stays a slice of the received buffer.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+
 use ottl::value::Value;
+use smallvec::SmallVec;
 
 use super::codec::{key_value_len, put_key_value, put_map};
 use crate::wire::view::{field, len_fields};
@@ -12,7 +15,7 @@ use crate::wire::{
     put_len_header, put_varint,
 };
 
-/// A request being processed; `'k` is the pipeline's [`SpanKeys`].
+/// A request being processed; `'k` is the received request's and the pipeline's [`SpanKeys`].
 pub struct Work<'k> {
     pub resources: Vec<WorkResource<'k>>,
     /// From the original request, kept for the rebuilt one.
@@ -59,9 +62,9 @@ pub struct ScopeState {
     pub schema_url: Option<String>,
 }
 
-/// One span: its encoding and what statements wrote.
+/// One span: its encoding (a slice of the received request) and what statements wrote.
 pub struct WorkSpan<'k> {
-    pub bytes: Bytes,
+    pub bytes: &'k [u8],
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
@@ -77,7 +80,7 @@ pub struct WorkSpan<'k> {
 /// for when read.
 #[derive(Debug, Default)]
 pub struct SpanKeys {
-    keys: Vec<Box<str>>,
+    keys: Vec<Arc<str>>,
     /// Bit `n` set when some key is `n` bytes long: most attributes are passed over on their key's
     /// length alone.
     lengths: u64,
@@ -137,7 +140,7 @@ pub struct SpanEdits {
     /// first with its key) or `None` for a new key, which goes last: neither the map nor the other
     /// attributes are decoded, and the span is encoded by splicing. Empty when `attributes` or
     /// `attribute_slots` is set.
-    pub attribute_puts: Vec<AttrPut>,
+    pub attribute_puts: SmallVec<[AttrPut; 1]>,
     /// The attributes as slots, once a statement removed a single key (`delete_key`): a removal moves
     /// the last attribute into the hole, so positions must be tracked. `None` whenever `attributes`
     /// is set.
@@ -154,7 +157,8 @@ pub struct SpanEdits {
 /// A single attribute written over the received ones.
 #[derive(Clone, Debug)]
 pub struct AttrPut {
-    pub key: String,
+    /// Shared with the pipeline's [`SpanKeys`] when it is one of them: no copy per span.
+    pub key: Arc<str>,
     pub value: Value,
     /// The received attribute field it replaces.
     pub replaces: Option<(usize, usize)>,
@@ -183,7 +187,7 @@ pub struct WorkEvent {
 
 impl<'k> Work<'k> {
     /// A request ready for statements; nothing is copied but the views.
-    pub fn new(data: &TraceData, keys: &'k SpanKeys) -> Self {
+    pub fn new(data: &'k TraceData, keys: &'k SpanKeys) -> Self {
         let resources = data
             .resources
             .iter()
@@ -199,7 +203,7 @@ impl<'k> Work<'k> {
                     .scopes
                     .iter()
                     .map(|scope| WorkScope {
-                        spans: span_slices(scope).map(|bytes| WorkSpan::new(bytes, keys)).collect(),
+                        spans: work_spans(scope, keys),
                         state: ScopeState {
                             view: scope.clone(),
                             name: None,
@@ -260,13 +264,18 @@ impl<'k> Work<'k> {
 
 impl<'k> WorkSpan<'k> {
     /// A received span, nothing written yet.
-    pub fn new(bytes: Bytes, keys: &'k SpanKeys) -> Self {
+    pub fn new(bytes: &'k [u8], keys: &'k SpanKeys) -> Self {
         Self { bytes, edits: None, dropped: false, index: std::cell::OnceCell::new(), keys }
     }
 
     /// Where the received fields are.
     pub fn index(&self) -> &SpanIndex {
-        self.index.get_or_init(|| SpanIndex::of(&self.bytes, self.keys))
+        self.index.get_or_init(|| SpanIndex::of(self.bytes, self.keys))
+    }
+
+    /// The pipeline's attribute keys.
+    pub fn keys(&self) -> &'k SpanKeys {
+        self.keys
     }
 
     /// The first received attribute field with `key`.
@@ -274,7 +283,7 @@ impl<'k> WorkSpan<'k> {
         let index = self.index();
         match self.keys.position(key) {
             Some(i) => index.found.get(i).copied().flatten().map(CompactAttribute::expand),
-            None => index.search(&self.bytes, key),
+            None => index.search(self.bytes, key),
         }
     }
 }
@@ -297,7 +306,7 @@ impl SpanKeys {
 
     /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 64 bytes, each once).
     pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut keys: Vec<Box<str>> = Vec::new();
+        let mut keys: Vec<Arc<str>> = Vec::new();
         for key in named {
             if key.len() < 64 && keys.len() < MAX_INDEXED_KEYS && !keys.iter().any(|k| &**k == key) {
                 keys.push(key.into());
@@ -310,6 +319,14 @@ impl SpanKeys {
     /// Where `key` is among the keys.
     fn position(&self, key: &str) -> Option<usize> {
         self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
+    }
+
+    /// `key` as a shared string: the pipeline's own when it is one of its keys, else a new one.
+    pub fn shared(&self, key: &str) -> Arc<str> {
+        match self.position(key) {
+            Some(i) => Arc::clone(&self.keys[i]),
+            None => key.into(),
+        }
     }
 }
 
@@ -668,15 +685,15 @@ impl WorkScope<'_> {
 
 // === free functions ===
 
-/// The spans of a scope as slices of its body.
-fn span_slices(scope: &ScopeSpansView) -> impl Iterator<Item = Bytes> + '_ {
-    let run = scope.body.slice(scope.spans_start..scope.spans_end);
-    let mut fields = Fields::new(&scope.body[scope.spans_start..scope.spans_end]);
-    let mut out = Vec::with_capacity(scope.count);
+/// The spans of a scope, each a slice of its body.
+fn work_spans<'k>(scope: &'k ScopeSpansView, keys: &'k SpanKeys) -> Vec<WorkSpan<'k>> {
+    let run = &scope.body[scope.spans_start..scope.spans_end];
+    let mut spans = Vec::with_capacity(scope.count);
+    let mut fields = Fields::new(run);
     while let Ok(Some(f)) = fields.next_field() {
-        out.push(run.slice(f.value_start..f.end));
+        spans.push(WorkSpan::new(&run[f.value_start..f.end], keys));
     }
-    out.into_iter()
+    spans
 }
 
 /// The field number of one encoded field.
