@@ -407,7 +407,7 @@ fn resource_attribute(r: &mut ResourceState, key: &str) -> Value {
 fn compare_span_field(span: &WorkSpan, target: Target, other: &Value, op: CompareOp) -> Option<bool> {
     match target {
         Target::Span(SpanField::Name) if span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
-            let raw = span.index().value(&span.bytes, field::span::NAME);
+            let raw = span.index().value(span.bytes, field::span::NAME);
             let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
             Some(compare_str(name, other, op))
         }
@@ -439,7 +439,7 @@ fn compare_received_key(
             {
                 return Some(put.value.compare(other, op));
             }
-            let bytes = &span.bytes[..];
+            let bytes = span.bytes;
             Some(match span.attribute(key) {
                 Some(a) => compare_encoded(&bytes[a.start..a.end], field::span::ATTRIBUTES, other, op),
                 None => Value::Nil.compare(other, op),
@@ -567,7 +567,7 @@ fn scope_set(s: &mut ScopeState, f: ScopeField, value: Value) -> Result<(), Eval
 fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
     use field::span as n;
     let edits = s.edits.as_deref();
-    let bytes = &s.bytes[..];
+    let bytes = s.bytes;
     let index = s.index();
     let raw = |number: u32| index.value(bytes, number);
     let varint = |number: u32| raw(number).and_then(|v| read_varint(v, &mut 0).ok());
@@ -660,9 +660,9 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
             return Value::map_get(attrs, key).cloned().unwrap_or_default();
         }
         if let Some(slots) = &edits.attribute_slots {
-            return match find_slot(&s.bytes, slots, key).map(|i| &slots[i]) {
+            return match find_slot(s.bytes, slots, key).map(|i| &slots[i]) {
                 Some(AttrSlot::Written(_, v)) => v.clone(),
-                Some(AttrSlot::Received { start, end, .. }) => slot_value(&s.bytes, *start, *end),
+                Some(AttrSlot::Received { start, end, .. }) => slot_value(s.bytes, *start, *end),
                 None => Value::Nil,
             };
         }
@@ -670,7 +670,7 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
             return put.value.clone();
         }
     }
-    s.attribute(key).map_or(Value::Nil, |a| slot_value(&s.bytes, a.start, a.end))
+    s.attribute(key).map_or(Value::Nil, |a| slot_value(s.bytes, a.start, a.end))
 }
 
 /// The first slot with `key`.
@@ -694,7 +694,7 @@ fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
 fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
     let mut slots = match s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()) {
         Some(_) => None,
-        None => Some(super::work::attribute_slots(s.index(), &s.bytes)),
+        None => Some(super::work::attribute_slots(s.index(), s.bytes)),
     };
     let edits = s.edits_mut();
     if let Some(mut slots) = slots.take() {
@@ -724,7 +724,7 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
     if s.edits.as_ref().is_some_and(|e| e.attribute_slots.is_some()) {
         let bytes = s.bytes;
         let slots = slots_mut(s);
-        match find_slot(&bytes, slots, key) {
+        match find_slot(bytes, slots, key) {
             Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
             None => slots.push(AttrSlot::Written(key.to_string(), value)),
         }
@@ -762,7 +762,7 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
     }
     let bytes = s.bytes;
     let slots = slots_mut(s);
-    match find_slot(&bytes, slots, key) {
+    match find_slot(bytes, slots, key) {
         Some(i) => {
             slots.swap_remove(i);
             true
@@ -784,12 +784,12 @@ fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
                 AttrSlot::Written(k, v) => (k.clone(), v.clone()),
                 AttrSlot::Received { start, end, key_start, key_end } => (
                     String::from_utf8_lossy(&s.bytes[*key_start..*key_end]).into_owned(),
-                    slot_value(&s.bytes, *start, *end),
+                    slot_value(s.bytes, *start, *end),
                 ),
             })
             .collect(),
         None => {
-            let mut attrs = map_of(&s.bytes, field::span::ATTRIBUTES);
+            let mut attrs = map_of(s.bytes, field::span::ATTRIBUTES);
             for put in edits.map(|e| e.attribute_puts.as_slice()).unwrap_or_default() {
                 ottl::eval::map_put(&mut attrs, &put.key, put.value.clone());
             }
@@ -870,7 +870,7 @@ fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalErro
 fn trace_state(s: &WorkSpan) -> String {
     match s.edits.as_deref().and_then(|e| e.trace_state.as_ref()) {
         Some(ts) => ts.clone(),
-        None => last_string(&s.bytes, field::span::TRACE_STATE).unwrap_or_default().to_string(),
+        None => last_string(s.bytes, field::span::TRACE_STATE).unwrap_or_default().to_string(),
     }
 }
 

@@ -628,7 +628,7 @@ impl WorkScope<'_> {
             .iter()
             .filter_map(|span| span.edits.as_deref().map(|edits| (span, edits)))
             .map(|(span, edits)| match only_attribute_puts(edits) {
-                true => spliced_len(&span.bytes, &edits.attribute_puts).saturating_sub(span.bytes.len()) + 5,
+                true => spliced_len(span.bytes, &edits.attribute_puts).saturating_sub(span.bytes.len()) + 5,
                 false => span.bytes.len() / 2 + 64,
             })
             .sum();
@@ -661,18 +661,18 @@ impl WorkScope<'_> {
             match &span.edits {
                 None => {
                     put_len_header(&mut out, field::scope_spans::SPANS, span.bytes.len());
-                    out.extend_from_slice(&span.bytes);
+                    out.extend_from_slice(span.bytes);
                 }
                 Some(edits) if only_attribute_puts(edits) => {
                     put_len_header(
                         &mut out,
                         field::scope_spans::SPANS,
-                        spliced_len(&span.bytes, &edits.attribute_puts),
+                        spliced_len(span.bytes, &edits.attribute_puts),
                     );
-                    splice_attribute_puts(&span.bytes, &edits.attribute_puts, &mut out);
+                    splice_attribute_puts(span.bytes, &edits.attribute_puts, &mut out);
                 }
                 Some(edits) => {
-                    let encoded = encode_span(&span.bytes, edits);
+                    let encoded = encode_span(span.bytes, edits);
                     put_len_header(&mut out, field::scope_spans::SPANS, encoded.len());
                     out.extend_from_slice(&encoded);
                 }
