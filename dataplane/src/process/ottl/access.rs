@@ -339,7 +339,6 @@ impl WorkSpan<'_> {
             start_time_unix_nano: None,
             end_time_unix_nano: None,
             attributes: None,
-            attribute_puts: _,
             attribute_slots: None,
             dropped_attributes_count: None,
             dropped_events_count: None,
@@ -351,9 +350,7 @@ impl WorkSpan<'_> {
         else {
             return;
         };
-        if edits.attribute_puts.is_empty() {
-            self.edits = None;
-        }
+        self.edits = None;
     }
 }
 
@@ -434,9 +431,7 @@ fn compare_received_key(
                 .as_deref()
                 .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
         {
-            if let Some(put) =
-                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| *p.key == *key))
-            {
+            if let Some(put) = span.puts.iter().find(|p| *p.key == *key) {
                 return Some(put.value.compare(other, op));
             }
             let bytes = span.bytes;
@@ -472,9 +467,7 @@ fn test_received_str(
                 .as_deref()
                 .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
         {
-            if let Some(put) =
-                span.edits.as_deref().and_then(|e| e.attribute_puts.iter().find(|p| *p.key == *key))
-            {
+            if let Some(put) = span.puts.iter().find(|p| *p.key == *key) {
                 return string(&put.value, test);
             }
             let Some(a) = span.attribute(key) else { return Some(None) };
@@ -666,9 +659,9 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
                 None => Value::Nil,
             };
         }
-        if let Some(put) = edits.attribute_puts.iter().find(|p| *p.key == *key) {
-            return put.value.clone();
-        }
+    }
+    if let Some(put) = s.puts.iter().find(|p| *p.key == *key) {
+        return put.value.clone();
     }
     s.attribute(key).map_or(Value::Nil, |a| slot_value(s.bytes, a.start, a.end))
 }
@@ -696,9 +689,10 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
         Some(_) => None,
         None => Some(super::work::attribute_slots(s.index(), s.bytes)),
     };
+    let puts = std::mem::take(&mut s.puts);
     let edits = s.edits_mut();
     if let Some(mut slots) = slots.take() {
-        for put in std::mem::take(&mut edits.attribute_puts) {
+        for put in puts {
             let at = put.replaces.and_then(|(start, _)| {
                 slots
                     .iter()
@@ -731,13 +725,13 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         return;
     }
     // The usual case: remember the write and where it lands; nothing is decoded.
-    if let Some(put) = s.edits.as_mut().and_then(|e| e.attribute_puts.iter_mut().find(|p| *p.key == *key)) {
+    if let Some(put) = s.puts.iter_mut().find(|p| *p.key == *key) {
         put.value = value;
         return;
     }
     let replaces = super::work::find_attribute(s, key);
     let key = s.keys().shared(key);
-    s.edits_mut().attribute_puts.push(AttrPut { key, value, replaces });
+    s.puts.push(AttrPut { key, value, replaces });
 }
 
 /// Removes one span attribute without reading the others (`pcommon.Map.Remove`: the last entry moves
@@ -755,7 +749,7 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
     // Nothing to remove: no edit is recorded, so the span is not encoded again.
     let edits = s.edits.as_deref();
     if edits.and_then(|e| e.attribute_slots.as_ref()).is_none()
-        && !edits.is_some_and(|e| e.attribute_puts.iter().any(|p| *p.key == *key))
+        && !s.puts.iter().any(|p| *p.key == *key)
         && super::work::find_attribute(s, key).is_none()
     {
         return false;
@@ -790,7 +784,7 @@ fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
             .collect(),
         None => {
             let mut attrs = map_of(s.bytes, field::span::ATTRIBUTES);
-            for put in edits.map(|e| e.attribute_puts.as_slice()).unwrap_or_default() {
+            for put in &s.puts {
                 ottl::eval::map_put(&mut attrs, &put.key, put.value.clone());
             }
             attrs
@@ -845,10 +839,11 @@ fn span_set(s: &mut WorkSpan, f: SpanField, value: Value) -> Result<(), EvalErro
         SpanField::StartTime => s.edits_mut().start_time_unix_nano = Some(expect_time(value)? as u64),
         SpanField::EndTime => s.edits_mut().end_time_unix_nano = Some(expect_time(value)? as u64),
         SpanField::Attributes => {
+            let attributes = expect_map(value)?;
+            s.puts.clear();
             let edits = s.edits_mut();
-            edits.attributes = Some(expect_map(value)?);
+            edits.attributes = Some(attributes);
             edits.attribute_slots = None;
-            edits.attribute_puts.clear();
         }
         SpanField::DroppedAttributesCount => {
             s.edits_mut().dropped_attributes_count = Some(expect_int(value)? as u32)

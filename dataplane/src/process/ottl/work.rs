@@ -65,6 +65,13 @@ pub struct ScopeState {
 /// One span: its encoding (a slice of the received request) and what statements wrote.
 pub struct WorkSpan<'k> {
     pub bytes: &'k [u8],
+    /// Single attributes written while the map as a whole was not (`set(span.attributes["k"], v)`,
+    /// the usual statement), each with the byte range of the received attribute it replaces (the
+    /// first with its key) or `None` for a new key, which goes last: neither the map nor the other
+    /// attributes are decoded, and the span is encoded by splicing. Held here rather than in the
+    /// boxed `edits`, so the usual statement allocates no edits; empty whenever the edits hold the
+    /// attributes whole (`attributes` or `attribute_slots`).
+    pub puts: SmallVec<[AttrPut; 1]>,
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
@@ -135,15 +142,9 @@ pub struct SpanEdits {
     pub start_time_unix_nano: Option<u64>,
     pub end_time_unix_nano: Option<u64>,
     pub attributes: Option<Vec<(String, Value)>>,
-    /// Single attributes written while the map as a whole was not (`set(span.attributes["k"], v)`,
-    /// the usual statement), each with the byte range of the received attribute it replaces (the
-    /// first with its key) or `None` for a new key, which goes last: neither the map nor the other
-    /// attributes are decoded, and the span is encoded by splicing. Empty when `attributes` or
-    /// `attribute_slots` is set.
-    pub attribute_puts: SmallVec<[AttrPut; 1]>,
     /// The attributes as slots, once a statement removed a single key (`delete_key`): a removal moves
-    /// the last attribute into the hole, so positions must be tracked. `None` whenever `attributes`
-    /// is set.
+    /// the last attribute into the hole, so positions must be tracked (the span's single writes join
+    /// them then). `None` whenever `attributes` is set.
     pub attribute_slots: Option<Vec<AttrSlot>>,
     pub dropped_attributes_count: Option<u32>,
     pub dropped_events_count: Option<u32>,
@@ -225,7 +226,7 @@ impl<'k> Work<'k> {
             r.state.changed()
                 || r.scopes
                     .iter()
-                    .any(|s| s.state.changed() || s.spans.iter().any(|sp| sp.dropped || sp.edits.is_some()))
+                    .any(|s| s.state.changed() || s.spans.iter().any(|sp| sp.dropped || sp.changed()))
         })
     }
 
@@ -265,12 +266,17 @@ impl<'k> Work<'k> {
 impl<'k> WorkSpan<'k> {
     /// A received span, nothing written yet.
     pub fn new(bytes: &'k [u8], keys: &'k SpanKeys) -> Self {
-        Self { bytes, edits: None, dropped: false, index: std::cell::OnceCell::new(), keys }
+        Self { bytes, puts: SmallVec::new(), edits: None, dropped: false, index: std::cell::OnceCell::new(), keys }
     }
 
     /// Where the received fields are.
     pub fn index(&self) -> &SpanIndex {
         self.index.get_or_init(|| SpanIndex::of(self.bytes, self.keys))
+    }
+
+    /// Whether a statement wrote anything to the span.
+    pub fn changed(&self) -> bool {
+        self.edits.is_some() || !self.puts.is_empty()
     }
 
     /// The pipeline's attribute keys.
@@ -616,7 +622,7 @@ impl ScopeState {
 
 impl WorkScope<'_> {
     fn rebuild(self) -> ScopeSpansView {
-        let spans_changed = self.spans.iter().any(|s| s.dropped || s.edits.is_some());
+        let spans_changed = self.spans.iter().any(|s| s.dropped || s.changed());
         if !spans_changed && !self.state.changed() {
             return self.state.view;
         }
@@ -626,10 +632,10 @@ impl WorkScope<'_> {
         let growth: usize = self
             .spans
             .iter()
-            .filter_map(|span| span.edits.as_deref().map(|edits| (span, edits)))
-            .map(|(span, edits)| match only_attribute_puts(edits) {
-                true => spliced_len(span.bytes, &edits.attribute_puts).saturating_sub(span.bytes.len()) + 5,
-                false => span.bytes.len() / 2 + 64,
+            .filter(|span| span.changed())
+            .map(|span| match span.edits {
+                None => spliced_len(span.bytes, &span.puts).saturating_sub(span.bytes.len()) + 5,
+                Some(_) => span.bytes.len() / 2 + 64,
             })
             .sum();
         let mut out = BytesMut::with_capacity(state.view.body.len() + growth + 64);
@@ -659,20 +665,16 @@ impl WorkScope<'_> {
             }
             count += 1;
             match &span.edits {
-                None => {
+                None if span.puts.is_empty() => {
                     put_len_header(&mut out, field::scope_spans::SPANS, span.bytes.len());
                     out.extend_from_slice(span.bytes);
                 }
-                Some(edits) if only_attribute_puts(edits) => {
-                    put_len_header(
-                        &mut out,
-                        field::scope_spans::SPANS,
-                        spliced_len(span.bytes, &edits.attribute_puts),
-                    );
-                    splice_attribute_puts(span.bytes, &edits.attribute_puts, &mut out);
+                None => {
+                    put_len_header(&mut out, field::scope_spans::SPANS, spliced_len(span.bytes, &span.puts));
+                    splice_attribute_puts(span.bytes, &span.puts, &mut out);
                 }
                 Some(edits) => {
-                    let encoded = encode_span(span.bytes, edits);
+                    let encoded = encode_span(span.bytes, edits, &span.puts);
                     put_len_header(&mut out, field::scope_spans::SPANS, encoded.len());
                     out.extend_from_slice(&encoded);
                 }
@@ -765,16 +767,12 @@ fn encode_scope(state: &ScopeState) -> Vec<u8> {
     out.to_vec()
 }
 
-/// A span with the written fields replaced: the others are copied as they were received.
-pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
+/// A span with the written fields and single attribute writes (`puts`) replaced: the others are
+/// copied as they were received.
+pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<u8> {
     use field::span::*;
-    if only_attribute_puts(edits) {
-        let mut out = BytesMut::with_capacity(spliced_len(original, &edits.attribute_puts));
-        splice_attribute_puts(original, &edits.attribute_puts, &mut out);
-        return out.to_vec();
-    }
     let mut out = BytesMut::with_capacity(original.len() + 64);
-    let mut replaced: Vec<&AttrPut> = edits.attribute_puts.iter().filter(|p| p.replaces.is_some()).collect();
+    let mut replaced: Vec<&AttrPut> = puts.iter().filter(|p| p.replaces.is_some()).collect();
     replaced.sort_by_key(|p| p.replaces.map(|(start, _)| start));
     let mut fields = Fields::new(original);
     while let Ok(Some(f)) = fields.next_field() {
@@ -788,39 +786,11 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits) -> Vec<u8> {
             out.extend_from_slice(&original[f.start..f.end]);
         }
     }
-    for put in edits.attribute_puts.iter().filter(|p| p.replaces.is_none()) {
+    for put in puts.iter().filter(|p| p.replaces.is_none()) {
         put_key_value(&mut out, ATTRIBUTES, &put.key, &put.value);
     }
     encode_span_fields(&mut out, original, edits);
     out.to_vec()
-}
-
-/// Whether single attributes are all a statement wrote: then the span is encoded by splicing, without
-/// walking its fields.
-pub fn only_attribute_puts(edits: &SpanEdits) -> bool {
-    let SpanEdits {
-        trace_id: None,
-        span_id: None,
-        parent_span_id: None,
-        trace_state: None,
-        name: None,
-        kind: None,
-        start_time_unix_nano: None,
-        end_time_unix_nano: None,
-        attributes: None,
-        attribute_puts,
-        attribute_slots: None,
-        dropped_attributes_count: None,
-        dropped_events_count: None,
-        dropped_links_count: None,
-        status_message: None,
-        status_code: None,
-        events: None,
-    } = edits
-    else {
-        return false;
-    };
-    !attribute_puts.is_empty()
 }
 
 /// The encoded size of a span spliced with `puts`.
