@@ -104,16 +104,19 @@ pub const MAX_INDEXED_KEYS: usize = 8;
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     /// Value range of the last occurrence of each field number up to 16 (the last one wins in a
-    /// decoder); repeated fields (attributes, events, links) are not kept here.
-    last: [Option<(u32, u32)>; 17],
+    /// decoder), `(0, 0)` for none (a value never ends at 0: its key comes first); repeated fields
+    /// (attributes, events, links) are not kept here. Plain pairs rather than options keep the
+    /// index small: it is built and moved once per span read.
+    last: [(u32, u32); 17],
     /// From the first attribute field's start to the last one's end (other fields may lie between).
     attributes: Option<(u32, u32)>,
-    /// The first attribute with each of the pipeline's [`SpanKeys`], by the key's position there.
-    found: [Option<CompactAttribute>; MAX_INDEXED_KEYS],
+    /// The first attribute with each of the pipeline's [`SpanKeys`], by the key's position there;
+    /// `end` 0 for none.
+    found: [CompactAttribute; MAX_INDEXED_KEYS],
 }
 
 /// [`IndexedAttribute`] in `u32`s.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct CompactAttribute {
     start: u32,
     end: u32,
@@ -288,7 +291,7 @@ impl<'k> WorkSpan<'k> {
     pub fn attribute(&self, key: &str) -> Option<IndexedAttribute> {
         let index = self.index();
         match self.keys.position(key) {
-            Some(i) => index.found.get(i).copied().flatten().map(CompactAttribute::expand),
+            Some(i) => index.found.get(i).filter(|a| a.end != 0).map(|a| a.expand()),
             None => index.search(self.bytes, key),
         }
     }
@@ -354,6 +357,7 @@ impl CompactAttribute {
 impl SpanIndex {
     /// Indexes a span in one pass. The usual field (a one-byte key and length) is read by one
     /// pattern match; anything else through the general reader.
+    #[inline(always)]
     pub fn of(span: &[u8], keys: &SpanKeys) -> Self {
         use crate::wire::{WIRE_FIXED32, WIRE_LEN, WIRE_VARINT};
         /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
@@ -412,7 +416,7 @@ impl SpanIndex {
                 let first = index.attributes.map_or(pos as u32, |(first, _)| first);
                 index.attributes = Some((first, end as u32));
             } else if let Some(slot) = index.last.get_mut(number as usize) {
-                *slot = Some((value_start as u32, end as u32));
+                *slot = (value_start as u32, end as u32);
             }
             pos = end;
         }
@@ -421,7 +425,7 @@ impl SpanIndex {
 
     /// The value bytes of the last occurrence of field `number`.
     pub fn value<'a>(&self, span: &'a [u8], number: u32) -> Option<&'a [u8]> {
-        let (start, end) = (*self.last.get(number as usize)?)?;
+        let (start, end) = *self.last.get(number as usize).filter(|(_, end)| *end != 0)?;
         span.get(start as usize..end as usize)
     }
 
@@ -451,13 +455,13 @@ impl SpanIndex {
     ) {
         let key = &span[key_start..key_end];
         for (slot, wanted) in self.found.iter_mut().zip(&keys.keys) {
-            if slot.is_none() && wanted.as_bytes() == key {
-                *slot = Some(CompactAttribute {
+            if slot.end == 0 && wanted.as_bytes() == key {
+                *slot = CompactAttribute {
                     start: start as u32,
                     end: end as u32,
                     key_start: key_start as u32,
                     key_end: key_end as u32,
-                });
+                };
             }
         }
     }
