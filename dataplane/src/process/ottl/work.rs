@@ -269,7 +269,14 @@ impl<'k> Work<'k> {
 impl<'k> WorkSpan<'k> {
     /// A received span, nothing written yet.
     pub fn new(bytes: &'k [u8], keys: &'k SpanKeys) -> Self {
-        Self { bytes, puts: SmallVec::new(), edits: None, dropped: false, index: std::cell::OnceCell::new(), keys }
+        Self {
+            bytes,
+            puts: SmallVec::new(),
+            edits: None,
+            dropped: false,
+            index: std::cell::OnceCell::new(),
+            keys,
+        }
     }
 
     /// Where the received fields are.
