@@ -41,6 +41,25 @@ pub struct BoundStatement {
     pub text: String,
     pub editor: BoundCall,
     pub condition: Option<BoundBool>,
+    /// The statement as one write of a literal to a literal key, when that is all it is
+    /// (`set(span.attributes["k"], "v")`, the usual statement): run as
+    /// [`crate::eval::Accessor::set_key_literal`], which shares the value rather than copying it per
+    /// item.
+    pub literal_write: Option<std::sync::Arc<LiteralWrite>>,
+}
+
+/// `set(<path>["key"], <literal>)`: a write whose key and value are known when the statement is
+/// bound, prepared once for every item it writes to.
+#[derive(Debug)]
+pub struct LiteralWrite {
+    /// The map-valued field written (`span.attributes`).
+    pub target: Target,
+    pub key: std::sync::Arc<str>,
+    /// Never `Nil` (`set` writes nothing then) and always a value an attribute holds.
+    pub value: Value,
+    /// Room for an accessor over encoded data to keep the write's encoding (for OTLP, the
+    /// `KeyValue`), made on first use and shared by every item after: the evaluator never reads it.
+    pub encoded: std::sync::OnceLock<Box<[u8]>>,
 }
 
 /// One condition, with its source text.
@@ -145,6 +164,42 @@ struct Hints {
     enums: Vec<String>,
 }
 
+// === impl BoundStatement ===
+
+impl BoundStatement {
+    /// A bound statement, with its [`LiteralWrite`] worked out.
+    pub fn new(text: String, editor: BoundCall, condition: Option<BoundBool>) -> Self {
+        let literal_write = LiteralWrite::of(&editor).map(std::sync::Arc::new);
+        Self { text, editor, condition, literal_write }
+    }
+}
+
+// === impl LiteralWrite ===
+
+impl LiteralWrite {
+    /// The write `editor` makes, when it is `set` of a literal other than `nil` to one literal key
+    /// of a map-valued field other than the cache.
+    fn of(editor: &BoundCall) -> Option<Self> {
+        if editor.def.name != "set" || !matches!(editor.def.run, crate::funcs::Run::Editor(_)) {
+            return None;
+        }
+        let [BoundArg::Path(path), BoundArg::Value(BoundValue::Literal(value))] = editor.args.as_slice()
+        else {
+            return None;
+        };
+        let [BoundKey::String(key)] = path.keys.as_slice() else { return None };
+        if path.target == Target::Cache || matches!(value, Value::Nil) || !value.is_attribute_value() {
+            return None;
+        }
+        Some(Self {
+            target: path.target,
+            key: key.as_str().into(),
+            value: value.clone(),
+            encoded: std::sync::OnceLock::new(),
+        })
+    }
+}
+
 // === impl BoundCall ===
 
 impl std::fmt::Debug for BoundCall {
@@ -208,7 +263,7 @@ pub fn bind_transform(statements: &[String], conditions: &[String]) -> Result<Tr
             binder
                 .statement(parsed)
                 .map_err(|e| wrap_at("statement", text, &e))
-                .map(|(editor, condition)| BoundStatement { text: text.clone(), editor, condition })
+                .map(|(editor, condition)| BoundStatement::new(text.clone(), editor, condition))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let conditions = binder.conditions(&parsed_conditions, conditions)?;
@@ -254,7 +309,7 @@ pub fn bind_transform_in(
                 parser::parse_statement(text).map_err(|e| wrap("statement", text, &parse_message(&e)))?;
             let (editor, condition) =
                 binder.statement(&parsed).map_err(|e| wrap_at("statement", text, &e))?;
-            Ok(BoundStatement { text: text.clone(), editor, condition })
+            Ok(BoundStatement::new(text.clone(), editor, condition))
         })
         .collect::<Result<Vec<_>, BindError>>()?;
     let parsed = conditions

@@ -3,7 +3,8 @@
 
 use crate::ast::{CompareOp, MathOp};
 use crate::bind::{
-    BoundArg, BoundBool, BoundCall, BoundKey, BoundPath, BoundValue, FilterGroup, TransformGroup,
+    BoundArg, BoundBool, BoundCall, BoundKey, BoundPath, BoundValue, FilterGroup, LiteralWrite,
+    TransformGroup,
 };
 use crate::context::Target;
 use crate::funcs::{ArgSource, Call, Run};
@@ -53,6 +54,13 @@ pub trait Accessor {
 
     /// Writes a field; a value of the wrong type is an error, as the Collector's setters report it.
     fn set(&mut self, target: Target, value: Value) -> Result<(), EvalError>;
+
+    /// Runs a statement that is one [`LiteralWrite`] (`set(span.attributes["k"], "v")`): the same as
+    /// [`Accessor::set_key`] with the write's key and value, which an accessor may keep shared
+    /// rather than copy.
+    fn set_key_literal(&mut self, write: &std::sync::Arc<LiteralWrite>) -> Result<(), EvalError> {
+        self.set_key(write.target, &write.key, write.value.clone())
+    }
 
     /// Reads one key of a map-valued field (`span.attributes["k"]`): the first entry with that key,
     /// `Nil` when there is none. Accessors over encoded data override this to avoid reading the whole
@@ -229,7 +237,11 @@ impl TransformGroup {
                 Some(c) => env.bool_expr(c),
                 None => Ok(true),
             }
-            .and_then(|holds| if holds { env.run_editor(&statement.editor) } else { Ok(()) });
+            .and_then(|holds| match (holds, &statement.literal_write) {
+                (false, _) => Ok(()),
+                (true, Some(write)) => env.acc.set_key_literal(write),
+                (true, None) => env.run_editor(&statement.editor),
+            });
             if let Err(e) = result {
                 outcome.fail(&statement.text, e, mode)?;
             }

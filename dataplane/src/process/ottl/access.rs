@@ -6,13 +6,16 @@
 //! rebuilt. Values and errors follow the Collector's span context (`ctxspan`): ids as `TraceID` and
 //! `SpanID`, `.string` views in hex, kinds by number or by name, times as `time.Time`.
 
+use std::sync::Arc;
+
 use ottl::ast::CompareOp;
+use ottl::bind::LiteralWrite;
 use ottl::context::{ResourceField, ScopeField, SpanEventField, SpanField, Target};
 use ottl::eval::{Accessor, EvalError};
 use ottl::value::{Value, compare_str};
 
 use super::codec::{map_of, value_of};
-use super::work::{AttrPut, AttrSlot, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
+use super::work::{AttrPut, AttrSlot, PutValue, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
 use crate::wire::view::{AnyValueView, KeyValueView, field, len_fields};
 use crate::wire::{Fields, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, read_varint};
 
@@ -142,11 +145,17 @@ impl Accessor for SpanItem<'_, '_> {
         match target {
             Target::Span(SpanField::TraceStateKey) => set_trace_state_key(self.span, key, value),
             Target::Span(SpanField::Attributes) => {
-                set_span_attribute(self.span, key, value);
+                set_span_attribute(self.span, key, PutValue::Owned(value));
                 Ok(())
             }
             other => default_set_key(self, other, key, value),
         }
+    }
+    fn set_key_literal(&mut self, write: &Arc<LiteralWrite>) -> Result<(), EvalError> {
+        if set_span_literal(self.span, write) {
+            return Ok(());
+        }
+        self.set_key(write.target, &write.key, write.value.clone())
     }
     fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
         match target {
@@ -213,11 +222,17 @@ impl Accessor for EventItem<'_, '_> {
         match target {
             Target::Span(SpanField::TraceStateKey) => set_trace_state_key(self.span, key, value),
             Target::Span(SpanField::Attributes) => {
-                set_span_attribute(self.span, key, value);
+                set_span_attribute(self.span, key, PutValue::Owned(value));
                 Ok(())
             }
             other => default_set_key(self, other, key, value),
         }
+    }
+    fn set_key_literal(&mut self, write: &Arc<LiteralWrite>) -> Result<(), EvalError> {
+        if set_span_literal(self.span, write) {
+            return Ok(());
+        }
+        self.set_key(write.target, &write.key, write.value.clone())
     }
     fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
         match target {
@@ -401,10 +416,11 @@ fn resource_attribute(r: &mut ResourceState, key: &str) -> Value {
 
 /// A comparison of a span field done in place (the received name), or `None` for the general
 /// path. Shared by the span and span event items, which see the same span.
-fn compare_span_field(span: &WorkSpan, target: Target, other: &Value, op: CompareOp) -> Option<bool> {
+fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: CompareOp) -> Option<bool> {
     match target {
         Target::Span(SpanField::Name) if span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
-            let raw = span.index().value(span.bytes, field::span::NAME);
+            let bytes = span.bytes;
+            let raw = span.index().value(bytes, field::span::NAME);
             let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
             Some(compare_str(name, other, op))
         }
@@ -416,7 +432,7 @@ fn compare_span_field(span: &WorkSpan, target: Target, other: &Value, op: Compar
 /// the general path.
 fn compare_received_key(
     resource: &mut ResourceState,
-    span: &WorkSpan,
+    span: &mut WorkSpan,
     target: Target,
     key: &str,
     other: &Value,
@@ -432,11 +448,11 @@ fn compare_received_key(
                 .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
         {
             if let Some(put) = span.puts.iter().find(|p| *p.key == *key) {
-                return Some(put.value.compare(other, op));
+                return Some(put.value.get().compare(other, op));
             }
             let bytes = span.bytes;
             Some(match span.attribute(key) {
-                Some(a) => compare_encoded(&bytes[a.start..a.end], field::span::ATTRIBUTES, other, op),
+                Some((start, end)) => compare_encoded(&bytes[start..end], field::span::ATTRIBUTES, other, op),
                 None => Value::Nil.compare(other, op),
             })
         }
@@ -451,7 +467,7 @@ fn compare_received_key(
 /// no statement rewrote the map as a whole.
 fn test_received_str(
     resource: &mut ResourceState,
-    span: &WorkSpan<'_>,
+    span: &mut WorkSpan<'_>,
     target: Target,
     key: &str,
     test: &mut dyn FnMut(&str) -> bool,
@@ -468,10 +484,10 @@ fn test_received_str(
                 .is_none_or(|e| e.attributes.is_none() && e.attribute_slots.is_none()) =>
         {
             if let Some(put) = span.puts.iter().find(|p| *p.key == *key) {
-                return string(&put.value, test);
+                return string(put.value.get(), test);
             }
-            let Some(a) = span.attribute(key) else { return Some(None) };
-            let field = &span.bytes[a.start..a.end];
+            let Some((start, end)) = span.attribute(key) else { return Some(None) };
+            let field = &span.bytes[start..end];
             match len_fields(field, field::span::ATTRIBUTES).next().map(KeyValueView::parse) {
                 Some(KeyValueView { value: AnyValueView::String(s), .. }) => Some(Some(test(s))),
                 _ => None,
@@ -557,11 +573,10 @@ fn scope_set(s: &mut ScopeState, f: ScopeField, value: Value) -> Result<(), Eval
 
 // === span ===
 
-fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
+fn span_get(s: &mut WorkSpan, f: SpanField) -> Result<Value, EvalError> {
     use field::span as n;
-    let edits = s.edits.as_deref();
     let bytes = s.bytes;
-    let index = s.index();
+    let (index, edits) = s.index_and_edits();
     let raw = |number: u32| index.value(bytes, number);
     let varint = |number: u32| raw(number).and_then(|v| read_varint(v, &mut 0).ok());
     let fixed64 = |number: u32| raw(number).and_then(|v| v.try_into().ok()).map(u64::from_le_bytes);
@@ -647,7 +662,7 @@ fn span_get(s: &WorkSpan, f: SpanField) -> Result<Value, EvalError> {
     })
 }
 
-fn span_attribute(s: &WorkSpan, key: &str) -> Value {
+fn span_attribute(s: &mut WorkSpan, key: &str) -> Value {
     if let Some(edits) = s.edits.as_deref() {
         if let Some(attrs) = &edits.attributes {
             return Value::map_get(attrs, key).cloned().unwrap_or_default();
@@ -661,9 +676,10 @@ fn span_attribute(s: &WorkSpan, key: &str) -> Value {
         }
     }
     if let Some(put) = s.puts.iter().find(|p| *p.key == *key) {
-        return put.value.clone();
+        return put.value.get().clone();
     }
-    s.attribute(key).map_or(Value::Nil, |a| slot_value(s.bytes, a.start, a.end))
+    let bytes = s.bytes;
+    s.attribute(key).map_or(Value::Nil, |(start, end)| slot_value(bytes, start, end))
 }
 
 /// The first slot with `key`.
@@ -687,7 +703,10 @@ fn slot_value(span: &[u8], start: usize, end: usize) -> Value {
 fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
     let mut slots = match s.edits.as_ref().and_then(|e| e.attribute_slots.as_ref()) {
         Some(_) => None,
-        None => Some(super::work::attribute_slots(s.index(), s.bytes)),
+        None => {
+            let bytes = s.bytes;
+            Some(super::work::attribute_slots(s.index(), bytes))
+        }
     };
     let puts = std::mem::take(&mut s.puts);
     let edits = s.edits_mut();
@@ -699,8 +718,8 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
                     .position(|slot| matches!(slot, AttrSlot::Received { start: s, .. } if *s == start))
             });
             match at {
-                Some(i) => slots[i] = AttrSlot::Written(put.key.to_string(), put.value),
-                None => slots.push(AttrSlot::Written(put.key.to_string(), put.value)),
+                Some(i) => slots[i] = AttrSlot::Written(put.key.to_string(), put.value.into_value()),
+                None => slots.push(AttrSlot::Written(put.key.to_string(), put.value.into_value())),
             }
         }
         edits.attribute_slots = Some(slots);
@@ -710,17 +729,17 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
 
 /// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
 /// key takes the value in place, a new key goes last).
-fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
+fn set_span_attribute(s: &mut WorkSpan, key: &str, value: PutValue) {
     if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
-        ottl::eval::map_put(attrs, key, value);
+        ottl::eval::map_put(attrs, key, value.into_value());
         return;
     }
     if s.edits.as_ref().is_some_and(|e| e.attribute_slots.is_some()) {
         let bytes = s.bytes;
         let slots = slots_mut(s);
         match find_slot(bytes, slots, key) {
-            Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value),
-            None => slots.push(AttrSlot::Written(key.to_string(), value)),
+            Some(i) => slots[i] = AttrSlot::Written(key.to_string(), value.into_value()),
+            None => slots.push(AttrSlot::Written(key.to_string(), value.into_value())),
         }
         return;
     }
@@ -730,8 +749,21 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: Value) {
         return;
     }
     let replaces = super::work::find_attribute(s, key);
-    let key = s.keys().shared(key);
+    let key = match &value {
+        PutValue::Literal(write) => Arc::clone(&write.key),
+        PutValue::Owned(_) => s.keys().shared(key),
+    };
     s.puts.push(AttrPut { key, value, replaces });
+}
+
+/// [`Accessor::set_key_literal`] for the span and span event items when it writes a span attribute,
+/// which keeps the statement's value (and its encoding) shared; `false` for any other target.
+fn set_span_literal(span: &mut WorkSpan, write: &Arc<LiteralWrite>) -> bool {
+    if write.target != Target::Span(SpanField::Attributes) {
+        return false;
+    }
+    set_span_attribute(span, &write.key, PutValue::Literal(Arc::clone(write)));
+    true
 }
 
 /// Removes one span attribute without reading the others (`pcommon.Map.Remove`: the last entry moves
@@ -785,7 +817,7 @@ fn span_attributes(s: &WorkSpan) -> Vec<(String, Value)> {
         None => {
             let mut attrs = map_of(s.bytes, field::span::ATTRIBUTES);
             for put in &s.puts {
-                ottl::eval::map_put(&mut attrs, &put.key, put.value.clone());
+                ottl::eval::map_put(&mut attrs, &put.key, put.value.get().clone());
             }
             attrs
         }

@@ -131,6 +131,11 @@ pub fn put_any_value(out: &mut impl BufMut, value: &Value) {
 /// Writes one `KeyValue` as field `number`.
 pub fn put_key_value(out: &mut impl BufMut, number: u32, key: &str, value: &Value) {
     put_len_header(out, number, key_value_len(key, value));
+    put_key_value_body(out, key, value);
+}
+
+/// Writes a `KeyValue`'s content (without a field header).
+pub fn put_key_value_body(out: &mut impl BufMut, key: &str, value: &Value) {
     put_len_header(out, field::key_value::KEY, key.len());
     out.put_slice(key.as_bytes());
     put_len_header(out, field::key_value::VALUE, any_value_len(value));

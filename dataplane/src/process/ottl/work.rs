@@ -5,6 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::Arc;
 
+use ottl::bind::LiteralWrite;
 use ottl::value::Value;
 use smallvec::SmallVec;
 
@@ -75,8 +76,10 @@ pub struct WorkSpan<'k> {
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
-    /// Where its received fields are, found on first read.
-    index: std::cell::OnceCell<SpanIndex>,
+    /// Whether `index` has been built: on first read, in place (no copy of it is made).
+    indexed: bool,
+    /// Where its received fields are.
+    index: SpanIndex,
     /// The attribute keys the index looks for.
     keys: &'k SpanKeys,
 }
@@ -85,12 +88,12 @@ pub struct WorkSpan<'k> {
 /// (`span.attributes["k"]`): a span's index finds all of them in its one pass over the attributes,
 /// so that each later read, write or comparison of one goes straight to it. Other keys are searched
 /// for when read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpanKeys {
     keys: Vec<Arc<str>>,
-    /// Bit `n` set when some key is `n` bytes long: most attributes are passed over on their key's
-    /// length alone.
-    lengths: u64,
+    /// Entry `n` set when some key is `n` bytes long: most attributes are passed over on their key's
+    /// length alone. Keys of 128 bytes or more are not indexed.
+    lengths: [bool; 128],
 }
 
 /// Keys a span's index looks for at most: beyond, each is searched for when read.
@@ -100,7 +103,7 @@ pub const MAX_INDEXED_KEYS: usize = 8;
 /// straight to it instead of walking the span again. Attributes are not listed one by one: a span
 /// has many and a statement group reads few, so a lookup searches the stretch of the span that holds
 /// them, comparing key lengths before bytes. Positions are `u32` (a span is at most a request, far
-/// below 4 GiB); building the index allocates nothing.
+/// below 4 GiB); building the index allocates nothing, and it is built where it stays.
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     /// Value range of the last occurrence of each field number up to 16 (the last one wins in a
@@ -110,18 +113,9 @@ pub struct SpanIndex {
     last: [(u32, u32); 17],
     /// From the first attribute field's start to the last one's end (other fields may lie between).
     attributes: Option<(u32, u32)>,
-    /// The first attribute with each of the pipeline's [`SpanKeys`], by the key's position there;
-    /// `end` 0 for none.
-    found: [CompactAttribute; MAX_INDEXED_KEYS],
-}
-
-/// [`IndexedAttribute`] in `u32`s.
-#[derive(Clone, Copy, Debug, Default)]
-struct CompactAttribute {
-    start: u32,
-    end: u32,
-    key_start: u32,
-    key_end: u32,
+    /// The byte range of the first attribute field with each of the pipeline's [`SpanKeys`], by the
+    /// key's position there; `(0, 0)` for none.
+    found: [(u32, u32); MAX_INDEXED_KEYS],
 }
 
 /// One received attribute field.
@@ -161,11 +155,21 @@ pub struct SpanEdits {
 /// A single attribute written over the received ones.
 #[derive(Clone, Debug)]
 pub struct AttrPut {
-    /// Shared with the pipeline's [`SpanKeys`] when it is one of them: no copy per span.
+    /// Shared with the pipeline's [`SpanKeys`] or the statement's [`LiteralWrite`]: no copy per span.
     pub key: Arc<str>,
-    pub value: Value,
+    pub value: PutValue,
     /// The received attribute field it replaces.
     pub replaces: Option<(usize, usize)>,
+}
+
+/// The value of an [`AttrPut`].
+#[derive(Clone, Debug)]
+pub enum PutValue {
+    /// Computed by a statement for this span.
+    Owned(Value),
+    /// A statement's literal (`set(span.attributes["k"], "v")`), shared by every span it is written
+    /// to and encoded once for all of them.
+    Literal(Arc<LiteralWrite>),
 }
 
 /// One attribute of a span whose attributes are edited key by key.
@@ -274,14 +278,25 @@ impl<'k> WorkSpan<'k> {
             puts: SmallVec::new(),
             edits: None,
             dropped: false,
-            index: std::cell::OnceCell::new(),
+            indexed: false,
+            index: SpanIndex::default(),
             keys,
         }
     }
 
     /// Where the received fields are.
-    pub fn index(&self) -> &SpanIndex {
-        self.index.get_or_init(|| SpanIndex::of(self.bytes, self.keys))
+    pub fn index(&mut self) -> &SpanIndex {
+        if !self.indexed {
+            self.index.fill(self.bytes, self.keys);
+            self.indexed = true;
+        }
+        &self.index
+    }
+
+    /// [`Self::index`] beside the span's edits.
+    pub fn index_and_edits(&mut self) -> (&SpanIndex, Option<&SpanEdits>) {
+        self.index();
+        (&self.index, self.edits.as_deref())
     }
 
     /// Whether a statement wrote anything to the span.
@@ -294,21 +309,74 @@ impl<'k> WorkSpan<'k> {
         self.keys
     }
 
-    /// The first received attribute field with `key`.
-    pub fn attribute(&self, key: &str) -> Option<IndexedAttribute> {
+    /// The byte range of the first received attribute field with `key`.
+    pub fn attribute(&mut self, key: &str) -> Option<(usize, usize)> {
+        let (bytes, keys) = (self.bytes, self.keys);
         let index = self.index();
-        match self.keys.position(key) {
-            Some(i) => index.found.get(i).filter(|a| a.end != 0).map(|a| a.expand()),
-            None => index.search(self.bytes, key),
+        match keys.position(key) {
+            Some(i) => {
+                index.found.get(i).filter(|a| a.1 != 0).map(|&(start, end)| (start as usize, end as usize))
+            }
+            None => index.search(bytes, key).map(|a| (a.start, a.end)),
+        }
+    }
+}
+
+// === impl PutValue ===
+
+impl PutValue {
+    pub fn get(&self) -> &Value {
+        match self {
+            Self::Owned(value) => value,
+            Self::Literal(write) => &write.value,
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Self::Owned(value) => value,
+            Self::Literal(write) => write.value.clone(),
+        }
+    }
+}
+
+// === impl AttrPut ===
+
+impl AttrPut {
+    /// Encoded size as a span's attribute field.
+    fn field_len(&self) -> usize {
+        let kv_len = match &self.value {
+            PutValue::Owned(value) => key_value_len(&self.key, value),
+            PutValue::Literal(write) => literal_key_value(write).len(),
+        };
+        len_field_size(field::span::ATTRIBUTES, kv_len)
+    }
+
+    /// Writes it as a span's attribute field.
+    fn put(&self, out: &mut impl BufMut) {
+        match &self.value {
+            PutValue::Owned(value) => put_key_value(out, field::span::ATTRIBUTES, &self.key, value),
+            PutValue::Literal(write) => {
+                let kv = literal_key_value(write);
+                put_len_header(out, field::span::ATTRIBUTES, kv.len());
+                out.put_slice(kv);
+            }
         }
     }
 }
 
 // === impl SpanKeys ===
 
+impl Default for SpanKeys {
+    /// No keys: every attribute is searched for when read.
+    fn default() -> Self {
+        Self { keys: Vec::new(), lengths: [false; 128] }
+    }
+}
+
 impl SpanKeys {
     /// The literal span attribute keys of a pipeline's processing (the first
-    /// [`MAX_INDEXED_KEYS`] of fewer than 64 bytes).
+    /// [`MAX_INDEXED_KEYS`] of fewer than 128 bytes).
     pub fn of(processing: &tracegw_contract::processing::Processing) -> Self {
         let target = ottl::context::Target::Span(ottl::context::SpanField::Attributes);
         Self::new(
@@ -320,15 +388,20 @@ impl SpanKeys {
         )
     }
 
-    /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 64 bytes, each once).
+    /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 128 bytes, each once).
     pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Self {
         let mut keys: Vec<Arc<str>> = Vec::new();
         for key in named {
-            if key.len() < 64 && keys.len() < MAX_INDEXED_KEYS && !keys.iter().any(|k| &**k == key) {
+            if key.len() < 128 && keys.len() < MAX_INDEXED_KEYS && !keys.iter().any(|k| &**k == key) {
                 keys.push(key.into());
             }
         }
-        let lengths = keys.iter().fold(0u64, |mask, k| mask | 1 << k.len());
+        let mut lengths = [false; 128];
+        for key in &keys {
+            if let Some(wanted) = lengths.get_mut(key.len()) {
+                *wanted = true;
+            }
+        }
         Self { keys, lengths }
     }
 
@@ -346,52 +419,49 @@ impl SpanKeys {
     }
 }
 
-// === impl CompactAttribute ===
-
-impl CompactAttribute {
-    fn expand(self) -> IndexedAttribute {
-        IndexedAttribute {
-            start: self.start as usize,
-            end: self.end as usize,
-            key_start: self.key_start as usize,
-            key_end: self.key_end as usize,
-        }
-    }
-}
-
 // === impl SpanIndex ===
 
 impl SpanIndex {
-    /// Indexes a span in one pass. The usual field (a one-byte key and length) is read by one
-    /// pattern match; anything else through the general reader.
-    #[inline(always)]
-    pub fn of(span: &[u8], keys: &SpanKeys) -> Self {
+    /// Indexes a span in one pass, in place: `self` is empty (as `Default` makes it). The usual
+    /// field (a one-byte key and length) is read by one pattern match; anything else through the
+    /// general reader.
+    pub fn fill(&mut self, span: &[u8], keys: &SpanKeys) {
         use crate::wire::{WIRE_FIXED32, WIRE_LEN, WIRE_VARINT};
         /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
         const ATTRIBUTES_KEY: u8 = (field::span::ATTRIBUTES as u8) << 3 | WIRE_LEN;
         /// `KeyValue.key` (field 1, length-delimited).
         const KEY_KEY: u8 = 1 << 3 | WIRE_LEN;
-        let mut index = Self::default();
+        /// The first four bytes of an attribute in the usual form, `len` and `key_len` masked out:
+        /// its key, a one-byte length, the key's key and a one-byte length.
+        const USUAL_ATTRIBUTE: u32 = u32::from_le_bytes([ATTRIBUTES_KEY, 0, KEY_KEY, 0]);
+        /// What of the first four bytes must equal [`USUAL_ATTRIBUTE`]: the keys and the lengths'
+        /// continuation bits.
+        const USUAL_ATTRIBUTE_MASK: u32 = u32::from_le_bytes([0xff, 0x80, 0xff, 0x80]);
+        let len = span.len();
         let mut pos = 0;
-        while pos < span.len() {
-            // A run of attributes in the usual form (one-byte lengths, the key first): each passed
-            // over on its key's length unless that is the length of a key looked for.
+        // The stretch of the attributes: the first one's start, the last one's end.
+        let mut attributes: Option<(usize, usize)> = None;
+        while pos < len {
+            // A run of attributes in the usual form, each told by its first four bytes read as one
+            // word and passed over on its key's length unless that is the length of a key looked for.
             let run = pos;
-            while let Some(&[ATTRIBUTES_KEY, len, KEY_KEY, key_len]) = span.get(pos..pos + 4)
-                && len < 0x80
-                && key_len + 2 <= len
-                && pos + 2 + usize::from(len) <= span.len()
-            {
-                let end = pos + 2 + usize::from(len);
-                if key_len < 64 && keys.lengths >> key_len & 1 != 0 {
-                    let key_start = pos + 4;
-                    index.found_key(span, keys, pos, key_start, key_start + usize::from(key_len), end);
+            while let Some(word) = span.get(pos..pos + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+                let word = u32::from_le_bytes(word);
+                // Both lengths are below 0x80: the mask checked their continuation bits.
+                let field_len = (word >> 8 & 0xff) as usize;
+                let key_len = (word >> 24) as usize;
+                let end = pos + 2 + field_len;
+                if word & USUAL_ATTRIBUTE_MASK != USUAL_ATTRIBUTE || key_len + 2 > field_len || end > len {
+                    break;
+                }
+                // `& 0x7f` changes nothing (the mask checked it) but spares a bounds check.
+                if keys.lengths[key_len & 0x7f] {
+                    self.found_key(span, keys, pos, pos + 4, pos + 4 + key_len, end);
                 }
                 pos = end;
             }
             if pos != run {
-                let first = index.attributes.map_or(run as u32, |(first, _)| first);
-                index.attributes = Some((first, pos as u32));
+                attributes = Some((attributes.map_or(run, |(first, _)| first), pos));
                 continue;
             }
             let key = span[pos];
@@ -408,7 +478,7 @@ impl SpanIndex {
             } else {
                 None
             };
-            let (number, wire, value_start, end) = match inline.filter(|(_, end)| *end <= span.len()) {
+            let (number, wire, value_start, end) = match inline.filter(|(_, end)| *end <= len) {
                 Some((value_start, end)) => (u32::from(key >> 3), key & 7, value_start, end),
                 // Anything else (an attribute in another form; a longer key, length or varint; a
                 // group) through the general reader.
@@ -419,15 +489,14 @@ impl SpanIndex {
             };
             if number == field::span::ATTRIBUTES && wire == WIRE_LEN {
                 let (key_start, key_end) = key_range(span, value_start, end);
-                index.found_key(span, keys, pos, key_start, key_end, end);
-                let first = index.attributes.map_or(pos as u32, |(first, _)| first);
-                index.attributes = Some((first, end as u32));
-            } else if let Some(slot) = index.last.get_mut(number as usize) {
+                self.found_key(span, keys, pos, key_start, key_end, end);
+                attributes = Some((attributes.map_or(pos, |(first, _)| first), end));
+            } else if let Some(slot) = self.last.get_mut(number as usize) {
                 *slot = (value_start as u32, end as u32);
             }
             pos = end;
         }
-        index
+        self.attributes = attributes.map(|(first, end)| (first as u32, end as u32));
     }
 
     /// The value bytes of the last occurrence of field `number`.
@@ -450,7 +519,8 @@ impl SpanIndex {
     }
 
     /// Keeps the attribute field at `start..end`, whose key lies at `key_start..key_end`, when the
-    /// key is one of `keys` not seen before.
+    /// key is one of `keys` not seen before. Out of the index's loop, which rarely calls it.
+    #[inline(never)]
     fn found_key(
         &mut self,
         span: &[u8],
@@ -462,13 +532,8 @@ impl SpanIndex {
     ) {
         let key = &span[key_start..key_end];
         for (slot, wanted) in self.found.iter_mut().zip(&keys.keys) {
-            if slot.end == 0 && wanted.as_bytes() == key {
-                *slot = CompactAttribute {
-                    start: start as u32,
-                    end: end as u32,
-                    key_start: key_start as u32,
-                    key_end: key_end as u32,
-                };
+            if slot.1 == 0 && wanted.as_bytes() == key {
+                *slot = (start as u32, end as u32);
             }
         }
     }
@@ -790,7 +855,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<
         if f.number == ATTRIBUTES
             && let Some(put) = replaced.iter().find(|p| p.replaces.map(|(start, _)| start) == Some(f.start))
         {
-            put_key_value(&mut out, ATTRIBUTES, &put.key, &put.value);
+            put.put(&mut out);
             continue;
         }
         if !skip_field(f.number, edits) {
@@ -798,7 +863,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<
         }
     }
     for put in puts.iter().filter(|p| p.replaces.is_none()) {
-        put_key_value(&mut out, ATTRIBUTES, &put.key, &put.value);
+        put.put(&mut out);
     }
     encode_span_fields(&mut out, original, edits);
     out.to_vec()
@@ -806,8 +871,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<
 
 /// The encoded size of a span spliced with `puts`.
 pub fn spliced_len(original: &[u8], puts: &[AttrPut]) -> usize {
-    let written: usize =
-        puts.iter().map(|p| len_field_size(field::span::ATTRIBUTES, key_value_len(&p.key, &p.value))).sum();
+    let written: usize = puts.iter().map(AttrPut::field_len).sum();
     let replaced: usize = puts.iter().filter_map(|p| p.replaces).map(|(start, end)| end - start).sum();
     original.len() + written - replaced
 }
@@ -820,13 +884,22 @@ pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut], out: &mut BytesM
     let mut pos = 0;
     for (start, end, put) in replaced {
         out.extend_from_slice(&original[pos..start]);
-        put_key_value(out, field::span::ATTRIBUTES, &put.key, &put.value);
+        put.put(out);
         pos = end;
     }
     out.extend_from_slice(&original[pos..]);
     for put in puts.iter().filter(|p| p.replaces.is_none()) {
-        put_key_value(out, field::span::ATTRIBUTES, &put.key, &put.value);
+        put.put(out);
     }
+}
+
+/// The `KeyValue` a literal write encodes to, made on its first use.
+fn literal_key_value(write: &LiteralWrite) -> &[u8] {
+    write.encoded.get_or_init(|| {
+        let mut kv = Vec::with_capacity(key_value_len(&write.key, &write.value));
+        super::codec::put_key_value_body(&mut kv, &write.key, &write.value);
+        kv.into_boxed_slice()
+    })
 }
 
 /// Whether the span's received field `number` is left out because a statement wrote it.
@@ -965,8 +1038,8 @@ pub fn key_bytes(kv: &[u8]) -> &[u8] {
 }
 
 /// The first received attribute field of a span with `key`: its byte range.
-pub fn find_attribute(span: &WorkSpan<'_>, key: &str) -> Option<(usize, usize)> {
-    span.attribute(key).map(|a| (a.start, a.end))
+pub fn find_attribute(span: &mut WorkSpan<'_>, key: &str) -> Option<(usize, usize)> {
+    span.attribute(key)
 }
 
 /// An event with the written fields replaced.
