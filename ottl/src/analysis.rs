@@ -180,17 +180,17 @@ fn call_paths<'a>(call: &'a BoundCall, f: &mut dyn FnMut(&'a BoundPath)) {
 }
 
 /// The literal first keys of the paths into `target` that a group names (`"k"` of
-/// `span.attributes["k"]`), each once, in order of appearance.
+/// `span.attributes["k"]`), in order of appearance: each path's own (shared) string, so a key named
+/// by two paths comes twice, once for each.
 pub(crate) fn literal_keys<'a>(
     conditions: &'a [BoundCondition],
     statements: &'a [BoundStatement],
     target: Target,
-) -> Vec<&'a str> {
-    let mut keys: Vec<&str> = Vec::new();
+) -> Vec<&'a std::sync::Arc<str>> {
+    let mut keys = Vec::new();
     for_each_path(conditions, statements, &mut |path| {
         if path.target == target
             && let Some(BoundKey::String(key)) = path.keys.first()
-            && !keys.contains(&key.as_str())
         {
             keys.push(key);
         }
@@ -260,10 +260,10 @@ mod tests {
 
     /// Scenario: a group naming span attributes in its conditions, a statement's target, its
     /// `where`, a converter's argument and a key expression, some twice.
-    /// Guarantees: each literal first key into `span.attributes` is listed once, in order; other
-    /// targets' keys and computed keys are not.
+    /// Guarantees: each path's literal first key into `span.attributes` is listed, in order, as the path's own
+    /// string; other targets' keys and computed keys are not.
     #[test]
-    fn literal_keys_lists_each_key_once() {
+    fn literal_keys_lists_each_paths_key() {
         use crate::context::SpanField;
         let group = bind_transform(
             &strings(&[
@@ -274,6 +274,9 @@ mod tests {
             &strings(&[r#"span.attributes["a"] == "1" or IsMatch(span.attributes["f"], "x")"#]),
         )
         .unwrap();
-        assert_eq!(group.literal_keys(Target::Span(SpanField::Attributes)), vec!["a", "f", "b", "c", "e"]);
+        let keys = group.literal_keys(Target::Span(SpanField::Attributes));
+        let texts: Vec<&str> = keys.iter().map(|k| &***k).collect();
+        assert_eq!(texts, vec!["a", "f", "a", "b", "c", "e"]);
+        assert!(!std::sync::Arc::ptr_eq(keys[0], keys[2]), "each path keeps its own string");
     }
 }

@@ -104,7 +104,8 @@ pub struct BoundPath {
 /// A key into a map (string) or list (int), or an expression giving one.
 #[derive(Debug)]
 pub enum BoundKey {
-    String(String),
+    /// Shared, so that an accessor may keep the statement's own key and know it again by address.
+    String(std::sync::Arc<str>),
     Int(i64),
     Expr(BoundValue),
 }
@@ -193,7 +194,7 @@ impl LiteralWrite {
         }
         Some(Self {
             target: path.target,
-            key: key.as_str().into(),
+            key: std::sync::Arc::clone(key),
             value: value.clone(),
             encoded: std::sync::OnceLock::new(),
         })
@@ -220,7 +221,7 @@ impl TransformGroup {
 
     /// The literal first keys of the paths into `target` the group names (`"k"` of
     /// `span.attributes["k"]`), each once: what a host can look up once per item ahead of time.
-    pub fn literal_keys(&self, target: Target) -> Vec<&str> {
+    pub fn literal_keys(&self, target: Target) -> Vec<&std::sync::Arc<str>> {
         crate::analysis::literal_keys(&self.conditions, &self.statements, target)
     }
 }
@@ -229,7 +230,7 @@ impl TransformGroup {
 
 impl FilterGroup {
     /// [`TransformGroup::literal_keys`] for a filter's conditions.
-    pub fn literal_keys(&self, target: Target) -> Vec<&str> {
+    pub fn literal_keys(&self, target: Target) -> Vec<&std::sync::Arc<str>> {
         crate::analysis::literal_keys(&self.conditions, &[], target)
     }
 }
@@ -582,7 +583,7 @@ impl Binder {
         keys.iter()
             .map(|k| {
                 Ok(match &k.kind {
-                    KeyKind::String(s) => BoundKey::String(s.clone()),
+                    KeyKind::String(s) => BoundKey::String(s.as_str().into()),
                     KeyKind::Int(i) => BoundKey::Int(*i),
                     KeyKind::Expr(v) => BoundKey::Expr(self.value(v)?),
                 })

@@ -389,7 +389,7 @@ impl Env<'_> {
     /// A key's value: a string or an int.
     fn key(&mut self, key: &BoundKey) -> Result<Key, EvalError> {
         match key {
-            BoundKey::String(s) => Ok(Key::String(s.clone())),
+            BoundKey::String(s) => Ok(Key::String(s.to_string())),
             BoundKey::Int(i) => Ok(Key::Int(*i)),
             BoundKey::Expr(v) => Ok(match self.value(v)? {
                 Value::String(s) => Key::String(s),

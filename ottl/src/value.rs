@@ -134,8 +134,14 @@ impl Value {
 /// `Value::String(a).compare(other, op)` for a borrowed string: what accessors over encoded data
 /// use to compare a field in place, without copying it out.
 pub fn compare_str(a: &str, other: &Value, op: CompareOp) -> bool {
+    compare_utf8(a.as_bytes(), other, op)
+}
+
+/// [`compare_str`] for a string's UTF-8 encoding, for accessors whose input was checked to be UTF-8
+/// already: strings order as their bytes do (as Go's do), so nothing needs decoding.
+pub fn compare_utf8(a: &[u8], other: &Value, op: CompareOp) -> bool {
     let ordering = match other {
-        Value::String(b) => Some(a.cmp(b.as_str())),
+        Value::String(b) => Some(a.cmp(b.as_bytes())),
         _ => None,
     };
     verdict(ordering, op)

@@ -162,7 +162,8 @@ impl<'a> Fields<'a> {
                 self.advance(4)?;
             }
             WIRE_LEN => {
-                let len = read_varint(self.buf, &mut self.pos)?;
+                let (len, end) = read_length(self.buf, self.pos)?;
+                self.pos = end;
                 value_start = self.pos;
                 let len = usize::try_from(len).map_err(|_| WireError("length overflows".into()))?;
                 self.advance(len)?;

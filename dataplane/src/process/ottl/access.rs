@@ -12,7 +12,7 @@ use ottl::ast::CompareOp;
 use ottl::bind::LiteralWrite;
 use ottl::context::{ResourceField, ScopeField, SpanEventField, SpanField, Target};
 use ottl::eval::{Accessor, EvalError};
-use ottl::value::{Value, compare_str};
+use ottl::value::{Value, compare_str, compare_utf8};
 
 use super::codec::{map_of, value_of};
 use super::work::{AttrPut, AttrSlot, PutValue, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
@@ -420,9 +420,9 @@ fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: Co
     match target {
         Target::Span(SpanField::Name) if span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
             let bytes = span.bytes;
-            let raw = span.index().value(bytes, field::span::NAME);
-            let name = raw.and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
-            Some(compare_str(name, other, op))
+            // The scan checked the name is UTF-8.
+            let name = span.index().value(bytes, field::span::NAME).unwrap_or_default();
+            Some(compare_utf8(name, other, op))
         }
         _ => None,
     }

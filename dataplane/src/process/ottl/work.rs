@@ -91,6 +91,9 @@ pub struct WorkSpan<'k> {
 #[derive(Debug)]
 pub struct SpanKeys {
     keys: Vec<Arc<str>>,
+    /// The strings the keys were made from (each path's own), with the key's position: statements
+    /// pass these, and an address compares faster than text.
+    aliases: Vec<(Arc<str>, usize)>,
     /// Entry `n` set when some key is `n` bytes long: most attributes are passed over on their key's
     /// length alone. Keys of 128 bytes or more are not indexed.
     lengths: [bool; 128],
@@ -370,30 +373,45 @@ impl AttrPut {
 impl Default for SpanKeys {
     /// No keys: every attribute is searched for when read.
     fn default() -> Self {
-        Self { keys: Vec::new(), lengths: [false; 128] }
+        Self { keys: Vec::new(), aliases: Vec::new(), lengths: [false; 128] }
     }
 }
 
 impl SpanKeys {
     /// The literal span attribute keys of a pipeline's processing (the first
-    /// [`MAX_INDEXED_KEYS`] of fewer than 128 bytes).
+    /// [`MAX_INDEXED_KEYS`] of fewer than 128 bytes), each path's string known by its address.
     pub fn of(processing: &tracegw_contract::processing::Processing) -> Self {
         let target = ottl::context::Target::Span(ottl::context::SpanField::Attributes);
-        Self::new(
+        Self::shared_keys(
             processing
                 .transforms
                 .iter()
                 .flat_map(|g| g.literal_keys(target))
-                .chain(processing.filters.iter().flat_map(|g| g.literal_keys(target))),
+                .chain(processing.filters.iter().flat_map(|g| g.literal_keys(target)))
+                .cloned(),
         )
     }
 
     /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 128 bytes, each once).
     pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::shared_keys(named.into_iter().map(Arc::from))
+    }
+
+    /// These keys, each string kept (and known again by its address) and each text indexed once.
+    fn shared_keys(named: impl IntoIterator<Item = Arc<str>>) -> Self {
         let mut keys: Vec<Arc<str>> = Vec::new();
+        let mut aliases = Vec::new();
         for key in named {
-            if key.len() < 128 && keys.len() < MAX_INDEXED_KEYS && !keys.iter().any(|k| &**k == key) {
-                keys.push(key.into());
+            let at = match keys.iter().position(|k| *k == key) {
+                Some(at) => at,
+                None if key.len() < 128 && keys.len() < MAX_INDEXED_KEYS => {
+                    keys.push(Arc::clone(&key));
+                    keys.len() - 1
+                }
+                None => continue,
+            };
+            if !aliases.iter().any(|(alias, _): &(Arc<str>, usize)| Arc::ptr_eq(alias, &key)) {
+                aliases.push((key, at));
             }
         }
         let mut lengths = [false; 128];
@@ -402,11 +420,20 @@ impl SpanKeys {
                 *wanted = true;
             }
         }
-        Self { keys, lengths }
+        Self { keys, aliases, lengths }
     }
 
-    /// Where `key` is among the keys.
+    /// Where `key` is among the keys: found by address when it is one of the strings the keys were
+    /// made from (what statements pass), else by its text.
     fn position(&self, key: &str) -> Option<usize> {
+        // The aliases are alive as long as `self`, so an equal address is the same string.
+        if let Some(&(_, at)) = self
+            .aliases
+            .iter()
+            .find(|(alias, _)| std::ptr::eq(alias.as_ptr(), key.as_ptr()) && alias.len() == key.len())
+        {
+            return Some(at);
+        }
         self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
     }
 
@@ -703,14 +730,24 @@ impl WorkScope<'_> {
             return self.state.view;
         }
         let state = &self.state;
-        // Room for what the edits add, so the body is not reallocated (and copied) as it grows: exact
-        // for spliced attribute writes, an allowance for spans encoded anew.
+        // The length of each span spliced with its single writes (the usual change), worked out once
+        // for the room the body needs and for the span's header; spans encoded anew get an allowance
+        // instead, so the body is not reallocated (and copied) as it grows.
+        let spliced: Vec<usize> = self
+            .spans
+            .iter()
+            .map(|span| match span.edits {
+                None if !span.dropped => spliced_len(span.bytes, &span.puts),
+                _ => 0,
+            })
+            .collect();
         let growth: usize = self
             .spans
             .iter()
-            .filter(|span| span.changed())
-            .map(|span| match span.edits {
-                None => spliced_len(span.bytes, &span.puts).saturating_sub(span.bytes.len()) + 5,
+            .zip(&spliced)
+            .filter(|(span, _)| span.changed())
+            .map(|(span, spliced)| match span.edits {
+                None => spliced.saturating_sub(span.bytes.len()) + 5,
                 Some(_) => span.bytes.len() / 2 + 64,
             })
             .sum();
@@ -735,7 +772,7 @@ impl WorkScope<'_> {
         }
         let spans_start = out.len();
         let mut count = 0;
-        for span in &self.spans {
+        for (span, &spliced) in self.spans.iter().zip(&spliced) {
             if span.dropped {
                 continue;
             }
@@ -746,7 +783,7 @@ impl WorkScope<'_> {
                     out.extend_from_slice(span.bytes);
                 }
                 None => {
-                    put_len_header(&mut out, field::scope_spans::SPANS, spliced_len(span.bytes, &span.puts));
+                    put_len_header(&mut out, field::scope_spans::SPANS, spliced);
                     splice_attribute_puts(span.bytes, &span.puts, &mut out);
                 }
                 Some(edits) => {
@@ -871,13 +908,20 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<
 
 /// The encoded size of a span spliced with `puts`.
 pub fn spliced_len(original: &[u8], puts: &[AttrPut]) -> usize {
-    let written: usize = puts.iter().map(AttrPut::field_len).sum();
-    let replaced: usize = puts.iter().filter_map(|p| p.replaces).map(|(start, end)| end - start).sum();
-    original.len() + written - replaced
+    puts.iter().fold(original.len(), |len, put| {
+        let replaced = put.replaces.map_or(0, |(start, end)| end - start);
+        len + put.field_len() - replaced
+    })
 }
 
 /// Writes the span with each put replacing its received attribute in place and the new keys last.
 pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut], out: &mut BytesMut) {
+    if puts.iter().all(|p| p.replaces.is_none()) {
+        // Only new keys (the usual write): the span as it came, then the keys.
+        out.extend_from_slice(original);
+        puts.iter().for_each(|put| put.put(out));
+        return;
+    }
     let mut replaced: Vec<(usize, usize, &AttrPut)> =
         puts.iter().filter_map(|p| p.replaces.map(|(start, end)| (start, end, p))).collect();
     replaced.sort_by_key(|r| r.0);
