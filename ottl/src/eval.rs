@@ -218,7 +218,12 @@ impl TransformGroup {
             let selected = env.select(&self.conditions, &mut outcome, mode)?;
             *selection = Selection { place: Some(place), selected, errors: outcome.errors };
         }
-        let outcome = Outcome { errors: selection.errors.clone() };
+        // The selection's failures count again for each item it selected for (nothing to copy in the
+        // usual case: none).
+        let outcome = match selection.errors.is_empty() {
+            true => Outcome::default(),
+            false => Outcome { errors: selection.errors.clone() },
+        };
         if !selection.selected {
             return Ok(outcome);
         }

@@ -424,6 +424,13 @@ fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: Co
             let name = span.index().value(bytes, field::span::NAME).unwrap_or_default();
             Some(compare_utf8(name, other, op))
         }
+        // The kind, read where it lies (the usual `where span.kind == SPAN_KIND_SERVER`).
+        Target::Span(SpanField::Kind) if span.edits.as_ref().is_none_or(|e| e.kind.is_none()) => {
+            let bytes = span.bytes;
+            let kind = span.index().value(bytes, field::span::KIND).and_then(|v| read_varint(v, &mut 0).ok());
+            // An enum is an int32: what a decoder makes of a longer varint.
+            Some(Value::Int(i64::from(kind.unwrap_or(0) as i32)).compare(other, op))
+        }
         _ => None,
     }
 }

@@ -449,9 +449,9 @@ impl SpanKeys {
 // === impl SpanIndex ===
 
 impl SpanIndex {
-    /// Indexes a span in one pass, in place: `self` is empty (as `Default` makes it). The usual
-    /// field (a one-byte key and length) is read by one pattern match; anything else through the
-    /// general reader.
+    /// Indexes a span in one pass, in place: `self` is empty (as `Default` makes it). A field with
+    /// a one-byte key and length, and an attribute in the usual form, are read inline; anything
+    /// else through the general reader.
     pub fn fill(&mut self, span: &[u8], keys: &SpanKeys) {
         use crate::wire::{WIRE_FIXED32, WIRE_LEN, WIRE_VARINT};
         /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
@@ -466,64 +466,81 @@ impl SpanIndex {
         const USUAL_ATTRIBUTE_MASK: u32 = u32::from_le_bytes([0xff, 0x80, 0xff, 0x80]);
         let len = span.len();
         let mut pos = 0;
-        // The stretch of the attributes: the first one's start, the last one's end.
-        let mut attributes: Option<(usize, usize)> = None;
-        while pos < len {
-            // A run of attributes in the usual form, each told by its first four bytes read as one
-            // word and passed over on its key's length unless that is the length of a key looked for.
-            let run = pos;
-            while let Some(word) = span.get(pos..pos + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
-                let word = u32::from_le_bytes(word);
-                // Both lengths are below 0x80: the mask checked their continuation bits.
-                let field_len = (word >> 8 & 0xff) as usize;
-                let key_len = (word >> 24) as usize;
-                let end = pos + 2 + field_len;
-                if word & USUAL_ATTRIBUTE_MASK != USUAL_ATTRIBUTE || key_len + 2 > field_len || end > len {
-                    break;
+        // The stretch of the attributes: the first one's start (`usize::MAX` for none yet), the
+        // last one's end.
+        let (mut first_attribute, mut attributes_end) = (usize::MAX, 0);
+        while let Some(&key) = span.get(pos) {
+            if key == ATTRIBUTES_KEY {
+                // An attribute in the usual form is told by its first four bytes, read as one word,
+                // and passed over on its key's length unless that is the length of a key looked for.
+                if let Some(word) = span.get(pos..pos + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+                    let word = u32::from_le_bytes(word);
+                    // Both lengths are below 0x80 when the mask matches.
+                    let field_len = (word >> 8 & 0xff) as usize;
+                    let key_len = (word >> 24) as usize;
+                    let end = pos + 2 + field_len;
+                    if word & USUAL_ATTRIBUTE_MASK == USUAL_ATTRIBUTE
+                        && key_len + 2 <= field_len
+                        && end <= len
+                    {
+                        // `& 0x7f` changes nothing (the mask checked it) but spares a bounds check.
+                        if keys.lengths[key_len & 0x7f] {
+                            self.found_key(span, keys, pos, pos + 4, pos + 4 + key_len, end);
+                        }
+                        first_attribute = first_attribute.min(pos);
+                        attributes_end = end;
+                        pos = end;
+                        continue;
+                    }
                 }
-                // `& 0x7f` changes nothing (the mask checked it) but spares a bounds check.
-                if keys.lengths[key_len & 0x7f] {
-                    self.found_key(span, keys, pos, pos + 4, pos + 4 + key_len, end);
-                }
-                pos = end;
-            }
-            if pos != run {
-                attributes = Some((attributes.map_or(run, |(first, _)| first), pos));
-                continue;
-            }
-            let key = span[pos];
-            let next = span.get(pos + 1).copied().unwrap_or(0x80);
-            // (start, end) of the value of a one-byte-key field read inline.
-            let inline = if (0x08..0x80).contains(&key) && key != ATTRIBUTES_KEY {
-                match key & 7 {
+            } else if (0x08..0x80).contains(&key) {
+                // Any other field with a one-byte key: its value's range from the wire type.
+                let next = span.get(pos + 1).copied().unwrap_or(0x80);
+                let value = match key & 7 {
                     WIRE_LEN if next < 0x80 => Some((pos + 2, pos + 2 + usize::from(next))),
                     WIRE_FIXED64 => Some((pos + 1, pos + 9)),
                     WIRE_FIXED32 => Some((pos + 1, pos + 5)),
                     WIRE_VARINT if next < 0x80 => Some((pos + 1, pos + 2)),
                     _ => None,
+                };
+                if let Some((value_start, end)) = value.filter(|(_, end)| *end <= len) {
+                    if let Some(slot) = self.last.get_mut(usize::from(key >> 3)) {
+                        *slot = (value_start as u32, end as u32);
+                    }
+                    pos = end;
+                    continue;
                 }
-            } else {
-                None
-            };
-            let (number, wire, value_start, end) = match inline.filter(|(_, end)| *end <= len) {
-                Some((value_start, end)) => (u32::from(key >> 3), key & 7, value_start, end),
-                // Anything else (an attribute in another form; a longer key, length or varint; a
-                // group) through the general reader.
-                None => match Fields::at(span, pos).next_field() {
-                    Ok(Some(f)) => (f.number, f.wire, f.value_start, f.end),
-                    _ => break,
-                },
-            };
-            if number == field::span::ATTRIBUTES && wire == WIRE_LEN {
-                let (key_start, key_end) = key_range(span, value_start, end);
-                self.found_key(span, keys, pos, key_start, key_end, end);
-                attributes = Some((attributes.map_or(pos, |(first, _)| first), end));
-            } else if let Some(slot) = self.last.get_mut(number as usize) {
-                *slot = (value_start as u32, end as u32);
+            }
+            // Anything else (an attribute in another form; a longer key, length or varint; a group)
+            // through the general reader.
+            let Some((end, attribute)) = self.general_field(span, keys, pos) else { break };
+            if attribute {
+                first_attribute = first_attribute.min(pos);
+                attributes_end = end;
             }
             pos = end;
         }
-        self.attributes = attributes.map(|(first, end)| (first as u32, end as u32));
+        if first_attribute != usize::MAX {
+            self.attributes = Some((first_attribute as u32, attributes_end as u32));
+        }
+    }
+
+    /// [`Self::fill`] for a field it does not read inline: where the field ends and whether it is an
+    /// attribute, `None` when the rest does not parse. Out of the loop, which rarely calls it, so
+    /// that the loop keeps its state in registers.
+    #[cold]
+    #[inline(never)]
+    fn general_field(&mut self, span: &[u8], keys: &SpanKeys, pos: usize) -> Option<(usize, bool)> {
+        let f = Fields::at(span, pos).next_field().ok()??;
+        if f.number == field::span::ATTRIBUTES && f.wire == crate::wire::WIRE_LEN {
+            let (key_start, key_end) = key_range(span, f.value_start, f.end);
+            self.found_key(span, keys, pos, key_start, key_end, f.end);
+            return Some((f.end, true));
+        }
+        if let Some(slot) = self.last.get_mut(f.number as usize) {
+            *slot = (f.value_start as u32, f.end as u32);
+        }
+        Some((f.end, false))
     }
 
     /// The value bytes of the last occurrence of field `number`.
