@@ -62,6 +62,8 @@ fn bool_depth(e: &BoundBool) -> Option<Context> {
         BoundBool::Compare(left, _, right) => Some(value_depth(left)?.max(value_depth(right)?)),
         BoundBool::Call(call) => call_depth(call),
         BoundBool::Const(_) => Some(Context::Resource),
+        BoundBool::PathCompare(c) => path_depth(&c.path),
+        BoundBool::KeyMatch(m) => call_depth(&m.call),
     }
 }
 
@@ -136,6 +138,8 @@ fn bool_paths<'a>(e: &'a BoundBool, f: &mut dyn FnMut(&'a BoundPath)) {
         }
         BoundBool::Call(call) => call_paths(call, f),
         BoundBool::Const(_) => {}
+        BoundBool::PathCompare(c) => path_paths(&c.path, f),
+        BoundBool::KeyMatch(m) => call_paths(&m.call, f),
     }
 }
 

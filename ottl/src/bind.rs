@@ -79,6 +79,31 @@ pub enum BoundBool {
     /// A converter whose result must be a bool.
     Call(Box<BoundCall>),
     Const(bool),
+    /// A comparison of a path with a literal, the usual condition (`span.name == "x"`,
+    /// `span.attributes["k"] != nil`), made ready when bound: the accessor compares in place.
+    PathCompare(Box<PathCompare>),
+    /// `IsMatch(<path>["k"], "<pattern>")` with its pattern compiled when bound: the accessor tests
+    /// the string where it lies.
+    KeyMatch(Box<KeyMatch>),
+}
+
+/// `<path> <op> <literal>`, the literal on the right (a comparison written the other way round is
+/// flipped), the path into an item's field or one literal key of it (not the cache).
+#[derive(Debug)]
+pub struct PathCompare {
+    pub path: BoundPath,
+    pub op: CompareOp,
+    pub literal: Value,
+}
+
+/// `IsMatch` on one literal key of an item's map-valued field, with a literal pattern.
+#[derive(Debug)]
+pub struct KeyMatch {
+    pub target: Target,
+    pub key: std::sync::Arc<str>,
+    pub regex: regex::Regex,
+    /// The call itself, run as any converter when the value is not a string (`IsMatch` converts it).
+    pub call: BoundCall,
 }
 
 /// A value expression.
@@ -525,10 +550,8 @@ impl Binder {
                 BoundBool::And(items.iter().map(|i| self.bool_expr(i)).collect::<Result<_, _>>()?)
             }
             BoolExprKind::Not(inner) => BoundBool::Not(Box::new(self.bool_expr(inner)?)),
-            BoolExprKind::Comparison(c) => {
-                BoundBool::Compare(Box::new(self.value(&c.left)?), c.op, Box::new(self.value(&c.right)?))
-            }
-            BoolExprKind::Converter(call) => BoundBool::Call(Box::new(self.call(call, FnKind::Converter)?)),
+            BoolExprKind::Comparison(c) => path_compare(self.value(&c.left)?, c.op, self.value(&c.right)?),
+            BoolExprKind::Converter(call) => key_match(self.call(call, FnKind::Converter)?),
             BoolExprKind::Literal(b) => BoundBool::Const(*b),
         })
     }
@@ -819,6 +842,44 @@ impl Binder {
 
 /// The numeric value of an enum symbol in a context: span kinds and status codes exist where a span
 /// does (span and span event).
+/// A comparison, as a [`PathCompare`] when it is a path (into an item, with at most one literal
+/// key) against a literal.
+fn path_compare(left: BoundValue, op: CompareOp, right: BoundValue) -> BoundBool {
+    let ready = |path: &BoundPath| {
+        path.target != Target::Cache && matches!(path.keys.as_slice(), [] | [BoundKey::String(_)])
+    };
+    match (left, right) {
+        (BoundValue::Path(path), BoundValue::Literal(literal)) if ready(&path) => {
+            BoundBool::PathCompare(Box::new(PathCompare { path, op, literal }))
+        }
+        (BoundValue::Literal(literal), BoundValue::Path(path)) if ready(&path) => {
+            BoundBool::PathCompare(Box::new(PathCompare { path, op: op.flipped(), literal }))
+        }
+        (left, right) => BoundBool::Compare(Box::new(left), op, Box::new(right)),
+    }
+}
+
+/// A converter as a condition, as a [`KeyMatch`] when it is `IsMatch` of one literal key of an
+/// item's map with a literal pattern.
+fn key_match(call: BoundCall) -> BoundBool {
+    let regex = call.prepared.as_ref().and_then(|p| p.downcast_ref::<regex::Regex>()).cloned();
+    let key = match call.args.first() {
+        Some(BoundArg::Value(BoundValue::Path(path))) if path.target != Target::Cache => {
+            match path.keys.as_slice() {
+                [BoundKey::String(key)] => Some((path.target, std::sync::Arc::clone(key))),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match (call.def.name, regex, key, call.keys.is_empty()) {
+        ("IsMatch", Some(regex), Some((target, key)), true) => {
+            BoundBool::KeyMatch(Box::new(KeyMatch { target, key, regex, call }))
+        }
+        _ => BoundBool::Call(Box::new(call)),
+    }
+}
+
 pub fn enum_value(name: &str, context: Context) -> Option<i64> {
     if !matches!(context, Context::Span | Context::SpanEvent) {
         return None;

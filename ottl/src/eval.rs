@@ -160,14 +160,14 @@ pub struct Outcome {
 }
 
 /// Evaluation state for one item: the accessor and the context's cache.
-struct Env<'a> {
-    acc: &'a mut dyn Accessor,
+struct Env<'a, A: Accessor + ?Sized> {
+    acc: &'a mut A,
     cache: Vec<(String, Value)>,
 }
 
 /// A bound call's arguments, evaluated on demand.
-struct Args<'e, 'a> {
-    env: &'e mut Env<'a>,
+struct Args<'e, 'a, A: Accessor + ?Sized> {
+    env: &'e mut Env<'a, A>,
     args: &'e [BoundArg],
 }
 
@@ -188,7 +188,7 @@ pub struct Selection {
 impl TransformGroup {
     /// Runs the group on one item of its context: when any condition holds (or there are none), each
     /// statement whose `where` holds, in order.
-    pub fn run(&self, acc: &mut dyn Accessor, mode: ErrorMode) -> Result<Outcome, EvalError> {
+    pub fn run<A: Accessor + ?Sized>(&self, acc: &mut A, mode: ErrorMode) -> Result<Outcome, EvalError> {
         let mut env = Env { acc, cache: Vec::new() };
         let mut outcome = Outcome::default();
         if !env.select(&self.conditions, &mut outcome, mode)? {
@@ -200,9 +200,9 @@ impl TransformGroup {
     /// [`TransformGroup::run`] on the item under resource `resource` and scope `scope` (their
     /// positions in the request): conditions whose verdict the items of a resource (scope) share
     /// are evaluated on its first item only, and `selection` keeps the verdict for the others.
-    pub fn run_at(
+    pub fn run_at<A: Accessor + ?Sized>(
         &self,
-        acc: &mut dyn Accessor,
+        acc: &mut A,
         mode: ErrorMode,
         (resource, scope): (usize, usize),
         selection: &mut Selection,
@@ -231,9 +231,9 @@ impl TransformGroup {
     }
 
     /// Each statement whose `where` holds, in order, adding failures to `outcome`.
-    fn run_statements(
+    fn run_statements<A: Accessor + ?Sized>(
         &self,
-        env: &mut Env<'_>,
+        env: &mut Env<'_, A>,
         mut outcome: Outcome,
         mode: ErrorMode,
     ) -> Result<Outcome, EvalError> {
@@ -260,7 +260,11 @@ impl TransformGroup {
 impl FilterGroup {
     /// Whether the item matches any condition (and is dropped). A condition that fails counts as not
     /// matching unless `mode` is `Propagate`.
-    pub fn matches(&self, acc: &mut dyn Accessor, mode: ErrorMode) -> Result<(bool, Outcome), EvalError> {
+    pub fn matches<A: Accessor + ?Sized>(
+        &self,
+        acc: &mut A,
+        mode: ErrorMode,
+    ) -> Result<(bool, Outcome), EvalError> {
         let mut env = Env { acc, cache: Vec::new() };
         let mut outcome = Outcome::default();
         for condition in &self.conditions {
@@ -288,7 +292,7 @@ impl Outcome {
 
 // === impl Env ===
 
-impl Env<'_> {
+impl<A: Accessor + ?Sized> Env<'_, A> {
     /// Whether any of a transform group's `conditions` holds (true without any), adding failures to
     /// `outcome`.
     fn select(
@@ -345,17 +349,32 @@ impl Env<'_> {
                     left.compare(&right, *op)
                 }
             },
-            BoundBool::Call(call) => match self.call(call)? {
-                Value::Bool(b) => b,
-                other => {
-                    return Err(EvalError::Function(format!(
-                        "value returned from Converter in constExpr is not a bool, it is type {}",
-                        other.type_name()
-                    )));
-                }
-            },
+            BoundBool::Call(call) => self.call_bool(call)?,
             BoundBool::Const(b) => *b,
+            BoundBool::PathCompare(c) => match c.path.keys.as_slice() {
+                [BoundKey::String(key)] => self.acc.compare_key(c.path.target, key, &c.literal, c.op)?,
+                _ => self.acc.compare_field(c.path.target, &c.literal, c.op)?,
+            },
+            BoundBool::KeyMatch(m) => {
+                match self.acc.test_key_str(m.target, &m.key, &mut |s| m.regex.is_match(s))? {
+                    // A string tested where it lies; nil never matches.
+                    Some(verdict) => verdict.unwrap_or(false),
+                    // Another kind of value: `IsMatch` converts it first.
+                    None => self.call_bool(&m.call)?,
+                }
+            }
         })
+    }
+
+    /// A converter used as a condition: its result must be a bool.
+    fn call_bool(&mut self, call: &BoundCall) -> Result<bool, EvalError> {
+        match self.call(call)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError::Function(format!(
+                "value returned from Converter in constExpr is not a bool, it is type {}",
+                other.type_name()
+            ))),
+        }
     }
 
     fn value(&mut self, v: &BoundValue) -> Result<Value, EvalError> {
@@ -513,7 +532,7 @@ impl Env<'_> {
 
 // === impl Args ===
 
-impl ArgSource for Args<'_, '_> {
+impl<A: Accessor + ?Sized> ArgSource for Args<'_, '_, A> {
     fn present(&self, i: usize) -> bool {
         !matches!(self.args.get(i), None | Some(BoundArg::Absent))
     }
@@ -625,12 +644,12 @@ pub(crate) fn remove_through<A: ArgSource + ?Sized>(
 
 /// Arguments that are values already (a converter called by another function through a
 /// `FunctionGetter`).
-struct Literals<'e, 'a> {
+struct Literals<'e, 'a, A: Accessor + ?Sized> {
     args: &'e [Value],
-    env: &'e mut Env<'a>,
+    env: &'e mut Env<'a, A>,
 }
 
-impl ArgSource for Literals<'_, '_> {
+impl<A: Accessor + ?Sized> ArgSource for Literals<'_, '_, A> {
     fn present(&self, i: usize) -> bool {
         i < self.args.len()
     }

@@ -147,6 +147,22 @@ pub fn compare_utf8(a: &[u8], other: &Value, op: CompareOp) -> bool {
     verdict(ordering, op)
 }
 
+/// `Value::Int(a).compare(other, op)` without making the value: for accessors that read an int
+/// (an enum, a count) where it lies.
+pub fn compare_int(a: i64, other: &Value, op: CompareOp) -> bool {
+    let ordering = match other {
+        Value::Int(b) => Some(a.cmp(b)),
+        Value::Float(b) => (a as f64).partial_cmp(b),
+        _ => None,
+    };
+    verdict(ordering, op)
+}
+
+/// `Value::Nil.compare(other, op)`: what an absent attribute compares as.
+pub fn compare_nil(other: &Value, op: CompareOp) -> bool {
+    verdict(matches!(other, Value::Nil).then_some(Ordering::Equal), op)
+}
+
 /// What `op` says of two values that compared as `ordering` (`None`: not comparable).
 fn verdict(ordering: Option<Ordering>, op: CompareOp) -> bool {
     match ordering {
@@ -225,6 +241,35 @@ mod tests {
         ];
         for (a, b, op, want) in cases {
             assert_eq!(a.compare(b, *op), *want, "{a:?} {op:?} {b:?}");
+        }
+    }
+
+    /// Scenario: an int and nil compared against every kind of value under every operator, by the
+    /// borrowed helpers and as values. Guarantees: `compare_int` and `compare_nil` say what
+    /// `Value::compare` says, so accessors may use them in its place.
+    #[test]
+    fn int_and_nil_helpers_agree_with_values() {
+        let others = [
+            Nil,
+            Int(-3),
+            Int(2),
+            Float(2.0),
+            Float(2.5),
+            Float(f64::NAN),
+            String("2".into()),
+            Bool(true),
+            Bytes(vec![2]),
+            Map(Vec::new()),
+            List(Vec::new()),
+            Time(2),
+        ];
+        for other in &others {
+            for op in [Eq, Ne, Lt, Le, Gt, Ge] {
+                for a in [-3, 0, 2, i64::MAX] {
+                    assert_eq!(compare_int(a, other, op), Int(a).compare(other, op), "{a} {op:?} {other:?}");
+                }
+                assert_eq!(compare_nil(other, op), Nil.compare(other, op), "nil {op:?} {other:?}");
+            }
         }
     }
 }

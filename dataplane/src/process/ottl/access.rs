@@ -6,13 +6,14 @@
 //! rebuilt. Values and errors follow the Collector's span context (`ctxspan`): ids as `TraceID` and
 //! `SpanID`, `.string` views in hex, kinds by number or by name, times as `time.Time`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ottl::ast::CompareOp;
 use ottl::bind::LiteralWrite;
 use ottl::context::{ResourceField, ScopeField, SpanEventField, SpanField, Target};
 use ottl::eval::{Accessor, EvalError};
-use ottl::value::{Value, compare_str, compare_utf8};
+use ottl::value::{Value, compare_int, compare_nil, compare_str, compare_utf8};
 
 use super::codec::{map_of, value_of};
 use super::work::{AttrPut, AttrSlot, PutValue, ResourceState, ScopeState, SpanEdits, WorkEvent, WorkSpan};
@@ -416,6 +417,7 @@ fn resource_attribute(r: &mut ResourceState, key: &str) -> Value {
 
 /// A comparison of a span field done in place (the received name), or `None` for the general
 /// path. Shared by the span and span event items, which see the same span.
+#[inline]
 fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: CompareOp) -> Option<bool> {
     match target {
         Target::Span(SpanField::Name) if span.edits.as_ref().is_none_or(|e| e.name.is_none()) => {
@@ -429,7 +431,7 @@ fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: Co
             let bytes = span.bytes;
             let kind = span.index().value(bytes, field::span::KIND).and_then(|v| read_varint(v, &mut 0).ok());
             // An enum is an int32: what a decoder makes of a longer varint.
-            Some(Value::Int(i64::from(kind.unwrap_or(0) as i32)).compare(other, op))
+            Some(compare_int(i64::from(kind.unwrap_or(0) as i32), other, op))
         }
         _ => None,
     }
@@ -437,6 +439,7 @@ fn compare_span_field(span: &mut WorkSpan, target: Target, other: &Value, op: Co
 
 /// A comparison of one received attribute, not yet written to, done where it lies; `None` for
 /// the general path.
+#[inline]
 fn compare_received_key(
     resource: &mut ResourceState,
     span: &mut WorkSpan,
@@ -460,7 +463,7 @@ fn compare_received_key(
             let bytes = span.bytes;
             Some(match span.attribute(key) {
                 Some((start, end)) => compare_encoded(&bytes[start..end], field::span::ATTRIBUTES, other, op),
-                None => Value::Nil.compare(other, op),
+                None => compare_nil(other, op),
             })
         }
         Target::Resource(ResourceField::Attributes) if resource.attributes.is_none() => {
@@ -472,6 +475,7 @@ fn compare_received_key(
 
 /// [`Accessor::test_key_str`] for a span's or its resource's attributes, read where they lie when
 /// no statement rewrote the map as a whole.
+#[inline]
 fn test_received_str(
     resource: &mut ResourceState,
     span: &mut WorkSpan<'_>,
@@ -516,7 +520,7 @@ fn compare_resource_attribute(r: &mut ResourceState, key: &str, other: &Value, o
     match r.received_attribute(key) {
         Some(KeyValueView { value: AnyValueView::String(s), .. }) => compare_str(s, other, op),
         Some(kv) => value_of(kv.value).compare(other, op),
-        None => Value::Nil.compare(other, op),
+        None => compare_nil(other, op),
     }
 }
 
@@ -526,7 +530,7 @@ fn compare_encoded(field: &[u8], number: u32, other: &Value, op: CompareOp) -> b
     match len_fields(field, number).next().map(KeyValueView::parse) {
         Some(KeyValueView { value: AnyValueView::String(s), .. }) => compare_str(s, other, op),
         Some(kv) => value_of(kv.value).compare(other, op),
-        None => Value::Nil.compare(other, op),
+        None => compare_nil(other, op),
     }
 }
 
@@ -736,7 +740,7 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
 
 /// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
 /// key takes the value in place, a new key goes last).
-fn set_span_attribute(s: &mut WorkSpan, key: &str, value: PutValue) {
+fn set_span_attribute<'k>(s: &mut WorkSpan<'k>, key: &str, value: PutValue<'k>) {
     if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
         ottl::eval::map_put(attrs, key, value.into_value());
         return;
@@ -757,7 +761,7 @@ fn set_span_attribute(s: &mut WorkSpan, key: &str, value: PutValue) {
     }
     let replaces = super::work::find_attribute(s, key);
     let key = match &value {
-        PutValue::Literal(write) => Arc::clone(&write.key),
+        PutValue::Literal(write) => Cow::Borrowed(&*write.key),
         PutValue::Owned(_) => s.keys().shared(key),
     };
     s.puts.push(AttrPut { key, value, replaces });
@@ -769,7 +773,11 @@ fn set_span_literal(span: &mut WorkSpan, write: &Arc<LiteralWrite>) -> bool {
     if write.target != Target::Span(SpanField::Attributes) {
         return false;
     }
-    set_span_attribute(span, &write.key, PutValue::Literal(Arc::clone(write)));
+    let keys = span.keys();
+    match keys.literal(write) {
+        Some(own) => set_span_attribute(span, &write.key, PutValue::Literal(own)),
+        None => set_span_attribute(span, &write.key, PutValue::Owned(write.value.clone())),
+    }
     true
 }
 

@@ -125,10 +125,8 @@ pub fn apply_with_keys(
     let mut work = Work::new(data, keys);
     let mut transform_errors = Vec::new();
     for group in &processing.transforms {
-        let mut selection = Selection::default();
-        transform_errors.extend(for_each_item(&mut work, group.context, &mut |acc, at| {
-            group.run_at(acc, mode, at, &mut selection)
-        })?);
+        let mut run = RunTransform { group, mode, selection: Selection::default() };
+        transform_errors.extend(for_each_item(&mut work, group.context, &mut run)?);
     }
     let mut filter_errors = Vec::new();
     let mut filtered = 0;
@@ -152,12 +150,47 @@ pub fn apply_with_keys(
 /// Where an item is: the positions of its resource and of its scope in the request.
 type Place = (usize, usize);
 
+/// What runs on each item of a context. Generic over the item, so that the evaluator is compiled
+/// for each kind of item and calls its accessor directly rather than through a virtual call per read.
+trait Visit {
+    fn visit<A: Accessor>(&mut self, acc: &mut A, at: Place) -> Result<Outcome, EvalError>;
+}
+
+/// A transform group on each item of its context.
+struct RunTransform<'g> {
+    group: &'g ottl::bind::TransformGroup,
+    mode: ErrorMode,
+    /// The group's verdict on its conditions, shared by the items under one resource or scope.
+    selection: Selection,
+}
+
+/// A condition group's verdict on each item, in order.
+struct Verdicts<'g> {
+    group: &'g ottl::bind::FilterGroup,
+    mode: ErrorMode,
+    verdicts: Vec<bool>,
+}
+
+impl Visit for RunTransform<'_> {
+    fn visit<A: Accessor>(&mut self, acc: &mut A, at: Place) -> Result<Outcome, EvalError> {
+        self.group.run_at(acc, self.mode, at, &mut self.selection)
+    }
+}
+
+impl Visit for Verdicts<'_> {
+    fn visit<A: Accessor>(&mut self, acc: &mut A, _: Place) -> Result<Outcome, EvalError> {
+        let (matched, outcome) = self.group.matches(acc, self.mode)?;
+        self.verdicts.push(matched);
+        Ok(outcome)
+    }
+}
+
 /// Runs `f` on every item of `context` in the request, with its [`Place`], collecting the failures
 /// it skipped.
 fn for_each_item(
     work: &mut Work,
     context: Context,
-    f: &mut dyn FnMut(&mut dyn Accessor, Place) -> Result<Outcome, EvalError>,
+    f: &mut impl Visit,
 ) -> Result<Vec<(String, EvalError)>, EvalError> {
     let mut errors = Vec::new();
     let mut record = |result: Result<Outcome, EvalError>| -> Result<(), EvalError> {
@@ -167,19 +200,21 @@ fn for_each_item(
     for (ri, r) in work.resources.iter_mut().enumerate() {
         let resource = &mut r.state;
         if context == Context::Resource {
-            record(f(&mut ResourceItem { resource }, (ri, 0)))?;
+            record(f.visit(&mut ResourceItem { resource }, (ri, 0)))?;
             continue;
         }
         for (si, s) in r.scopes.iter_mut().enumerate() {
             let scope = &mut s.state;
             let at = (ri, si);
             if context == Context::Scope {
-                record(f(&mut ScopeItem { resource: &mut *resource, scope }, at))?;
+                record(f.visit(&mut ScopeItem { resource: &mut *resource, scope }, at))?;
                 continue;
             }
             for span in s.spans.iter_mut().filter(|sp| !sp.dropped) {
                 if context == Context::Span {
-                    record(f(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span }, at))?;
+                    record(
+                        f.visit(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span }, at),
+                    )?;
                     continue;
                 }
                 let events = span.open_events();
@@ -190,7 +225,7 @@ fn for_each_item(
                         span: &mut *span,
                         index,
                     };
-                    record(f(item, at))?;
+                    record(f.visit(item, at))?;
                 }
                 span.close_events();
             }
@@ -207,15 +242,11 @@ fn filter(
     mode: ErrorMode,
 ) -> Result<Vec<(String, EvalError)>, EvalError> {
     let mut errors = Vec::new();
-    let mut test = |acc: &mut dyn Accessor| -> Result<bool, EvalError> {
-        let (matched, outcome) = group.matches(acc, mode)?;
-        errors.extend(outcome.errors);
-        Ok(matched)
-    };
+    let mut test = Test { group, mode, errors: &mut errors };
     for r in &mut work.resources {
         let resource = &mut r.state;
         if group.context == Context::Resource {
-            if test(&mut ResourceItem { resource })? {
+            if test.matches(&mut ResourceItem { resource })? {
                 r.scopes.iter_mut().flat_map(|s| s.spans.iter_mut()).for_each(|sp| sp.dropped = true);
             }
             continue;
@@ -223,7 +254,7 @@ fn filter(
         for s in &mut r.scopes {
             let scope = &mut s.state;
             if group.context == Context::Scope {
-                if test(&mut ScopeItem { resource: &mut *resource, scope })? {
+                if test.matches(&mut ScopeItem { resource: &mut *resource, scope })? {
                     s.spans.iter_mut().for_each(|sp| sp.dropped = true);
                 }
                 continue;
@@ -239,20 +270,40 @@ fn filter(
                             span: &mut *span,
                             index,
                         };
-                        if test(item)? {
+                        if test.matches(item)? {
                             span.drop_event(index);
                         }
                     }
                     span.close_events();
                     continue;
                 }
-                if test(&mut SpanItem { resource: &mut *resource, scope: &mut *scope, span: &mut *span })? {
+                if test.matches(&mut SpanItem {
+                    resource: &mut *resource,
+                    scope: &mut *scope,
+                    span: &mut *span,
+                })? {
                     span.dropped = true;
                 }
             }
         }
     }
     Ok(errors)
+}
+
+/// A filter group's test of one item, keeping the failures it skipped.
+struct Test<'g, 'e> {
+    group: &'g ottl::bind::FilterGroup,
+    mode: ErrorMode,
+    errors: &'e mut Vec<(String, EvalError)>,
+}
+
+impl Test<'_, '_> {
+    /// Whether the item matches (generic over the item, as [`Visit`] is).
+    fn matches<A: Accessor>(&mut self, acc: &mut A) -> Result<bool, EvalError> {
+        let (matched, outcome) = self.group.matches(acc, self.mode)?;
+        self.errors.extend(outcome.errors);
+        Ok(matched)
+    }
 }
 
 /// Evaluates a condition group on every item of its context, in order: what a filter would decide
@@ -264,13 +315,9 @@ pub fn evaluate_conditions(
 ) -> Result<Vec<bool>, EvalError> {
     let keys = SpanKeys::default();
     let mut work = Work::new(data, &keys);
-    let mut verdicts = Vec::new();
-    for_each_item(&mut work, group.context, &mut |acc, _| {
-        let (matched, outcome) = group.matches(acc, mode)?;
-        verdicts.push(matched);
-        Ok(outcome)
-    })?;
-    Ok(verdicts)
+    let mut verdicts = Verdicts { group, mode, verdicts: Vec::new() };
+    for_each_item(&mut work, group.context, &mut verdicts)?;
+    Ok(verdicts.verdicts)
 }
 
 fn count_live(work: &Work) -> usize {

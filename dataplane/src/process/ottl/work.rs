@@ -3,6 +3,7 @@
 //! re-encodes exactly the messages that changed; everything else stays a slice of the received buffer.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ottl::bind::LiteralWrite;
@@ -72,7 +73,7 @@ pub struct WorkSpan<'k> {
     /// attributes are decoded, and the span is encoded by splicing. Held here rather than in the
     /// boxed `edits`, so the usual statement allocates no edits; empty whenever the edits hold the
     /// attributes whole (`attributes` or `attribute_slots`).
-    pub puts: SmallVec<[AttrPut; 1]>,
+    pub puts: SmallVec<[AttrPut<'k>; 1]>,
     pub edits: Option<Box<SpanEdits>>,
     /// Dropped by a filter.
     pub dropped: bool,
@@ -97,6 +98,10 @@ pub struct SpanKeys {
     /// Entry `n` set when some key is `n` bytes long: most attributes are passed over on their key's
     /// length alone. Keys of 128 bytes or more are not indexed.
     lengths: [bool; 128],
+    /// The pipeline's literal writes (`set(span.attributes["k"], "v")`): a span that takes one
+    /// borrows it from here, for as long as the request is processed, rather than sharing it by
+    /// reference count (two atomic operations per span).
+    literals: Vec<Arc<LiteralWrite>>,
 }
 
 /// Keys a span's index looks for at most: beyond, each is searched for when read.
@@ -157,22 +162,23 @@ pub struct SpanEdits {
 
 /// A single attribute written over the received ones.
 #[derive(Clone, Debug)]
-pub struct AttrPut {
-    /// Shared with the pipeline's [`SpanKeys`] or the statement's [`LiteralWrite`]: no copy per span.
-    pub key: Arc<str>,
-    pub value: PutValue,
+pub struct AttrPut<'k> {
+    /// Borrowed from the pipeline's [`SpanKeys`] or the statement's [`LiteralWrite`] when it is one
+    /// of theirs: no copy per span.
+    pub key: Cow<'k, str>,
+    pub value: PutValue<'k>,
     /// The received attribute field it replaces.
     pub replaces: Option<(usize, usize)>,
 }
 
 /// The value of an [`AttrPut`].
 #[derive(Clone, Debug)]
-pub enum PutValue {
+pub enum PutValue<'k> {
     /// Computed by a statement for this span.
     Owned(Value),
     /// A statement's literal (`set(span.attributes["k"], "v")`), shared by every span it is written
     /// to and encoded once for all of them.
-    Literal(Arc<LiteralWrite>),
+    Literal(&'k LiteralWrite),
 }
 
 /// One attribute of a span whose attributes are edited key by key.
@@ -288,6 +294,7 @@ impl<'k> WorkSpan<'k> {
     }
 
     /// Where the received fields are.
+    #[inline]
     pub fn index(&mut self) -> &SpanIndex {
         if !self.indexed {
             self.index.fill(self.bytes, self.keys);
@@ -313,6 +320,7 @@ impl<'k> WorkSpan<'k> {
     }
 
     /// The byte range of the first received attribute field with `key`.
+    #[inline]
     pub fn attribute(&mut self, key: &str) -> Option<(usize, usize)> {
         let (bytes, keys) = (self.bytes, self.keys);
         let index = self.index();
@@ -327,7 +335,7 @@ impl<'k> WorkSpan<'k> {
 
 // === impl PutValue ===
 
-impl PutValue {
+impl PutValue<'_> {
     pub fn get(&self) -> &Value {
         match self {
             Self::Owned(value) => value,
@@ -345,7 +353,7 @@ impl PutValue {
 
 // === impl AttrPut ===
 
-impl AttrPut {
+impl AttrPut<'_> {
     /// Encoded size as a span's attribute field.
     fn field_len(&self) -> usize {
         let kv_len = match &self.value {
@@ -373,7 +381,7 @@ impl AttrPut {
 impl Default for SpanKeys {
     /// No keys: every attribute is searched for when read.
     fn default() -> Self {
-        Self { keys: Vec::new(), aliases: Vec::new(), lengths: [false; 128] }
+        Self { keys: Vec::new(), aliases: Vec::new(), lengths: [false; 128], literals: Vec::new() }
     }
 }
 
@@ -382,14 +390,27 @@ impl SpanKeys {
     /// [`MAX_INDEXED_KEYS`] of fewer than 128 bytes), each path's string known by its address.
     pub fn of(processing: &tracegw_contract::processing::Processing) -> Self {
         let target = ottl::context::Target::Span(ottl::context::SpanField::Attributes);
-        Self::shared_keys(
+        let mut keys = Self::shared_keys(
             processing
                 .transforms
                 .iter()
                 .flat_map(|g| g.literal_keys(target))
                 .chain(processing.filters.iter().flat_map(|g| g.literal_keys(target)))
                 .cloned(),
-        )
+        );
+        keys.literals = processing
+            .transforms
+            .iter()
+            .flat_map(|g| &g.statements)
+            .filter_map(|s| s.literal_write.clone())
+            .collect();
+        keys
+    }
+
+    /// `write` as the pipeline's own, borrowed for as long as the keys are; `None` when it is not
+    /// one of the pipeline's statements.
+    pub fn literal(&self, write: &Arc<LiteralWrite>) -> Option<&LiteralWrite> {
+        self.literals.iter().find(|own| Arc::ptr_eq(own, write)).map(|own| &**own)
     }
 
     /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 128 bytes, each once).
@@ -420,7 +441,7 @@ impl SpanKeys {
                 *wanted = true;
             }
         }
-        Self { keys, aliases, lengths }
+        Self { keys, aliases, lengths, literals: Vec::new() }
     }
 
     /// Where `key` is among the keys: found by address when it is one of the strings the keys were
@@ -437,11 +458,11 @@ impl SpanKeys {
         self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
     }
 
-    /// `key` as a shared string: the pipeline's own when it is one of its keys, else a new one.
-    pub fn shared(&self, key: &str) -> Arc<str> {
+    /// `key` borrowed from the pipeline's own when it is one of its keys, else a copy.
+    pub fn shared(&self, key: &str) -> Cow<'_, str> {
         match self.position(key) {
-            Some(i) => Arc::clone(&self.keys[i]),
-            None => key.into(),
+            Some(i) => Cow::Borrowed(&*self.keys[i]),
+            None => Cow::Owned(key.to_string()),
         }
     }
 }
@@ -452,6 +473,9 @@ impl SpanIndex {
     /// Indexes a span in one pass, in place: `self` is empty (as `Default` makes it). A field with
     /// a one-byte key and length, and an attribute in the usual form, are read inline; anything
     /// else through the general reader.
+    ///
+    /// Out of line: its callers are small and called per span, and should not carry its frame.
+    #[inline(never)]
     pub fn fill(&mut self, span: &[u8], keys: &SpanKeys) {
         use crate::wire::{WIRE_FIXED32, WIRE_LEN, WIRE_VARINT};
         /// `Span.attributes` (field 9, length-delimited) as a one-byte key.
@@ -819,11 +843,27 @@ impl WorkScope<'_> {
 
 /// The spans of a scope, each a slice of its body.
 fn work_spans<'k>(scope: &'k ScopeSpansView, keys: &'k SpanKeys) -> Vec<WorkSpan<'k>> {
+    /// `ScopeSpans.spans` (field 2, length-delimited) as a one-byte key.
+    const SPANS_KEY: u8 = (field::scope_spans::SPANS as u8) << 3 | crate::wire::WIRE_LEN;
     let run = &scope.body[scope.spans_start..scope.spans_end];
     let mut spans = Vec::with_capacity(scope.count);
-    let mut fields = Fields::new(run);
-    while let Ok(Some(f)) = fields.next_field() {
-        spans.push(WorkSpan::new(&run[f.value_start..f.end], keys));
+    let mut pos = 0;
+    // The scan made the run of nothing but span fields: each is read as its key and length; the
+    // general reader is there for anything else.
+    while pos < run.len() {
+        let (start, end) = match run[pos] {
+            SPANS_KEY => match crate::wire::read_length(run, pos + 1) {
+                Ok((len, start)) => (start, start.saturating_add(len as usize)),
+                Err(_) => break,
+            },
+            _ => match Fields::at(run, pos).next_field() {
+                Ok(Some(f)) => (f.value_start, f.end),
+                _ => break,
+            },
+        };
+        let Some(span) = run.get(start..end) else { break };
+        spans.push(WorkSpan::new(span, keys));
+        pos = end;
     }
     spans
 }
@@ -899,10 +939,10 @@ fn encode_scope(state: &ScopeState) -> Vec<u8> {
 
 /// A span with the written fields and single attribute writes (`puts`) replaced: the others are
 /// copied as they were received.
-pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<u8> {
+pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut<'_>]) -> Vec<u8> {
     use field::span::*;
     let mut out = BytesMut::with_capacity(original.len() + 64);
-    let mut replaced: Vec<&AttrPut> = puts.iter().filter(|p| p.replaces.is_some()).collect();
+    let mut replaced: Vec<&AttrPut<'_>> = puts.iter().filter(|p| p.replaces.is_some()).collect();
     replaced.sort_by_key(|p| p.replaces.map(|(start, _)| start));
     let mut fields = Fields::new(original);
     while let Ok(Some(f)) = fields.next_field() {
@@ -924,7 +964,7 @@ pub fn encode_span(original: &[u8], edits: &SpanEdits, puts: &[AttrPut]) -> Vec<
 }
 
 /// The encoded size of a span spliced with `puts`.
-pub fn spliced_len(original: &[u8], puts: &[AttrPut]) -> usize {
+pub fn spliced_len(original: &[u8], puts: &[AttrPut<'_>]) -> usize {
     puts.iter().fold(original.len(), |len, put| {
         let replaced = put.replaces.map_or(0, |(start, end)| end - start);
         len + put.field_len() - replaced
@@ -932,14 +972,14 @@ pub fn spliced_len(original: &[u8], puts: &[AttrPut]) -> usize {
 }
 
 /// Writes the span with each put replacing its received attribute in place and the new keys last.
-pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut], out: &mut BytesMut) {
+pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut<'_>], out: &mut BytesMut) {
     if puts.iter().all(|p| p.replaces.is_none()) {
         // Only new keys (the usual write): the span as it came, then the keys.
         out.extend_from_slice(original);
         puts.iter().for_each(|put| put.put(out));
         return;
     }
-    let mut replaced: Vec<(usize, usize, &AttrPut)> =
+    let mut replaced: Vec<(usize, usize, &AttrPut<'_>)> =
         puts.iter().filter_map(|p| p.replaces.map(|(start, end)| (start, end, p))).collect();
     replaced.sort_by_key(|r| r.0);
     let mut pos = 0;
