@@ -57,8 +57,9 @@ pub struct LiteralWrite {
     pub key: std::sync::Arc<str>,
     /// Never `Nil` (`set` writes nothing then) and always a value an attribute holds.
     pub value: Value,
-    /// Room for an accessor over encoded data to keep the write's encoding (for OTLP, the
-    /// `KeyValue`), made on first use and shared by every item after: the evaluator never reads it.
+    /// Room for an accessor over encoded data to keep the write's encoding (for OTLP, the whole
+    /// attribute field), made on first use and shared by every item after: the evaluator never
+    /// reads it.
     pub encoded: std::sync::OnceLock<Box<[u8]>>,
 }
 

@@ -162,7 +162,9 @@ pub struct Outcome {
 /// Evaluation state for one item: the accessor and the context's cache.
 struct Env<'a, A: Accessor + ?Sized> {
     acc: &'a mut A,
-    cache: Vec<(String, Value)>,
+    /// `None` until a statement writes it: most items never use it, and an empty one still costs
+    /// a call to drop.
+    cache: Option<Vec<(String, Value)>>,
 }
 
 /// A bound call's arguments, evaluated on demand.
@@ -189,7 +191,7 @@ impl TransformGroup {
     /// Runs the group on one item of its context: when any condition holds (or there are none), each
     /// statement whose `where` holds, in order.
     pub fn run<A: Accessor + ?Sized>(&self, acc: &mut A, mode: ErrorMode) -> Result<Outcome, EvalError> {
-        let mut env = Env { acc, cache: Vec::new() };
+        let mut env = Env { acc, cache: None };
         let mut outcome = Outcome::default();
         if !env.select(&self.conditions, &mut outcome, mode)? {
             return Ok(outcome);
@@ -212,7 +214,7 @@ impl TransformGroup {
             Some(_) => (resource, scope),
             None => return self.run(acc, mode),
         };
-        let mut env = Env { acc, cache: Vec::new() };
+        let mut env = Env { acc, cache: None };
         if selection.place != Some(place) {
             let mut outcome = Outcome::default();
             let selected = env.select(&self.conditions, &mut outcome, mode)?;
@@ -265,7 +267,7 @@ impl FilterGroup {
         acc: &mut A,
         mode: ErrorMode,
     ) -> Result<(bool, Outcome), EvalError> {
-        let mut env = Env { acc, cache: Vec::new() };
+        let mut env = Env { acc, cache: None };
         let mut outcome = Outcome::default();
         for condition in &self.conditions {
             match env.bool_expr(&condition.expr) {
@@ -315,14 +317,14 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
     }
 
     fn bool_expr(&mut self, e: &BoundBool) -> Result<bool, EvalError> {
-        Ok(match e {
+        match e {
             BoundBool::Or(items) => {
                 for item in items {
                     if self.bool_expr(item)? {
                         return Ok(true);
                     }
                 }
-                false
+                Ok(false)
             }
             BoundBool::And(items) => {
                 for item in items {
@@ -330,9 +332,31 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
                         return Ok(false);
                     }
                 }
-                true
+                Ok(true)
             }
-            BoundBool::Not(inner) => !self.bool_expr(inner)?,
+            BoundBool::Not(inner) => Ok(!self.bool_expr(inner)?),
+            BoundBool::PathCompare(c) => match c.path.keys.as_slice() {
+                [BoundKey::String(key)] => self.acc.compare_key(c.path.target, key, &c.literal, c.op),
+                _ => self.acc.compare_field(c.path.target, &c.literal, c.op),
+            },
+            BoundBool::KeyMatch(m) => {
+                match self.acc.test_key_str(m.target, &m.key, &mut |s| m.regex.is_match(s))? {
+                    // A string tested where it lies; nil never matches.
+                    Some(verdict) => Ok(verdict.unwrap_or(false)),
+                    // Another kind of value: `IsMatch` converts it first.
+                    None => self.call_bool(&m.call),
+                }
+            }
+            BoundBool::Const(b) => Ok(*b),
+            other => self.general_bool(other),
+        }
+    }
+
+    /// [`Self::bool_expr`] for a comparison of values and a converter: out of line, so that the
+    /// usual conditions (prepared when bound) are evaluated without carrying this frame.
+    #[inline(never)]
+    fn general_bool(&mut self, e: &BoundBool) -> Result<bool, EvalError> {
+        Ok(match e {
             BoundBool::Compare(left, op, right) => match (&**left, &**right) {
                 // A path against a literal: the accessor compares in place, nothing is copied.
                 (BoundValue::Path(path), BoundValue::Literal(literal)) => {
@@ -350,19 +374,7 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
                 }
             },
             BoundBool::Call(call) => self.call_bool(call)?,
-            BoundBool::Const(b) => *b,
-            BoundBool::PathCompare(c) => match c.path.keys.as_slice() {
-                [BoundKey::String(key)] => self.acc.compare_key(c.path.target, key, &c.literal, c.op)?,
-                _ => self.acc.compare_field(c.path.target, &c.literal, c.op)?,
-            },
-            BoundBool::KeyMatch(m) => {
-                match self.acc.test_key_str(m.target, &m.key, &mut |s| m.regex.is_match(s))? {
-                    // A string tested where it lies; nil never matches.
-                    Some(verdict) => verdict.unwrap_or(false),
-                    // Another kind of value: `IsMatch` converts it first.
-                    None => self.call_bool(&m.call)?,
-                }
-            }
+            other => self.bool_expr(other)?,
         })
     }
 
@@ -448,7 +460,7 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
         let keys = self.keys(&path.keys)?;
         let Some((first, rest)) = keys.split_first() else {
             return match path.target {
-                Target::Cache => Ok(Value::Map(self.cache.clone())),
+                Target::Cache => Ok(Value::Map(self.cache.clone().unwrap_or_default())),
                 target => self.acc.get(target),
             };
         };
@@ -456,7 +468,9 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
             return Err(map_key_error(first));
         };
         let top = match path.target {
-            Target::Cache => Value::map_get(&self.cache, first).cloned().unwrap_or_default(),
+            Target::Cache => {
+                Value::map_get(self.cache.as_deref().unwrap_or_default(), first).cloned().unwrap_or_default()
+            }
             target => self.acc.get_key(target, first)?,
         };
         index(top, rest)
@@ -475,7 +489,7 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
             return match path.target {
                 Target::Cache => match value {
                     Value::Map(entries) => {
-                        self.cache = entries;
+                        self.cache = Some(entries);
                         Ok(())
                     }
                     other => Err(EvalError::expected("pcommon.Map", &other)),
@@ -491,9 +505,10 @@ impl<A: Accessor + ?Sized> Env<'_, A> {
             return Ok(());
         }
         if path.target == Target::Cache {
-            let current = Value::map_get(&self.cache, first).cloned().unwrap_or_default();
+            let current =
+                Value::map_get(self.cache.as_deref().unwrap_or_default(), first).cloned().unwrap_or_default();
             let updated = set_index(current, rest, value)?;
-            map_put(&mut self.cache, first, updated);
+            map_put(self.cache.get_or_insert_with(Vec::new), first, updated);
             return Ok(());
         }
         if rest.is_empty() {

@@ -156,7 +156,7 @@ impl Accessor for SpanItem<'_, '_> {
         if set_span_literal(self.span, write) {
             return Ok(());
         }
-        self.set_key(write.target, &write.key, write.value.clone())
+        self.set_key_slowly(write.target, &write.key, write.value.clone())
     }
     fn remove_key(&mut self, target: Target, key: &str) -> Result<bool, EvalError> {
         match target {
@@ -167,7 +167,7 @@ impl Accessor for SpanItem<'_, '_> {
     fn compare_field(&mut self, target: Target, other: &Value, op: CompareOp) -> Result<bool, EvalError> {
         match compare_span_field(self.span, target, other, op) {
             Some(verdict) => Ok(verdict),
-            None => Ok(self.get(target)?.compare(other, op)),
+            None => self.compare_slowly(target, None, other, op),
         }
     }
     fn compare_key(
@@ -179,7 +179,7 @@ impl Accessor for SpanItem<'_, '_> {
     ) -> Result<bool, EvalError> {
         match compare_received_key(self.resource, self.span, target, key, other, op) {
             Some(verdict) => Ok(verdict),
-            None => Ok(self.get_key(target, key)?.compare(other, op)),
+            None => self.compare_slowly(target, Some(key), other, op),
         }
     }
     fn test_key_str(
@@ -266,6 +266,34 @@ impl Accessor for EventItem<'_, '_> {
         test: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Option<Option<bool>>, EvalError> {
         Ok(test_received_str(self.resource, self.span, target, key, test))
+    }
+}
+
+// === impl SpanItem ===
+
+impl SpanItem<'_, '_> {
+    /// A comparison the span cannot make in place: the value read, then compared. Out of line, so
+    /// that the in-place comparisons do not carry the readers' frame.
+    #[inline(never)]
+    fn compare_slowly(
+        &mut self,
+        target: Target,
+        key: Option<&str>,
+        other: &Value,
+        op: CompareOp,
+    ) -> Result<bool, EvalError> {
+        let value = match key {
+            Some(key) => self.get_key(target, key)?,
+            None => self.get(target)?,
+        };
+        Ok(value.compare(other, op))
+    }
+
+    /// [`Accessor::set_key`] for a literal write the span does not keep shared; out of line as
+    /// [`Self::compare_slowly`] is.
+    #[inline(never)]
+    fn set_key_slowly(&mut self, target: Target, key: &str, value: Value) -> Result<(), EvalError> {
+        self.set_key(target, key, value)
     }
 }
 

@@ -297,10 +297,17 @@ impl<'k> WorkSpan<'k> {
     #[inline]
     pub fn index(&mut self) -> &SpanIndex {
         if !self.indexed {
-            self.index.fill(self.bytes, self.keys);
-            self.indexed = true;
+            self.build_index();
         }
         &self.index
+    }
+
+    /// Builds the index; apart, so that its readers (small, called per span) carry no call.
+    #[cold]
+    #[inline(never)]
+    fn build_index(&mut self) {
+        self.index.fill(self.bytes, self.keys);
+        self.indexed = true;
     }
 
     /// [`Self::index`] beside the span's edits.
@@ -356,22 +363,19 @@ impl PutValue<'_> {
 impl AttrPut<'_> {
     /// Encoded size as a span's attribute field.
     fn field_len(&self) -> usize {
-        let kv_len = match &self.value {
-            PutValue::Owned(value) => key_value_len(&self.key, value),
-            PutValue::Literal(write) => literal_key_value(write).len(),
-        };
-        len_field_size(field::span::ATTRIBUTES, kv_len)
+        match &self.value {
+            PutValue::Owned(value) => {
+                len_field_size(field::span::ATTRIBUTES, key_value_len(&self.key, value))
+            }
+            PutValue::Literal(write) => literal_field(write).len(),
+        }
     }
 
     /// Writes it as a span's attribute field.
     fn put(&self, out: &mut impl BufMut) {
         match &self.value {
             PutValue::Owned(value) => put_key_value(out, field::span::ATTRIBUTES, &self.key, value),
-            PutValue::Literal(write) => {
-                let kv = literal_key_value(write);
-                put_len_header(out, field::span::ATTRIBUTES, kv.len());
-                out.put_slice(kv);
-            }
+            PutValue::Literal(write) => out.put_slice(literal_field(write)),
         }
     }
 }
@@ -455,6 +459,12 @@ impl SpanKeys {
         {
             return Some(at);
         }
+        self.position_by_text(key)
+    }
+
+    /// [`Self::position`] of a string that is none of the aliases.
+    #[inline(never)]
+    fn position_by_text(&self, key: &str) -> Option<usize> {
         self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
     }
 
@@ -994,12 +1004,15 @@ pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut<'_>], out: &mut By
     }
 }
 
-/// The `KeyValue` a literal write encodes to, made on its first use.
-fn literal_key_value(write: &LiteralWrite) -> &[u8] {
+/// The span attribute field (key, length and `KeyValue`) a literal write encodes to, made on its
+/// first use and copied whole into every span it is written to.
+fn literal_field(write: &LiteralWrite) -> &[u8] {
     write.encoded.get_or_init(|| {
-        let mut kv = Vec::with_capacity(key_value_len(&write.key, &write.value));
-        super::codec::put_key_value_body(&mut kv, &write.key, &write.value);
-        kv.into_boxed_slice()
+        let kv_len = key_value_len(&write.key, &write.value);
+        let mut out = Vec::with_capacity(len_field_size(field::span::ATTRIBUTES, kv_len));
+        put_len_header(&mut out, field::span::ATTRIBUTES, kv_len);
+        super::codec::put_key_value_body(&mut out, &write.key, &write.value);
+        out.into_boxed_slice()
     })
 }
 
