@@ -21,6 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Status;
 use otlp_gateway::batch::{Batch, BatchLimits, Batcher};
+use otlp_gateway::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS};
 use otlp_gateway::export::Exporter;
 use otlp_gateway::process::enrich::Enricher;
 use otlp_gateway::process::noise::drop_noise;
@@ -131,9 +132,13 @@ fn ottl_processing() -> Processing {
 /// A pipeline's OTTL processing on enriched requests, as the gateway runs it after the fan-out.
 #[inline(never)]
 fn stage_ottl(data: &[TraceData], processing: &Processing, keys: &SpanKeys) -> usize {
+    let pool = BufferPool::new(DEFAULT_POOLED_BUFFERS);
     data.iter()
         .map(|d| {
-            match apply_with_keys(processing, keys, d, ottl::eval::ErrorMode::Ignore).unwrap().processed {
+            match apply_with_keys(processing, keys, d, ottl::eval::ErrorMode::Ignore, &pool)
+                .unwrap()
+                .processed
+            {
                 Processed::Unchanged => 0,
                 Processed::Changed(own) => own.spans,
             }

@@ -18,6 +18,9 @@ use ottl::eval::{Accessor, ErrorMode, EvalError, Outcome, Selection};
 use tracegw_contract::PipelineError;
 use tracegw_contract::processing::{Processing, compile};
 
+use std::sync::Arc;
+
+use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS};
 use crate::metrics::ProcessingMetrics;
 use crate::wire::TraceData;
 use access::{EventItem, ResourceItem, ScopeItem, SpanItem};
@@ -45,6 +48,8 @@ pub struct PipelineStages {
     processing: Processing,
     /// The span attribute keys `processing` names, found in one pass per span.
     keys: SpanKeys,
+    /// The buffers the pipeline's own versions of requests are written into.
+    pool: Arc<BufferPool>,
     metrics: ProcessingMetrics,
 }
 
@@ -69,7 +74,8 @@ impl PipelineStages {
     ) -> Result<Self, PipelineError> {
         let processing = compile(transform, filter)?;
         let keys = SpanKeys::of(&processing);
-        Ok(Self { pipeline: pipeline.to_string(), processing, keys, metrics })
+        let pool = BufferPool::new(DEFAULT_POOLED_BUFFERS);
+        Ok(Self { pipeline: pipeline.to_string(), processing, keys, pool, metrics })
     }
 
     /// Whether the pipeline has no processing of its own (then nothing here runs).
@@ -83,7 +89,7 @@ impl PipelineStages {
             return Processed::Unchanged;
         }
         // `Ignore` never returns an error; the failures come back in the report.
-        let Ok(applied) = apply_with_keys(&self.processing, &self.keys, data, ERROR_MODE) else {
+        let Ok(applied) = apply_with_keys(&self.processing, &self.keys, data, ERROR_MODE, &self.pool) else {
             return Processed::Unchanged;
         };
         self.count_errors(applied.transform_errors, "transform");
@@ -112,15 +118,17 @@ impl PipelineStages {
 /// Runs compiled processing on one request: each transform group over the items of its context, then
 /// each filter group; with `ErrorMode::Propagate` the first failure ends it.
 pub fn apply(processing: &Processing, data: &TraceData, mode: ErrorMode) -> Result<Applied, EvalError> {
-    apply_with_keys(processing, &SpanKeys::of(processing), data, mode)
+    apply_with_keys(processing, &SpanKeys::of(processing), data, mode, &BufferPool::new(1))
 }
 
-/// [`apply`] with the processing's [`SpanKeys`] worked out beforehand.
+/// [`apply`] with the processing's [`SpanKeys`] worked out beforehand and a pool for the buffers
+/// of what it changes.
 pub fn apply_with_keys(
     processing: &Processing,
     keys: &SpanKeys,
     data: &TraceData,
     mode: ErrorMode,
+    pool: &Arc<BufferPool>,
 ) -> Result<Applied, EvalError> {
     let mut work = Work::new(data, keys);
     let mut transform_errors = Vec::new();
@@ -142,7 +150,7 @@ pub fn apply_with_keys(
     let processed = if !removed && !work.changed() {
         Processed::Unchanged
     } else {
-        Processed::Changed(work.into_trace_data())
+        Processed::Changed(work.into_trace_data(pool))
     };
     Ok(Applied { processed, filtered, transform_errors, filter_errors })
 }

@@ -11,6 +11,7 @@ use ottl::value::Value;
 use smallvec::SmallVec;
 
 use super::codec::{key_value_len, put_key_value, put_map};
+use crate::buffer::BufferPool;
 use crate::wire::view::{field, len_fields};
 use crate::wire::{
     Fields, ResourceSpansView, ScopeSpansView, TraceData, WIRE_FIXED64, WIRE_VARINT, len_field_size,
@@ -258,8 +259,8 @@ impl<'k> Work<'k> {
         after != before
     }
 
-    /// The request as changed.
-    pub fn into_trace_data(self) -> TraceData {
+    /// The request as changed; the scopes whose spans changed are written into buffers of `pool`.
+    pub fn into_trace_data(self, pool: &Arc<BufferPool>) -> TraceData {
         let mut data = TraceData {
             resources: Vec::with_capacity(self.resources.len()),
             spans: 0,
@@ -268,7 +269,7 @@ impl<'k> Work<'k> {
         };
         for r in self.resources {
             let mut view = r.state.rebuild();
-            view.scopes = r.scopes.into_iter().map(WorkScope::rebuild).collect();
+            view.scopes = r.scopes.into_iter().map(|scope| scope.rebuild(pool)).collect();
             view.spans = view.scopes.iter().map(|s| s.count).sum();
             data.spans += view.spans;
             data.resources.push(view);
@@ -775,7 +776,10 @@ impl ScopeState {
 // === impl WorkScope ===
 
 impl WorkScope<'_> {
-    fn rebuild(self) -> ScopeSpansView {
+    /// The scope as changed, written into a buffer of `pool`: a rebuilt scope is as large as the
+    /// request's share of it, and a buffer used before is in cache and faulted in already, where a
+    /// fresh allocation of that size would come as new pages.
+    fn rebuild(self, pool: &Arc<BufferPool>) -> ScopeSpansView {
         let spans_changed = self.spans.iter().any(|s| s.dropped || s.changed());
         if !spans_changed && !self.state.changed() {
             return self.state.view;
@@ -802,24 +806,25 @@ impl WorkScope<'_> {
                 Some(_) => span.bytes.len() / 2 + 64,
             })
             .sum();
-        let mut out = BytesMut::with_capacity(state.view.body.len() + growth + 64);
+        let mut buf = pool.take(state.view.body.len() + growth + 64);
+        let out = buf.as_mut_vec();
         let scope_changed = state.name.is_some()
             || state.version.is_some()
             || state.attributes.is_some()
             || state.dropped_attributes_count.is_some();
         for part in [state.non_span_bytes(), state.tail_bytes()] {
-            copy_fields_except(part, &mut out, |number| {
+            copy_fields_except(part, out, |number| {
                 (number == field::scope_spans::SCOPE && scope_changed)
                     || (number == field::scope_spans::SCHEMA_URL && state.schema_url.is_some())
             });
         }
         if scope_changed {
             let scope = encode_scope(state);
-            put_len_header(&mut out, field::scope_spans::SCOPE, scope.len());
+            put_len_header(out, field::scope_spans::SCOPE, scope.len());
             out.extend_from_slice(&scope);
         }
         if let Some(url) = &state.schema_url {
-            put_string_field(&mut out, field::scope_spans::SCHEMA_URL, url);
+            put_string_field(out, field::scope_spans::SCHEMA_URL, url);
         }
         let spans_start = out.len();
         let mut count = 0;
@@ -830,22 +835,22 @@ impl WorkScope<'_> {
             count += 1;
             match &span.edits {
                 None if span.puts.is_empty() => {
-                    put_len_header(&mut out, field::scope_spans::SPANS, span.bytes.len());
+                    put_len_header(out, field::scope_spans::SPANS, span.bytes.len());
                     out.extend_from_slice(span.bytes);
                 }
                 None => {
-                    put_len_header(&mut out, field::scope_spans::SPANS, spliced);
-                    splice_attribute_puts(span.bytes, &span.puts, &mut out);
+                    put_len_header(out, field::scope_spans::SPANS, spliced);
+                    splice_attribute_puts(span.bytes, &span.puts, out);
                 }
                 Some(edits) => {
                     let encoded = encode_span(span.bytes, edits, &span.puts);
-                    put_len_header(&mut out, field::scope_spans::SPANS, encoded.len());
+                    put_len_header(out, field::scope_spans::SPANS, encoded.len());
                     out.extend_from_slice(&encoded);
                 }
             }
         }
         let spans_end = out.len();
-        ScopeSpansView { body: out.freeze(), spans_start, spans_end, count }
+        ScopeSpansView { body: buf.freeze(), spans_start, spans_end, count }
     }
 }
 
@@ -884,11 +889,11 @@ fn field_number(encoded: &[u8]) -> Option<u32> {
 }
 
 /// Copies every field of `buf` whose number `skip` does not reject.
-fn copy_fields_except(buf: &[u8], out: &mut BytesMut, skip: impl Fn(u32) -> bool) {
+fn copy_fields_except(buf: &[u8], out: &mut impl BufMut, skip: impl Fn(u32) -> bool) {
     let mut fields = Fields::new(buf);
     while let Ok(Some(f)) = fields.next_field() {
         if !skip(f.number) {
-            out.extend_from_slice(&buf[f.start..f.end]);
+            out.put_slice(&buf[f.start..f.end]);
         }
     }
 }
@@ -982,10 +987,10 @@ pub fn spliced_len(original: &[u8], puts: &[AttrPut<'_>]) -> usize {
 }
 
 /// Writes the span with each put replacing its received attribute in place and the new keys last.
-pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut<'_>], out: &mut BytesMut) {
+pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut<'_>], out: &mut impl BufMut) {
     if puts.iter().all(|p| p.replaces.is_none()) {
         // Only new keys (the usual write): the span as it came, then the keys.
-        out.extend_from_slice(original);
+        out.put_slice(original);
         puts.iter().for_each(|put| put.put(out));
         return;
     }
@@ -994,11 +999,11 @@ pub fn splice_attribute_puts(original: &[u8], puts: &[AttrPut<'_>], out: &mut By
     replaced.sort_by_key(|r| r.0);
     let mut pos = 0;
     for (start, end, put) in replaced {
-        out.extend_from_slice(&original[pos..start]);
+        out.put_slice(&original[pos..start]);
         put.put(out);
         pos = end;
     }
-    out.extend_from_slice(&original[pos..]);
+    out.put_slice(&original[pos..]);
     for put in puts.iter().filter(|p| p.replaces.is_none()) {
         put.put(out);
     }
