@@ -769,6 +769,17 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
 /// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
 /// key takes the value in place, a new key goes last).
 fn set_span_attribute<'k>(s: &mut WorkSpan<'k>, key: &str, value: PutValue<'k>) {
+    set_span_attribute_at(s, key, value, None);
+}
+
+/// [`set_span_attribute`], `known` the key's position among the pipeline's keys when the caller
+/// knows it (`Some(None)`: not one of them).
+fn set_span_attribute_at<'k>(
+    s: &mut WorkSpan<'k>,
+    key: &str,
+    value: PutValue<'k>,
+    known: Option<Option<usize>>,
+) {
     if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
         ottl::eval::map_put(attrs, key, value.into_value());
         return;
@@ -787,7 +798,10 @@ fn set_span_attribute<'k>(s: &mut WorkSpan<'k>, key: &str, value: PutValue<'k>) 
         put.value = value;
         return;
     }
-    let replaces = super::work::find_attribute(s, key);
+    let replaces = match known {
+        Some(position) => s.attribute_at(position, key),
+        None => s.attribute(key),
+    };
     let key = match &value {
         PutValue::Literal(write) => Cow::Borrowed(&*write.key),
         PutValue::Owned(_) => s.keys().shared(key),
@@ -803,7 +817,9 @@ fn set_span_literal(span: &mut WorkSpan, write: &Arc<LiteralWrite>) -> bool {
     }
     let keys = span.keys();
     match keys.literal(write) {
-        Some(own) => set_span_attribute(span, &write.key, PutValue::Literal(own)),
+        Some((own, position)) => {
+            set_span_attribute_at(span, &write.key, PutValue::Literal(own), Some(position))
+        }
         None => set_span_attribute(span, &write.key, PutValue::Owned(write.value.clone())),
     }
     true
@@ -825,7 +841,7 @@ fn remove_span_attribute(s: &mut WorkSpan, key: &str) -> bool {
     let edits = s.edits.as_deref();
     if edits.and_then(|e| e.attribute_slots.as_ref()).is_none()
         && !s.puts.iter().any(|p| *p.key == *key)
-        && super::work::find_attribute(s, key).is_none()
+        && s.attribute(key).is_none()
     {
         return false;
     }

@@ -45,6 +45,31 @@ fn a_scope_filter_drops_the_whole_scope() {
     assert_eq!(scopes, ["scope2"]);
 }
 
+/// Scenario: a pipeline's transform changes every span of two requests, one after the other, and
+/// each output is dropped once exported. Guarantees: the rebuilt scope is written into one of the
+/// pipeline's pooled buffers, which returns to the pool when the output is dropped and is taken
+/// again for the next request (no new allocation per request).
+#[test]
+fn rebuilt_scopes_reuse_the_pipelines_buffers() {
+    use tracegw_contract::pipeline::TransformSpec;
+    let transform = TransformSpec {
+        statements: vec![r#"set(span.attributes["env"], "prod")"#.to_string()],
+        conditions: Vec::new(),
+    };
+    let metrics = crate::metrics::Metrics::default().processing("p");
+    let stages = PipelineStages::new("p", &[transform], &[], metrics).unwrap();
+    let data = crate::wire::scan(Bytes::from(two_scopes().encode_to_vec())).unwrap();
+    for round in 0..2 {
+        let Processed::Changed(own) = stages.run(&data) else { panic!("the transform changes every span") };
+        assert_eq!(stages.pool.available(), 0, "round {round}: the output holds its buffers");
+        let out = ExportTraceServiceRequest::decode(&encode_trace_data(&own)[..]).unwrap();
+        let span = &out.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.attributes.last(), Some(&kv("env", "prod")));
+        drop(own);
+        assert_eq!(stages.pool.available(), 2, "round {round}: both scopes' buffers are back");
+    }
+}
+
 // === property: the byte-level stage against decode/modify/encode ===
 
 use proptest::prelude::*;

@@ -99,10 +99,11 @@ pub struct SpanKeys {
     /// Entry `n` set when some key is `n` bytes long: most attributes are passed over on their key's
     /// length alone. Keys of 128 bytes or more are not indexed.
     lengths: [bool; 128],
-    /// The pipeline's literal writes (`set(span.attributes["k"], "v")`): a span that takes one
-    /// borrows it from here, for as long as the request is processed, rather than sharing it by
-    /// reference count (two atomic operations per span).
-    literals: Vec<Arc<LiteralWrite>>,
+    /// The pipeline's literal writes (`set(span.attributes["k"], "v")`), each with its key's
+    /// position among the keys: a span that takes one borrows it from here, for as long as the
+    /// request is processed, rather than sharing it by reference count (two atomic operations per
+    /// span), and finds the attribute it replaces without looking the key up.
+    literals: Vec<(Arc<LiteralWrite>, Option<usize>)>,
 }
 
 /// Keys a span's index looks for at most: beyond, each is searched for when read.
@@ -330,9 +331,17 @@ impl<'k> WorkSpan<'k> {
     /// The byte range of the first received attribute field with `key`.
     #[inline]
     pub fn attribute(&mut self, key: &str) -> Option<(usize, usize)> {
-        let (bytes, keys) = (self.bytes, self.keys);
+        let position = self.keys.position(key);
+        self.attribute_at(position, key)
+    }
+
+    /// [`Self::attribute`] for a key whose position among the pipeline's keys is known (`None`:
+    /// not one of them).
+    #[inline]
+    pub fn attribute_at(&mut self, position: Option<usize>, key: &str) -> Option<(usize, usize)> {
+        let bytes = self.bytes;
         let index = self.index();
-        match keys.position(key) {
+        match position {
             Some(i) => {
                 index.found.get(i).filter(|a| a.1 != 0).map(|&(start, end)| (start as usize, end as usize))
             }
@@ -408,14 +417,21 @@ impl SpanKeys {
             .iter()
             .flat_map(|g| &g.statements)
             .filter_map(|s| s.literal_write.clone())
+            .map(|write| {
+                let position = keys.position(&write.key);
+                (write, position)
+            })
             .collect();
         keys
     }
 
-    /// `write` as the pipeline's own, borrowed for as long as the keys are; `None` when it is not
-    /// one of the pipeline's statements.
-    pub fn literal(&self, write: &Arc<LiteralWrite>) -> Option<&LiteralWrite> {
-        self.literals.iter().find(|own| Arc::ptr_eq(own, write)).map(|own| &**own)
+    /// `write` as the pipeline's own, borrowed for as long as the keys are, with its key's position
+    /// among the keys; `None` when it is not one of the pipeline's statements.
+    pub fn literal(&self, write: &Arc<LiteralWrite>) -> Option<(&LiteralWrite, Option<usize>)> {
+        self.literals
+            .iter()
+            .find(|(own, _)| Arc::ptr_eq(own, write))
+            .map(|(own, position)| (&**own, *position))
     }
 
     /// These keys (the first [`MAX_INDEXED_KEYS`] of fewer than 128 bytes, each once).
@@ -1154,11 +1170,6 @@ pub fn key_bytes(kv: &[u8]) -> &[u8] {
         return &rest[..*len as usize];
     }
     crate::wire::view::KeyValueView::parse(kv).key.as_bytes()
-}
-
-/// The first received attribute field of a span with `key`: its byte range.
-pub fn find_attribute(span: &mut WorkSpan<'_>, key: &str) -> Option<(usize, usize)> {
-    span.attribute(key)
 }
 
 /// An event with the written fields replaced.
