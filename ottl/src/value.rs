@@ -140,6 +140,12 @@ pub fn compare_str(a: &str, other: &Value, op: CompareOp) -> bool {
 /// [`compare_str`] for a string's UTF-8 encoding, for accessors whose input was checked to be UTF-8
 /// already: strings order as their bytes do (as Go's do), so nothing needs decoding.
 pub fn compare_utf8(a: &[u8], other: &Value, op: CompareOp) -> bool {
+    // Equality, the usual test, compares the lengths before any byte.
+    match (other, op) {
+        (Value::String(b), CompareOp::Eq) => return a == b.as_bytes(),
+        (Value::String(b), CompareOp::Ne) => return a != b.as_bytes(),
+        _ => {}
+    }
     let ordering = match other {
         Value::String(b) => Some(a.cmp(b.as_bytes())),
         _ => None,
