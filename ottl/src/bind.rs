@@ -841,8 +841,6 @@ impl Binder {
 
 // === free functions ===
 
-/// The numeric value of an enum symbol in a context: span kinds and status codes exist where a span
-/// does (span and span event).
 /// A comparison, as a [`PathCompare`] when it is a path (into an item, with at most one literal
 /// key) against a literal.
 fn path_compare(left: BoundValue, op: CompareOp, right: BoundValue) -> BoundBool {
@@ -881,6 +879,8 @@ fn key_match(call: BoundCall) -> BoundBool {
     }
 }
 
+/// The numeric value of an enum symbol in a context: span kinds and status codes exist where a span
+/// does (span and span event).
 pub fn enum_value(name: &str, context: Context) -> Option<i64> {
     if !matches!(context, Context::Span | Context::SpanEvent) {
         return None;

@@ -769,17 +769,13 @@ fn slots_mut<'a>(s: &'a mut WorkSpan<'_>) -> &'a mut Vec<AttrSlot> {
 /// Writes one span attribute without reading the others (`pcommon.Map.Put`: the first entry with the
 /// key takes the value in place, a new key goes last).
 fn set_span_attribute<'k>(s: &mut WorkSpan<'k>, key: &str, value: PutValue<'k>) {
-    set_span_attribute_at(s, key, value, None);
+    let position = s.keys().position(key);
+    set_span_attribute_at(s, key, value, position);
 }
 
-/// [`set_span_attribute`], `known` the key's position among the pipeline's keys when the caller
-/// knows it (`Some(None)`: not one of them).
-fn set_span_attribute_at<'k>(
-    s: &mut WorkSpan<'k>,
-    key: &str,
-    value: PutValue<'k>,
-    known: Option<Option<usize>>,
-) {
+/// [`set_span_attribute`] for a key whose position among the pipeline's keys is known (`None`: not
+/// one of them).
+fn set_span_attribute_at<'k>(s: &mut WorkSpan<'k>, key: &str, value: PutValue<'k>, position: Option<usize>) {
     if let Some(attrs) = s.edits.as_mut().and_then(|e| e.attributes.as_mut()) {
         ottl::eval::map_put(attrs, key, value.into_value());
         return;
@@ -798,13 +794,10 @@ fn set_span_attribute_at<'k>(
         put.value = value;
         return;
     }
-    let replaces = match known {
-        Some(position) => s.attribute_at(position, key),
-        None => s.attribute(key),
-    };
+    let replaces = s.attribute_at(position, key);
     let key = match &value {
         PutValue::Literal(write) => Cow::Borrowed(&*write.key),
-        PutValue::Owned(_) => s.keys().shared(key),
+        PutValue::Owned(_) => s.keys().shared(position, key),
     };
     s.puts.push(AttrPut { key, value, replaces });
 }
@@ -817,9 +810,7 @@ fn set_span_literal(span: &mut WorkSpan, write: &Arc<LiteralWrite>) -> bool {
     }
     let keys = span.keys();
     match keys.literal(write) {
-        Some((own, position)) => {
-            set_span_attribute_at(span, &write.key, PutValue::Literal(own), Some(position))
-        }
+        Some((own, position)) => set_span_attribute_at(span, &write.key, PutValue::Literal(own), position),
         None => set_span_attribute(span, &write.key, PutValue::Owned(write.value.clone())),
     }
     true

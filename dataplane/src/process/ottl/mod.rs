@@ -13,12 +13,12 @@ pub mod codec;
 pub mod reference;
 pub mod work;
 
+use std::sync::Arc;
+
 use ottl::context::Context;
 use ottl::eval::{Accessor, ErrorMode, EvalError, Outcome, Selection};
 use tracegw_contract::PipelineError;
 use tracegw_contract::processing::{Processing, compile};
-
-use std::sync::Arc;
 
 use crate::buffer::{BufferPool, DEFAULT_POOLED_BUFFERS};
 use crate::metrics::ProcessingMetrics;

@@ -467,7 +467,7 @@ impl SpanKeys {
 
     /// Where `key` is among the keys: found by address when it is one of the strings the keys were
     /// made from (what statements pass), else by its text.
-    fn position(&self, key: &str) -> Option<usize> {
+    pub fn position(&self, key: &str) -> Option<usize> {
         // The aliases are alive as long as `self`, so an equal address is the same string.
         if let Some(&(_, at)) = self
             .aliases
@@ -485,10 +485,11 @@ impl SpanKeys {
         self.keys.iter().position(|k| k.len() == key.len() && **k == *key)
     }
 
-    /// `key` borrowed from the pipeline's own when it is one of its keys, else a copy.
-    pub fn shared(&self, key: &str) -> Cow<'_, str> {
-        match self.position(key) {
-            Some(i) => Cow::Borrowed(&*self.keys[i]),
+    /// `key`, found at `position` among the keys ([`Self::position`]), borrowed from the pipeline's
+    /// own when it is one of them, else a copy.
+    pub fn shared(&self, position: Option<usize>, key: &str) -> Cow<'_, str> {
+        match position.and_then(|i| self.keys.get(i)) {
+            Some(own) => Cow::Borrowed(&**own),
             None => Cow::Owned(key.to_string()),
         }
     }
