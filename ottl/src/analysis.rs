@@ -42,6 +42,19 @@ pub(crate) fn shared_selection(
     (!writes_there).then_some(deepest)
 }
 
+/// Whether every write of `statements`, run in a group of `context`, lands in the item itself: a
+/// field of its own context or of one below it (a span's events), or its cache. A host may then run
+/// the group's items one after another with any other such work in between, since no item's write
+/// can reach what another item reads.
+pub(crate) fn writes_only_items(context: Context, statements: &[BoundStatement]) -> bool {
+    statements.iter().all(|s| {
+        s.editor.args.iter().all(|arg| match arg {
+            BoundArg::Path(path) => target_context(path.target).is_none_or(|written| written >= context),
+            _ => true,
+        })
+    })
+}
+
 /// The context a target lies in; `None` for the item's cache.
 fn target_context(target: Target) -> Option<Context> {
     match target {

@@ -245,6 +245,12 @@ impl TransformGroup {
         Self { context, conditions, statements, shared_selection }
     }
 
+    /// Whether the statements write only the item each runs on (and what lies below it, and its
+    /// cache), never the resource or scope above it: then its items are independent of each other.
+    pub fn writes_only_items(&self) -> bool {
+        crate::analysis::writes_only_items(self.context, &self.statements)
+    }
+
     /// The literal first keys of the paths into `target` the group names (`"k"` of
     /// `span.attributes["k"]`), each once: what a host can look up once per item ahead of time.
     pub fn literal_keys(&self, target: Target) -> Vec<&std::sync::Arc<str>> {

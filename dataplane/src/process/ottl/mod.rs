@@ -11,6 +11,7 @@ pub mod access;
 pub mod codec;
 #[cfg(any(test, feature = "test-util"))]
 pub mod reference;
+pub mod stream;
 pub mod work;
 
 use std::sync::Arc;
@@ -122,8 +123,25 @@ pub fn apply(processing: &Processing, data: &TraceData, mode: ErrorMode) -> Resu
 }
 
 /// [`apply`] with the processing's [`SpanKeys`] worked out beforehand and a pool for the buffers
-/// of what it changes.
+/// of what it changes. Processing that only reads and writes spans runs span by span ([`stream`]).
 pub fn apply_with_keys(
+    processing: &Processing,
+    keys: &SpanKeys,
+    data: &TraceData,
+    mode: ErrorMode,
+    pool: &Arc<BufferPool>,
+) -> Result<Applied, EvalError> {
+    // `Propagate` stops at the first failure in group order, which only the whole-request run
+    // keeps (it serves tests and tools; the gateway ignores failures).
+    if mode != ErrorMode::Propagate && stream::streamable(processing) {
+        return stream::apply(processing, keys, data, mode, pool);
+    }
+    apply_to_work(processing, keys, data, mode, pool)
+}
+
+/// [`apply_with_keys`] for any processing: each group over the whole request in turn, on a [`Work`]
+/// copy of it that is then written out.
+fn apply_to_work(
     processing: &Processing,
     keys: &SpanKeys,
     data: &TraceData,
