@@ -210,7 +210,7 @@ fn write_span(span: &WorkSpan<'_>, out: &mut Vec<u8>) {
         None if span.puts.iter().all(|put| put.replaces.is_none()) => {
             let len = span.puts.iter().fold(span.bytes.len(), |len, put| len + put.field_len());
             out.reserve(len + MAX_HEADER_BYTES);
-            put_len_header(out, field::scope_spans::SPANS, len);
+            put_span_header(out, len);
             out.extend_from_slice(span.bytes);
             span.puts.iter().for_each(|put| put.put(out));
         }
@@ -223,6 +223,17 @@ fn write_span(span: &WorkSpan<'_>, out: &mut Vec<u8>) {
             put_len_header(out, field::scope_spans::SPANS, encoded.len());
             out.extend_from_slice(&encoded);
         }
+    }
+}
+
+/// Writes the key and length of a `ScopeSpans.spans` field; a span below 16 KiB, as most are, in
+/// one write of three bytes.
+fn put_span_header(out: &mut Vec<u8>, len: usize) {
+    /// `ScopeSpans.spans` (field 2, length-delimited) as a one-byte key.
+    const SPANS_KEY: u8 = (field::scope_spans::SPANS as u8) << 3 | WIRE_LEN;
+    match len {
+        0x80..0x4000 => out.extend_from_slice(&[SPANS_KEY, (len as u8) | 0x80, (len >> 7) as u8]),
+        _ => put_len_header(out, field::scope_spans::SPANS, len),
     }
 }
 

@@ -533,14 +533,17 @@ impl SpanIndex {
                     let word = u32::from_le_bytes(word);
                     // Both lengths are below 0x80 when the mask matches.
                     let field_len = (word >> 8 & 0xff) as usize;
-                    let key_len = (word >> 24) as usize;
                     let end = pos + 2 + field_len;
-                    if word & USUAL_ATTRIBUTE_MASK != USUAL_ATTRIBUTE || end > len || key_len + 2 > field_len
-                    {
+                    if word & USUAL_ATTRIBUTE_MASK != USUAL_ATTRIBUTE || end > len {
                         break;
                     }
                     // `& 0x7f` changes nothing (the mask checked it) but spares a bounds check.
-                    if keys.lengths[key_len & 0x7f] {
+                    let key_len = (word >> 24 & 0x7f) as usize;
+                    if keys.lengths[key_len] {
+                        // A key longer than its attribute is read as the general reader reads it.
+                        if key_len + 2 > field_len {
+                            break;
+                        }
                         self.found_key(span, keys, pos, pos + 4, pos + 4 + key_len, end);
                     }
                     pos = end;
