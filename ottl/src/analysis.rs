@@ -296,4 +296,24 @@ mod tests {
         assert_eq!(texts, vec!["a", "f", "a", "b", "c", "e"]);
         assert!(!std::sync::Arc::ptr_eq(keys[0], keys[2]), "each path keeps its own string");
     }
+
+    /// Scenario: span groups writing the span's attributes, name, cache and events; one writing its
+    /// resource's attributes; one writing its scope's name.
+    /// Guarantees: only the groups whose every write lands in the span (its fields, events and
+    /// cache) are item-local.
+    #[test]
+    fn writes_only_items_tells_writes_above_the_item() {
+        let local =
+            |statements: &[&str]| bind_transform(&strings(statements), &[]).unwrap().writes_only_items();
+        assert!(local(&[
+            r#"set(span.attributes["a"], "b") where resource.attributes["r"] == "x""#,
+            r#"set(span.name, "n")"#,
+            r#"set(span.cache["c"], span.name)"#,
+            r#"delete_key(span.attributes, "d")"#,
+        ]));
+        assert!(!local(&[r#"set(span.name, "n")"#, r#"set(resource.attributes["a"], span.name)"#]));
+        assert!(!local(&[r#"set(scope.name, span.name)"#]));
+        let events = bind_transform(&strings(&[r#"set(spanevent.name, "e")"#]), &[]).unwrap();
+        assert!(events.writes_only_items(), "an event group writes its events only");
+    }
 }

@@ -2,9 +2,11 @@
 //! only the span it runs on, and every filter group tests spans, no span's processing can see
 //! another's. Each span then goes through all the groups in turn and, when changed, is written out
 //! at once: no request-wide list of spans is built, walked once per group and walked again to write
-//! the request. The output is the one [`super::apply_with_keys`] gives on its general path
-//! ([`super::work::Work`]), byte for byte, with the same counts (the failures in item order rather
-//! than group order); `byte_level_processing_agrees_with_prost` checks both paths.
+//! the request. The output decodes to what [`super::apply_with_keys`] gives on its general path
+//! ([`super::work::Work`]; there a changed scope's own fields come before its spans, here they stay
+//! where they were), with the same counts (the failures in item order rather than group order):
+//! `span_by_span_agrees_with_the_whole_request` checks it, and `byte_level_processing_agrees_with_prost`
+//! runs through both paths.
 //!
 //! Spans nothing changed are copied as they came, in runs: a scope's output is started only at its
 //! first changed span, and a scope without one is passed on as it was received.
