@@ -2,7 +2,7 @@
 //!
 //! Users write Kyma `TracePipeline` objects and `Secret`s ([`pipeline`]). Either plane reads them
 //! ([`load`]), checks them (the OTTL of `transform` and `filter` in [`processing`]) and resolves every
-//! secret reference ([`resolve`]) into an immutable, versioned
+//! secret reference ([`resolve()`]) into an immutable, versioned
 //! [`Snapshot`] ([`snapshot`]), which is all a gateway ever runs. Keeping this crate free of tokio, tonic
 //! and kube means both planes, tests and tools agree on one definition of "valid".
 

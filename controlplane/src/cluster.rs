@@ -5,7 +5,7 @@
 //! object at a time: any change (a pipeline, a referenced Secret, a gateway object or pod, a timer)
 //! marks the world dirty, and after a short debounce one pass
 //!
-//! 1. resolves every pipeline against the Secrets it references (pure, [`tracegw_contract::resolve`]);
+//! 1. resolves every pipeline against the Secrets it references (pure, [`tracegw_contract::resolve()`]);
 //! 2. publishes a new snapshot version if the configuration changed, to the subscribed gateways and
 //!    into the gateway Secret for cold starts;
 //! 3. applies the gateway's objects (server-side apply, only those that differ from what the API

@@ -8,7 +8,7 @@
 //! - a connection must finish its TLS handshake within [`ServerLimits::handshake_timeout`], send a
 //!   request's head within [`ServerLimits::header_read_timeout`] of its first byte (or of the
 //!   connection's start), and a request's body within [`ServerLimits::body_read_timeout`]
-//!   ([`BodyReader`]); a keep-alive connection with no request in flight is closed after
+//!   (`BodyReader`); a keep-alive connection with no request in flight is closed after
 //!   [`ServerLimits::idle_timeout`]. A long-lived response (a gateway's snapshot stream) is a request
 //!   in flight: it is never idle.
 //!

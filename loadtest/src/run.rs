@@ -135,7 +135,7 @@ struct Usage {
     samples: Vec<Sample>,
 }
 
-/// One sample of the run's timeline, taken every [`SAMPLE_INTERVAL`].
+/// One sample of the run's timeline, taken every `SAMPLE_INTERVAL`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
     /// Seconds since the load started.

@@ -194,7 +194,7 @@ impl http_body::Body for OkBody {
 // === free functions ===
 
 /// Serves OTLP/gRPC on `listener` until `shutdown` fires, then lets open connections finish for a
-/// few seconds. Each connection's calls run in the connection's own task ([`Inline`]); connections
+/// few seconds. Each connection's calls run in the connection's own task (`Inline`); connections
 /// are held to the limits of the service's [`Receiving`] ([`limits`]).
 pub async fn serve<S: ExportSink>(
     listener: TcpListener,
