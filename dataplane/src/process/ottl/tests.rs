@@ -219,6 +219,12 @@ fn with_statement_keys(mut req: ExportTraceServiceRequest) -> ExportTraceService
     req
 }
 
+/// A filter group dropping the spans with `k = drop` ([`with_statement_keys`]) or matching
+/// `condition`: a span path in its condition, so its context is inferred as the span's.
+fn drop_or(condition: String) -> FilterSpec {
+    FilterSpec { conditions: vec![format!("span.attributes[\"k\"] == \"drop\" or ({condition})")] }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -233,11 +239,7 @@ proptest! {
         filter in proptest::option::of(condition()),
     ) {
         let transform = tracegw_contract::pipeline::TransformSpec { statements, conditions };
-        // A span path in every filter condition, so its context is inferred as the span's.
-        let filters: Vec<FilterSpec> = filter
-            .into_iter()
-            .map(|c| FilterSpec { conditions: vec![format!("span.attributes[\"k\"] == \"drop\" or ({c})")] })
-            .collect();
+        let filters: Vec<FilterSpec> = filter.into_iter().map(drop_or).collect();
         let processing = compile(std::slice::from_ref(&transform), &filters);
         // The one way generated text is invalid: a group inferred as `resource` (resource paths only)
         // that also reads `scope.name`, which the Collector refuses too.
@@ -345,10 +347,7 @@ proptest! {
             .then_some(tracegw_contract::pipeline::TransformSpec { statements, conditions })
             .into_iter()
             .collect();
-        let filters: Vec<FilterSpec> = filters
-            .into_iter()
-            .map(|c| FilterSpec { conditions: vec![format!("span.attributes[\"k\"] == \"drop\" or ({c})")] })
-            .collect();
+        let filters: Vec<FilterSpec> = filters.into_iter().map(drop_or).collect();
         let Ok(processing) = compile(&transforms, &filters) else {
             // Span paths with resource reads only may infer another context: not this test's case.
             return Ok(());
